@@ -1,0 +1,91 @@
+//! The command line as typed: clap definitions only, raw values. `main` turns them into a
+//! validated `Config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "difyctl",
+    version,
+    about = "Run a self-hosted Dify: stack, HTTPS proxy and certificates in one binary"
+)]
+pub struct Cli {
+    /// difyctl.toml to read (default: ./difyctl.toml when it exists)
+    #[arg(long, global = true, env = "DIFYCTL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Dify's .env, read for NGINX_* and CERTBOT_* settings (default: ./.env when it exists)
+    #[arg(long, global = true, env = "DIFYCTL_ENV_FILE", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Where difyctl keeps certificates, keys and run state (default: /var/lib/difyctl as root,
+    /// ~/.local/state/difyctl otherwise)
+    #[arg(long, global = true, env = "DIFYCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log line format on stderr (the log level comes from RUST_LOG, default info)
+    #[arg(long, global = true, env = "DIFYCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run only the HTTPS reverse proxy in front of running Dify services
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address of Dify's web service (host:port), for / and /explore
+    #[arg(long, env = "DIFYCTL_UPSTREAM_WEB", value_name = "ADDR")]
+    pub upstream_web: String,
+    /// Address of Dify's api service (host:port), for /console/api, /api, /v1, /files, /mcp, ...
+    #[arg(long, env = "DIFYCTL_UPSTREAM_API", value_name = "ADDR")]
+    pub upstream_api: String,
+    /// Address of the plugin daemon (host:port), for /e/ (without it /e/ answers 503)
+    #[arg(long, env = "DIFYCTL_UPSTREAM_PLUGIN", value_name = "ADDR")]
+    pub upstream_plugin: Option<String>,
+    /// Address of the Socket.IO service (host:port), for /socket.io/ (default: the api address)
+    #[arg(long, env = "DIFYCTL_UPSTREAM_SOCKET", value_name = "ADDR")]
+    pub upstream_socket: Option<String>,
+    /// Plain-HTTP listen address: redirects to HTTPS and answers ACME challenges [default: 0.0.0.0:80]
+    #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// HTTPS listen address [default: 0.0.0.0:443]
+    #[arg(long, env = "DIFYCTL_HTTPS", value_name = "ADDR")]
+    pub https: Option<String>,
+    /// Certificate chain (PEM) to serve; reloaded when the file changes or on SIGHUP
+    #[arg(long, env = "DIFYCTL_CERT", value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert
+    #[arg(long, env = "DIFYCTL_KEY", value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Domain name served (repeatable); names the self-signed certificate when no --cert is given
+    #[arg(long = "domain", value_name = "D")]
+    pub domains: Vec<String>,
+    /// Largest request body accepted, like nginx's client_max_body_size [default: 100M]
+    #[arg(long, env = "DIFYCTL_MAX_BODY", value_name = "SIZE")]
+    pub max_body: Option<String>,
+    /// Longest wait for an upstream's answer, and longest silence in a stream [default: 3600s]
+    #[arg(long, env = "DIFYCTL_READ_TIMEOUT", value_name = "DURATION")]
+    pub read_timeout: Option<String>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish [default: 30s]
+    #[arg(long, env = "DIFYCTL_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+    /// Do not send Strict-Transport-Security
+    #[arg(long)]
+    pub no_hsts: bool,
+    /// Peer address or CIDR whose X-Forwarded-* headers are trusted (repeatable), e.g. a load balancer
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
+    /// Worker threads, each with its own listener and upstream pool [default: one per core]
+    #[arg(long, env = "DIFYCTL_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+}

@@ -1,0 +1,3 @@
+//! One file per subcommand. Each takes its validated part of the configuration.
+
+pub mod proxy;

@@ -1,0 +1,86 @@
+//! Entry point: parse the command line, set up logging, merge the configuration once, run the
+//! command, print any error once with its causes, and exit 0 (ok), 1 (runtime failure) or
+//! 2 (usage or configuration error).
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, LogFormat};
+use difyctl::config::{Config, ConfigError, Flags};
+use difyctl::proxy::{Upstream, UpstreamError, Upstreams};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let usage = err.downcast_ref::<ConfigError>().is_some()
+                || err.downcast_ref::<UpstreamError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = Flags {
+        config: cli.config,
+        env_file: cli.env_file,
+        state_dir: cli.state_dir,
+        ..Flags::default()
+    };
+    match cli.command {
+        Command::Proxy(args) => {
+            let upstreams = Upstreams {
+                web: Some(Upstream::parse("web", &args.upstream_web)?),
+                api: Some(Upstream::parse("api", &args.upstream_api)?),
+                plugin: args
+                    .upstream_plugin
+                    .as_deref()
+                    .map(|a| Upstream::parse("plugin_daemon", a))
+                    .transpose()?,
+                socket: args
+                    .upstream_socket
+                    .as_deref()
+                    .map(|a| Upstream::parse("api_websocket", a))
+                    .transpose()?,
+            };
+            flags.domains = args.domains;
+            flags.http = args.http;
+            flags.https = args.https;
+            flags.max_body = args.max_body;
+            flags.read_timeout = args.read_timeout;
+            flags.shutdown_grace = args.shutdown_grace;
+            flags.no_hsts = args.no_hsts;
+            flags.trusted_proxies = args.trusted_proxies;
+            flags.workers = args.workers;
+            flags.cert = args.cert;
+            flags.key = args.key;
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::proxy::run(config, upstreams))
+        }
+    }
+}
+
+/// The control runtime (signals, reloads). The proxy's workers run their own runtimes.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,209 @@
+//! Body wrappers on the forwarding path. Bodies stream frame by frame in both directions and are
+//! never buffered whole; these wrappers only count, limit and time them.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::Sleep;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("no data for {0:?} (idle timeout)")]
+    Idle(Duration),
+    #[error(transparent)]
+    Peer(#[from] hyper::Error),
+}
+
+/// An idle timer that only costs something when the body actually waits: the sleep is created
+/// on the first `Pending` and re-armed only after data arrived in between.
+struct Idle {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    progressed: bool,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Idle {
+        Idle {
+            timeout,
+            sleep: None,
+            progressed: false,
+        }
+    }
+
+    /// Call when the inner body is pending; true when it has been idle for too long.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if self.progressed {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.progressed = false;
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+use std::future::Future;
+
+/// Progress of a request body, shared with the forwarder: when the body last moved (so the
+/// response timeout counts from then, like nginx) and whether it overflowed the limit (so the
+/// client gets 413 even when the upstream answered first).
+#[derive(Debug)]
+pub struct BodyWatch {
+    start: Instant,
+    last_ms: AtomicU64,
+    overflow: AtomicBool,
+}
+
+impl BodyWatch {
+    pub fn new(start: Instant) -> Arc<BodyWatch> {
+        Arc::new(BodyWatch {
+            start,
+            last_ms: AtomicU64::new(0),
+            overflow: AtomicBool::new(false),
+        })
+    }
+    pub fn last_progress(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+    pub fn overflowed(&self) -> bool {
+        self.overflow.load(Ordering::Relaxed)
+    }
+}
+
+/// The client's request body on its way upstream: limited to `limit` bytes (for bodies whose
+/// length was not declared; a declared length is checked before forwarding) and to `idle`
+/// without data.
+pub struct RequestBody {
+    inner: Incoming,
+    limit: u64,
+    seen: u64,
+    idle: Idle,
+    watch: Option<Arc<BodyWatch>>,
+}
+
+impl RequestBody {
+    pub fn new(
+        inner: Incoming,
+        limit: u64,
+        idle: Duration,
+        watch: Option<Arc<BodyWatch>>,
+    ) -> RequestBody {
+        RequestBody {
+            inner,
+            limit,
+            seen: 0,
+            idle: Idle::new(idle),
+            watch,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if let Some(w) = &this.watch {
+                        let ms = w.start.elapsed().as_millis() as u64;
+                        w.last_ms.store(ms, Ordering::Relaxed);
+                        if this.seen > this.limit {
+                            w.overflow.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    if this.seen > this.limit {
+                        return Poll::Ready(Some(Err(BodyError::TooLarge { limit: this.limit })));
+                    }
+                }
+                this.idle.progressed = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if this.idle.expired(cx) => {
+                Poll::Ready(Some(Err(BodyError::Idle(this.idle.timeout))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An upstream response body on its way to the client, ended with an error (which aborts the
+/// client's stream) when the upstream sends nothing for `idle`. There is no total deadline:
+/// an SSE stream may run for an hour as long as it keeps sending.
+pub struct ResponseBody {
+    inner: Incoming,
+    idle: Idle,
+}
+
+impl ResponseBody {
+    pub fn new(inner: Incoming, idle: Duration) -> ResponseBody {
+        ResponseBody {
+            inner,
+            idle: Idle::new(idle),
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.progressed = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if this.idle.expired(cx) => {
+                Poll::Ready(Some(Err(Box::new(BodyError::Idle(this.idle.timeout)))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

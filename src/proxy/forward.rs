@@ -1,0 +1,268 @@
+//! Forwarding one request to its upstream: route, check, rewrite headers, stream the body both
+//! ways, pass WebSocket upgrades through, and turn upstream failures into 502/504 pages.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use super::access_log::AccessEntry;
+use super::body::{BodyWatch, RequestBody, ResponseBody};
+use super::headers::{is_websocket_upgrade, set_forwarding, strip_hop_by_hop, ClientSide};
+use super::pages::{self, gateway_error, plain};
+use super::{Body, Shared};
+
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, RequestBody>;
+
+static DIFY_HOOK_URL: HeaderName = HeaderName::from_static("dify-hook-url");
+
+/// One pooled keep-alive client per worker: connections to upstreams are reused across
+/// requests, and no lock is shared between workers.
+pub fn client(connect_timeout: Duration) -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// The client side of a connection, fixed for all its requests.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local_port: u16,
+    pub scheme: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Forwarder {
+    shared: Arc<Shared>,
+    client: Client,
+}
+
+impl Forwarder {
+    pub fn new(shared: Arc<Shared>, client: Client) -> Forwarder {
+        Forwarder { shared, client }
+    }
+
+    /// Forwards `req` and returns the response to send, with its `AccessEntry` attached.
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let mut entry = AccessEntry {
+            start: Instant::now(),
+            peer: conn.peer.ip(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            status: 0,
+            upstream: "-",
+        };
+        let mut resp = self.forward(req, conn, &mut entry).await;
+        entry.status = resp.status().as_u16();
+        resp.extensions_mut().insert(entry);
+        resp
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: ConnInfo,
+        entry: &mut AccessEntry,
+    ) -> Response<Body> {
+        let config = &self.shared.config;
+        if let Some(reason) = reject_framing(&req) {
+            return plain(StatusCode::BAD_REQUEST, reason);
+        }
+        let Some(host) = request_host(&req) else {
+            return plain(StatusCode::BAD_REQUEST, "missing or invalid Host header\n");
+        };
+        let (service, upstream, hook_url) = {
+            let table = self.shared.routes.load();
+            let route = table.lookup(req.uri().path());
+            (route.service, route.upstream.clone(), route.hook_url)
+        };
+        entry.upstream = service;
+        let Some(upstream) = upstream else {
+            return gateway_error(StatusCode::SERVICE_UNAVAILABLE, service);
+        };
+        if declared_length(&req).is_some_and(|len| len > config.max_body) {
+            return too_large();
+        }
+
+        let websocket = req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let hook = hook_url.then(|| format!("{}://{}{}", conn.scheme, host, path_and_query));
+        parts.uri = match Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(upstream.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+        {
+            Ok(uri) => uri,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target\n"),
+        };
+        // Upstreams speak HTTP/1.1 whatever the client spoke (h2 requests keep HTTP_2 otherwise
+        // and the HTTP/1 client refuses them).
+        parts.version = Version::HTTP_11;
+        strip_hop_by_hop(&mut parts.headers, websocket);
+        if !parts.headers.contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+        let client = ClientSide {
+            peer: conn.peer.ip(),
+            scheme: conn.scheme,
+            host: &host,
+            port: conn.local_port,
+        };
+        set_forwarding(&mut parts.headers, &client, &config.trusted_proxies);
+        if let Some(hook) = hook.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            parts.headers.insert(DIFY_HOOK_URL.clone(), hook);
+        }
+
+        // Only bodies that may carry data need the shared progress record.
+        let watch = (!body.is_end_stream()).then(|| BodyWatch::new(entry.start));
+        let body = RequestBody::new(body, config.max_body, config.read_timeout, watch.clone());
+        let upstream_req = Request::from_parts(parts, body);
+
+        let result = {
+            let mut sent = pin!(self.client.request(upstream_req));
+            let mut deadline = entry.start + config.read_timeout;
+            loop {
+                tokio::select! {
+                    r = &mut sent => break Some(r),
+                    _ = tokio::time::sleep_until(deadline.into()) => {
+                        // Time out only after read_timeout without any progress: a long
+                        // upload that keeps moving is not a stuck upstream.
+                        let last = watch.as_ref().map_or(entry.start, |w| w.last_progress());
+                        deadline = last + config.read_timeout;
+                        if deadline <= Instant::now() {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let overflowed = watch.as_ref().is_some_and(|w| w.overflowed());
+        let mut resp = match result {
+            _ if overflowed => return too_large(),
+            None => {
+                tracing::warn!(service, upstream = %upstream.authority, timeout = ?config.read_timeout, "upstream did not answer in time");
+                return gateway_error(StatusCode::GATEWAY_TIMEOUT, service);
+            }
+            Some(Err(e)) => {
+                let what = if e.is_connect() {
+                    "cannot connect to upstream"
+                } else {
+                    "upstream failed"
+                };
+                tracing::warn!(service, upstream = %upstream.authority, error = %error_chain(&e), "{what}");
+                return gateway_error(StatusCode::BAD_GATEWAY, service);
+            }
+            Some(Ok(resp)) => resp,
+        };
+
+        if let Some(client_upgrade) = client_upgrade {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    let (client_io, upstream_io) =
+                        match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                            Ok(both) => both,
+                            Err(e) => return tracing::debug!("websocket upgrade failed: {e}"),
+                        };
+                    let mut client_io = TokioIo::new(client_io);
+                    let mut upstream_io = TokioIo::new(upstream_io);
+                    if let Err(e) =
+                        tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await
+                    {
+                        tracing::debug!("websocket closed: {e}");
+                    }
+                });
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, pages::empty());
+            }
+        }
+
+        strip_hop_by_hop(resp.headers_mut(), false);
+        let idle = config.read_timeout;
+        resp.map(|b| ResponseBody::new(b, idle).boxed())
+    }
+}
+
+/// Refuses requests whose framing two parsers could read differently (request smuggling):
+/// Transfer-Encoding together with Content-Length, and HTTP/1.1 without Host.
+fn reject_framing<B>(req: &Request<B>) -> Option<&'static str> {
+    let h = req.headers();
+    if req.version() < Version::HTTP_2 {
+        if h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH) {
+            return Some("Transfer-Encoding together with Content-Length is refused\n");
+        }
+        if req.version() == Version::HTTP_11 && !h.contains_key(header::HOST) {
+            return Some("HTTP/1.1 request without Host header\n");
+        }
+    }
+    None
+}
+
+/// The host the client asked for: the Host header, or the HTTP/2 `:authority`.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    Authority::from_str(host).ok()?;
+    Some(host.to_string())
+}
+
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn too_large() -> Response<Body> {
+    let mut resp = plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "413 Request Entity Too Large: the body is larger than this server accepts (max_body)\n",
+    );
+    // The rest of the body is not read: do not leave the connection in an unknown state.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// `error: cause: cause` on one line, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,198 @@
+//! Request and response header rewriting: hop-by-hop headers removed, forwarding headers set.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::cidr::Cidr;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
+/// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Named by Connection: collect first, the map cannot be borrowed while removing.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::PROXY_AUTHENTICATE,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+    ] {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Whether the request asks to switch to WebSocket (the only upgrade Dify uses).
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// What the proxy knows about the client side of one request.
+pub struct ClientSide<'a> {
+    pub peer: IpAddr,
+    pub scheme: &'static str,
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// Sets X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP. Forwarding headers the client sent are
+/// believed (and X-Forwarded-For appended to) only when the peer is a trusted proxy; from anyone
+/// else they are dropped, so a client cannot spoof its address to Dify.
+pub fn set_forwarding(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: &[Cidr]) {
+    let peer = client.peer.to_string();
+    let trusted_peer = trusted.iter().any(|c| c.contains(client.peer));
+    if trusted_peer {
+        let prior: Vec<String> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let first = prior
+            .first()
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| peer.clone());
+        let chain = if prior.is_empty() {
+            peer.clone()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        };
+        set(headers, &X_FORWARDED_FOR, &chain);
+        set(headers, &X_REAL_IP, &first);
+        set_if_absent(headers, &X_FORWARDED_PROTO, client.scheme);
+        set_if_absent(headers, &X_FORWARDED_HOST, client.host);
+        set_if_absent(headers, &X_FORWARDED_PORT, &client.port.to_string());
+    } else {
+        headers.remove(&FORWARDED);
+        set(headers, &X_FORWARDED_FOR, &peer);
+        set(headers, &X_REAL_IP, &peer);
+        set(headers, &X_FORWARDED_PROTO, client.scheme);
+        set(headers, &X_FORWARDED_HOST, client.host);
+        set(headers, &X_FORWARDED_PORT, &client.port.to_string());
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name.clone(), v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+fn set_if_absent(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    if !headers.contains_key(name) {
+        set(headers, name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn websocket_upgrade_kept() {
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_websocket_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn spoofed_forwarding_dropped_unless_trusted() {
+        let client = ClientSide {
+            peer: "203.0.113.9".parse().unwrap(),
+            scheme: "https",
+            host: "dify.example.com",
+            port: 443,
+        };
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        set_forwarding(&mut h, &client, &[]);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-port"], "443");
+
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarding(&mut h, &client, &["203.0.113.0/24".parse().unwrap()]);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 203.0.113.9");
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
+        assert_eq!(h["x-forwarded-host"], "dify.example.com");
+    }
+}

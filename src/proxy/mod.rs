@@ -1,0 +1,64 @@
+//! The HTTPS reverse proxy in front of Dify: listeners, router, forwarding, the :80 redirect and
+//! challenge server, error pages and access log.
+//!
+//! It knows nothing of ACME except the challenge-token map and the certificate resolver inside
+//! its TLS configuration, both shared with whoever manages certificates.
+
+mod access_log;
+mod body;
+mod challenge;
+mod forward;
+mod headers;
+mod listener;
+mod pages;
+mod redirect;
+mod router;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use body::BoxError;
+pub use challenge::{ChallengeTokens, CHALLENGE_PREFIX};
+pub use router::{Route, RouteTable, Routes, Upstream, UpstreamError, Upstreams};
+pub use server::{start, RunningProxy};
+
+use crate::config::ProxyConfig;
+
+/// The body type of every response the proxy sends (before compression and logging).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {addr} ({what}): {source}{}", bind_hint(source))]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start proxy worker thread")]
+    Worker(#[source] std::io::Error),
+}
+
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another program holds this port: stop it, e.g. nginx or Dify's nginx container, or choose another address)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        _ => "",
+    }
+}
+
+/// What every worker shares: settings, the live route table, the challenge tokens and the TLS
+/// configuration (whose resolver can be swapped).
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub routes: Routes,
+    pub challenges: ChallengeTokens,
+    pub tls: Arc<rustls::ServerConfig>,
+}

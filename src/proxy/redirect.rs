@@ -1,0 +1,113 @@
+//! The plain-HTTP listener: every request is sent to HTTPS with a 301 that keeps path and query,
+//! except ACME HTTP-01 challenges, answered from the token map.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::Authority;
+use http::{Request, Response, StatusCode};
+
+use super::access_log::AccessEntry;
+use super::challenge::{ChallengeTokens, CHALLENGE_PREFIX};
+use super::forward::ConnInfo;
+use super::pages::{self, plain};
+use super::Body;
+
+pub fn handle<B>(
+    req: &Request<B>,
+    conn: ConnInfo,
+    challenges: &ChallengeTokens,
+    https_port: u16,
+) -> Response<Body> {
+    let mut resp = respond(req, challenges, https_port);
+    let status = resp.status().as_u16();
+    resp.extensions_mut().insert(AccessEntry {
+        start: Instant::now(),
+        peer: conn.peer.ip(),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        status,
+        upstream: "-",
+    });
+    resp
+}
+
+fn respond<B>(req: &Request<B>, challenges: &ChallengeTokens, https_port: u16) -> Response<Body> {
+    let path = req.uri().path();
+    if let Some(token) = path.strip_prefix(CHALLENGE_PREFIX) {
+        return match challenges.get(token) {
+            Some(key_authorization) => {
+                let mut resp = Response::new(pages::full(Bytes::from(key_authorization)));
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                resp
+            }
+            None => plain(StatusCode::NOT_FOUND, "unknown ACME challenge token\n"),
+        };
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .and_then(|h| Authority::from_str(h).ok());
+    let Some(host) = host else {
+        return plain(StatusCode::BAD_REQUEST, "missing or invalid Host header\n");
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{}{port}{pq}", host.host());
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return plain(StatusCode::BAD_REQUEST, "invalid request target\n");
+    };
+    let mut resp = Response::new(pages::empty());
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(uri: &str, host: &str) -> Request<()> {
+        Request::builder()
+            .uri(uri)
+            .header("host", host)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn redirects_keep_path_and_query() {
+        let tokens = ChallengeTokens::default();
+        let resp = respond(&get("/apps?x=1", "dify.example.com"), &tokens, 443);
+        assert_eq!(resp.status(), 301);
+        assert_eq!(
+            resp.headers()["location"],
+            "https://dify.example.com/apps?x=1"
+        );
+        let resp = respond(&get("/", "dify.example.com:8080"), &tokens, 8443);
+        assert_eq!(resp.headers()["location"], "https://dify.example.com:8443/");
+    }
+
+    #[test]
+    fn challenge_tokens_answered() {
+        let tokens = ChallengeTokens::default();
+        tokens.insert("tok".into(), "tok.thumb".into());
+        assert_eq!(
+            respond(&get("/.well-known/acme-challenge/tok", "x"), &tokens, 443).status(),
+            200
+        );
+        assert_eq!(
+            respond(&get("/.well-known/acme-challenge/nope", "x"), &tokens, 443).status(),
+            404
+        );
+    }
+}
