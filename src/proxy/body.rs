@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ pub struct BodyWatch {
     start: Instant,
     last_ms: AtomicU64,
     overflow: AtomicBool,
+    /// The client body, handed back on overflow so the forwarder can drain it: closing a
+    /// socket with unread data makes the kernel send RST, and the client would never see the 413.
+    leftover: Mutex<Option<Incoming>>,
 }
 
 impl BodyWatch {
@@ -76,7 +79,15 @@ impl BodyWatch {
             start,
             last_ms: AtomicU64::new(0),
             overflow: AtomicBool::new(false),
+            leftover: Mutex::new(None),
         })
+    }
+    /// The rest of the client's body after an overflow, if the forwarder has not taken it.
+    pub fn take_leftover(&self) -> Option<Incoming> {
+        self.leftover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
     pub fn last_progress(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
@@ -90,7 +101,8 @@ impl BodyWatch {
 /// length was not declared; a declared length is checked before forwarding) and to `idle`
 /// without data.
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None` once handed back to the watch after an overflow.
+    inner: Option<Incoming>,
     limit: u64,
     seen: u64,
     idle: Idle,
@@ -105,7 +117,7 @@ impl RequestBody {
         watch: Option<Arc<BodyWatch>>,
     ) -> RequestBody {
         RequestBody {
-            inner,
+            inner: Some(inner),
             limit,
             seen: 0,
             idle: Idle::new(idle),
@@ -123,7 +135,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Some(Err(BodyError::TooLarge { limit: this.limit })));
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.seen += data.len() as u64;
@@ -132,6 +147,8 @@ impl Body for RequestBody {
                         w.last_ms.store(ms, Ordering::Relaxed);
                         if this.seen > this.limit {
                             w.overflow.store(true, Ordering::Relaxed);
+                            *w.leftover.lock().unwrap_or_else(|p| p.into_inner()) =
+                                this.inner.take();
                         }
                     }
                     if this.seen > this.limit {
@@ -151,12 +168,26 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(SizeHint::default, Incoming::size_hint)
     }
+}
+
+/// Reads and discards what is left of a refused request body (for at most 30 s, like nginx's
+/// lingering close), so that the client reads the error response instead of a reset.
+pub fn drain(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(Ok(_)) = body.frame().await {}
+        })
+        .await;
+    });
 }
 
 /// An upstream response body on its way to the client, ended with an error (which aborts the

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::access_log::AccessEntry;
-use super::body::{BodyWatch, RequestBody, ResponseBody};
+use super::body::{drain, BodyWatch, RequestBody, ResponseBody};
 use super::headers::{is_websocket_upgrade, set_forwarding, strip_hop_by_hop, ClientSide};
 use super::pages::{self, gateway_error, plain};
 use super::{Body, Shared};
@@ -41,11 +42,14 @@ pub fn client(connect_timeout: Duration) -> Client {
 }
 
 /// The client side of a connection, fixed for all its requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local_port: u16,
     pub scheme: &'static str,
+    /// Raised by the HTTP/1 framing guard when a head carried both Content-Length and
+    /// Transfer-Encoding (see `framing.rs`).
+    pub framing_conflict: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Clone)]
@@ -60,7 +64,7 @@ impl Forwarder {
     }
 
     /// Forwards `req` and returns the response to send, with its `AccessEntry` attached.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
         let mut entry = AccessEntry {
             start: Instant::now(),
             peer: conn.peer.ip(),
@@ -78,10 +82,20 @@ impl Forwarder {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
         entry: &mut AccessEntry,
     ) -> Response<Body> {
         let config = &self.shared.config;
+        if conn
+            .framing_conflict
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "Transfer-Encoding together with Content-Length is refused\n",
+            );
+        }
         if let Some(reason) = reject_framing(&req) {
             return plain(StatusCode::BAD_REQUEST, reason);
         }
@@ -98,6 +112,8 @@ impl Forwarder {
             return gateway_error(StatusCode::SERVICE_UNAVAILABLE, service);
         };
         if declared_length(&req).is_some_and(|len| len > config.max_body) {
+            // Answer at once; the upstream never sees this request.
+            drain(req.into_body());
             return too_large();
         }
 
@@ -165,7 +181,12 @@ impl Forwarder {
         };
         let overflowed = watch.as_ref().is_some_and(|w| w.overflowed());
         let mut resp = match result {
-            _ if overflowed => return too_large(),
+            _ if overflowed => {
+                if let Some(rest) = watch.as_ref().and_then(|w| w.take_leftover()) {
+                    drain(rest);
+                }
+                return too_large();
+            }
             None => {
                 tracing::warn!(service, upstream = %upstream.authority, timeout = ?config.read_timeout, "upstream did not answer in time");
                 return gateway_error(StatusCode::GATEWAY_TIMEOUT, service);
@@ -210,17 +231,11 @@ impl Forwarder {
     }
 }
 
-/// Refuses requests whose framing two parsers could read differently (request smuggling):
-/// Transfer-Encoding together with Content-Length, and HTTP/1.1 without Host.
+/// Refuses HTTP/1.1 requests without Host (RFC 9112 3.2). Conflicting framing headers are
+/// caught on the raw bytes (`framing.rs`): hyper drops Content-Length before we see the request.
 fn reject_framing<B>(req: &Request<B>) -> Option<&'static str> {
-    let h = req.headers();
-    if req.version() < Version::HTTP_2 {
-        if h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH) {
-            return Some("Transfer-Encoding together with Content-Length is refused\n");
-        }
-        if req.version() == Version::HTTP_11 && !h.contains_key(header::HOST) {
-            return Some("HTTP/1.1 request without Host header\n");
-        }
+    if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+        return Some("HTTP/1.1 request without Host header\n");
     }
     None
 }

@@ -8,6 +8,7 @@ mod access_log;
 mod body;
 mod challenge;
 mod forward;
+mod framing;
 mod headers;
 mod listener;
 mod pages;

@@ -17,7 +17,7 @@ use super::Body;
 
 pub fn handle<B>(
     req: &Request<B>,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     challenges: &ChallengeTokens,
     https_port: u16,
 ) -> Response<Body> {

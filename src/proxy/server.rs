@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -24,6 +25,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use super::access_log::{AccessEntry, Logged};
 use super::forward::{self, ConnInfo, Forwarder};
+use super::framing::Guarded;
 use super::listener::bind_group;
 use super::{redirect, ProxyError, Shared};
 
@@ -109,10 +111,9 @@ async fn worker(
         tokio::select! {
             accepted = https.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let conn = ConnInfo { peer, local_port: https_port, scheme: "https" };
-                    let service = https_service(forwarder.clone(), conn, shared.config.hsts);
-                    let (builder, acceptor, watcher) = (builder.clone(), acceptor.clone(), graceful.watcher());
-                    let handshake_timeout = shared.config.header_timeout;
+                    let (forwarder, builder, acceptor, watcher) =
+                        (forwarder.clone(), builder.clone(), acceptor.clone(), graceful.watcher());
+                    let (handshake_timeout, hsts) = (shared.config.header_timeout, shared.config.hsts);
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
                         let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
@@ -120,9 +121,16 @@ async fn worker(
                             Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
                             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                         };
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, "connection ended with an error: {e}");
+                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing_conflict: None };
+                        if h2 {
+                            let service = https_service(forwarder, conn, hsts);
+                            serve(&builder, TokioIo::new(tls), service, watcher, peer).await;
+                        } else {
+                            let flag = Arc::new(AtomicBool::new(false));
+                            conn.framing_conflict = Some(flag.clone());
+                            let service = https_service(forwarder, conn, hsts);
+                            serve(&builder, TokioIo::new(Guarded::new(tls, flag)), service, watcher, peer).await;
                         }
                     });
                 }
@@ -130,20 +138,17 @@ async fn worker(
             },
             accepted = http.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let conn = ConnInfo { peer, local_port: http_port, scheme: "http" };
+                    let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing_conflict: None };
                     let challenges = shared.challenges.clone();
                     let service = service_fn(move |req| {
-                        let resp = redirect::handle(&req, conn, &challenges, https_port);
+                        let resp = redirect::handle(&req, &conn, &challenges, https_port);
                         std::future::ready(Ok::<_, Infallible>(finish(resp, false)))
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
-                        let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, "connection ended with an error: {e}");
-                        }
+                        serve(&builder, TokioIo::new(tcp), service, watcher, peer).await;
                     });
                 }
                 Err(e) => accept_failed(e).await,
@@ -164,6 +169,27 @@ async fn worker(
     }
 }
 
+/// Serves one connection (HTTP/1 with upgrades, or HTTP/2) until it ends or shutdown closes it.
+async fn serve<IO, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: IO,
+    service: S,
+    watcher: Watcher,
+    peer: SocketAddr,
+) where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>> + Send,
+    S::Error: Into<super::BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<super::BoxError>,
+{
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
 /// The HTTPS service of one connection: forward, compress what is worth it, add HSTS, log.
 fn https_service(
     forwarder: Forwarder,
@@ -180,8 +206,8 @@ fn https_service(
         > + Clone,
 > {
     let inner = tower::service_fn(move |req| {
-        let forwarder = forwarder.clone();
-        async move { Ok::<_, Infallible>(forwarder.handle(req, conn).await) }
+        let (forwarder, conn) = (forwarder.clone(), conn.clone());
+        async move { Ok::<_, Infallible>(forwarder.handle(req, &conn).await) }
     });
     let service = ServiceBuilder::new()
         .map_response(move |resp| finish(resp, hsts))

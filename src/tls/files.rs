@@ -44,7 +44,17 @@ pub fn load_pem_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, 
     };
     let cert_pem = read(cert_path)?;
     let key_pem = read(key_path)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    parse_pem_pair(&cert_pem, &key_pem, cert_path, key_path)
+}
+
+/// Builds a `CertifiedKey` from PEM text; the paths only name the sources in errors.
+pub fn parse_pem_pair(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .filter_map(Result::ok)
         .collect();
     if certs.is_empty() {
@@ -52,7 +62,7 @@ pub fn load_pem_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, 
             path: cert_path.to_path_buf(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadKey {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::BadKey {
         path: key_path.to_path_buf(),
         reason: e.to_string(),
     })?;

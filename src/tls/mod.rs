@@ -8,7 +8,7 @@ mod selfsigned;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use files::{load_pem_pair, PemPair};
+pub use files::{load_pem_pair, parse_pem_pair, PemPair};
 pub use resolver::CertResolver;
 pub use rustls::sign::CertifiedKey;
 pub use selfsigned::load_or_create_self_signed;

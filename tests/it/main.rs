@@ -1,0 +1,5 @@
+//! The one integration-test binary; each module covers one part of difyctl.
+
+mod proxy;
+mod support;
+mod testserver;

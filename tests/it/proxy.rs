@@ -1,0 +1,568 @@
+//! The reverse proxy against real upstream servers, over real TLS, on port 0.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::*;
+use crate::testserver::{fnv1a, FNV_OFFSET};
+
+#[tokio::test]
+async fn every_dify_route_reaches_its_upstream() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let cases = [
+        ("/console/api/setup", "api"),
+        ("/api/passport", "api"),
+        ("/v1/chat-messages", "api"),
+        ("/files/abc/file-preview", "api"),
+        ("/mcp/server/x/mcp", "api"),
+        ("/triggers/webhook/1", "api"),
+        ("/openapi/v1", "api"),
+        ("/e/hook123/x", "plugin_daemon"),
+        ("/socket.io/?EIO=4&transport=polling", "api_websocket"),
+        ("/explore/apps", "web"),
+        ("/apps", "web"),
+        ("/", "web"),
+        ("/console/signin", "web"),
+    ];
+    for (path, service) in cases {
+        let resp = h1.send_request(get(path)).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let json = body_json(resp).await;
+        assert_eq!(json["service"], service, "{path}");
+        let (want_path, want_query) = path.split_once('?').unwrap_or((path, ""));
+        assert_eq!(json["path"], want_path, "path kept");
+        assert_eq!(json["query"], want_query, "query kept");
+    }
+    let json = body_json(h1.send_request(get("/e/hook123/x?a=1")).await.unwrap()).await;
+    assert_eq!(
+        json["headers"]["dify-hook-url"],
+        "https://localhost/e/hook123/x?a=1"
+    );
+    let json = body_json(h1.send_request(get("/v1/x")).await.unwrap()).await;
+    assert!(
+        json["headers"].get("dify-hook-url").is_none(),
+        "only /e/ gets the hook header"
+    );
+}
+
+#[tokio::test]
+async fn socket_io_falls_back_to_api_and_missing_plugin_gives_503() {
+    let mut ups = dify_upstreams().await;
+    ups.socket = None;
+    ups.plugin = None;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let json = body_json(h1.send_request(get("/socket.io/?EIO=4")).await.unwrap()).await;
+    assert_eq!(json["service"], "api");
+    let resp = h1.send_request(get("/e/x")).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let page = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&page).contains("plugin_daemon"),
+        "the page names the service"
+    );
+}
+
+#[tokio::test]
+async fn headers_the_upstream_sees() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let req = Request::get("/v1/info")
+        .header("host", "dify.example.com")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-real-ip", "6.6.6.6")
+        .header("x-forwarded-proto", "http")
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "hop")
+        .header("keep-alive", "timeout=5")
+        .header("authorization", "Bearer app-123")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let json = body_json(h1.send_request(req).await.unwrap()).await;
+    let h = &json["headers"];
+    assert_eq!(h["host"], "dify.example.com", "Host preserved");
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "spoofed X-Forwarded-For dropped"
+    );
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "dify.example.com");
+    assert_eq!(h["x-forwarded-port"], proxy.https.port().to_string());
+    assert_eq!(h["authorization"], "Bearer app-123");
+    assert!(
+        h.get("x-private").is_none(),
+        "header named by Connection removed"
+    );
+    assert!(h.get("keep-alive").is_none());
+
+    // Over HTTP/2 the host comes from :authority.
+    let mut h2 = proxy.h2().await;
+    let json = body_json(h2.send_request(get_h2("/v1/info")).await.unwrap()).await;
+    assert_eq!(json["headers"]["host"], "localhost");
+    assert_eq!(json["headers"]["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_are_kept() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]
+    });
+    let mut h1 = proxy.h1().await;
+    let req = Request::get("/v1/info")
+        .header("host", "localhost")
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-forwarded-proto", "https")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let json = body_json(h1.send_request(req).await.unwrap()).await;
+    assert_eq!(
+        json["headers"]["x-forwarded-for"],
+        "198.51.100.7, 127.0.0.1"
+    );
+    assert_eq!(json["headers"]["x-real-ip"], "198.51.100.7");
+}
+
+/// SSE events sent 200 ms apart must reach the client one by one, not in a burst at the end.
+async fn assert_events_arrive_as_sent(mut body: hyper::body::Incoming, n: usize) {
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.unwrap();
+        if let Some(data) = frame.data_ref() {
+            text.push_str(std::str::from_utf8(data).unwrap());
+            while let Some(end) = text.find("\n\n") {
+                arrivals.push(start.elapsed());
+                text.drain(..end + 2);
+            }
+        }
+    }
+    assert_eq!(arrivals.len(), n, "all events arrived");
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(120),
+            "events arrived in a burst: {arrivals:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sse_events_stream_through_tls_over_http1() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let mut req = get("/sse?n=5&gap_ms=200");
+    req.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
+    let resp = h1.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert!(
+        resp.headers().get("content-encoding").is_none(),
+        "SSE is never compressed"
+    );
+    assert_events_arrive_as_sent(resp.into_body(), 5).await;
+}
+
+#[tokio::test]
+async fn sse_events_stream_through_tls_over_http2() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h2 = proxy.h2().await;
+    let mut req = get_h2("/v1/sse?n=5&gap_ms=200");
+    *req.uri_mut() = "https://localhost/sse?n=5&gap_ms=200".parse().unwrap();
+    req.headers_mut()
+        .insert("accept-encoding", "gzip, br".parse().unwrap());
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert_events_arrive_as_sent(resp.into_body(), 5).await;
+}
+
+#[tokio::test]
+async fn websocket_echo_through_tls() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let io = proxy.tls(&[b"http/1.1"]).await;
+    let (mut ws, resp) =
+        tokio_tungstenite::client_async("wss://localhost/socket.io/?EIO=4&transport=websocket", io)
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..3 {
+        let msg = format!("42[\"ping\",{i}]");
+        ws.send(Message::text(msg.clone())).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), msg);
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo.into_data().as_ref(), &[0u8, 1, 2, 255]);
+    ws.close(None).await.unwrap();
+}
+
+/// Streams `total` bytes of a deterministic pattern as the request body; returns its FNV hash.
+async fn write_pattern<W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
+    total: usize,
+    chunked: bool,
+) -> std::io::Result<u64> {
+    let block: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
+    let (mut sent, mut hash) = (0usize, FNV_OFFSET);
+    while sent < total {
+        let n = block.len().min(total - sent);
+        hash = fnv1a(hash, &block[..n]);
+        if chunked {
+            io.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+        }
+        io.write_all(&block[..n]).await?;
+        if chunked {
+            io.write_all(b"\r\n").await?;
+        }
+        sent += n;
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    io.flush().await?;
+    Ok(hash)
+}
+
+#[tokio::test]
+async fn upload_of_100_mb_reaches_the_upstream_intact() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let total = 100 << 20;
+    let mut io = proxy.tls(&[b"http/1.1"]).await;
+    let head = format!("POST /console/api/files/upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: {total}\r\n\r\n");
+    io.write_all(head.as_bytes()).await.unwrap();
+    let hash = write_pattern(&mut io, total, false).await.unwrap();
+    let resp = read_response(&mut io).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(json["bytes"], total as u64);
+    assert_eq!(json["fnv"], hash, "every byte arrived unchanged");
+}
+
+#[tokio::test]
+async fn chunked_upload_streams_to_the_upstream() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let total = 3 << 20;
+    let mut io = proxy.tls(&[b"http/1.1"]).await;
+    io.write_all(
+        b"POST /v1/upload HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let hash = write_pattern(&mut io, total, true).await.unwrap();
+    let resp = read_response(&mut io).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(json["bytes"], total as u64);
+    assert_eq!(json["fnv"], hash);
+}
+
+#[tokio::test]
+async fn declared_body_over_the_limit_gets_413_before_the_upstream_sees_it() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20);
+    let mut io = proxy.tls(&[b"http/1.1"]).await;
+    let total = 2 << 20;
+    let head =
+        format!("POST /v1/upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: {total}\r\n\r\n");
+    io.write_all(head.as_bytes()).await.unwrap();
+    // The 413 comes before any body byte is sent.
+    let resp = tokio::time::timeout(Duration::from_secs(5), read_response(&mut io))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 413, "{}", resp.head);
+}
+
+#[tokio::test]
+async fn chunked_body_overflowing_midway_gets_413() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20);
+    let io = proxy.tls(&[b"http/1.1"]).await;
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let writer = tokio::spawn(async move {
+        wr.write_all(
+            b"POST /v1/upload HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await?;
+        write_pattern(&mut wr, 4 << 20, true).await
+    });
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut rd))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 413, "{}", resp.head);
+    let _ = writer.await;
+}
+
+#[tokio::test]
+async fn unreachable_upstream_gives_502_page() {
+    let mut ups = dify_upstreams().await;
+    ups.api =
+        Some(difyctl::proxy::Upstream::parse("api", &dead_address().await.to_string()).unwrap());
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let resp = h1.send_request(get("/console/api/setup")).await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let page = resp.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("<code>api</code>") && page.contains("difyctl logs api"),
+        "{page}"
+    );
+    // The web upstream is unaffected.
+    assert_eq!(h1.send_request(get("/")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn slow_upstream_gives_504_after_read_timeout() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(300));
+    let mut h1 = proxy.h1().await;
+    let resp = h1.send_request(get("/slow?ms=3000")).await.unwrap();
+    assert_eq!(resp.status(), 504);
+    // A response inside the timeout passes.
+    let resp = h1.send_request(get("/slow?ms=50")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn port_80_redirects_to_https_and_answers_challenges() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut tcp = TcpStream::connect(proxy.http).await.unwrap();
+    tcp.write_all(b"GET /console/apps?tab=all HTTP/1.1\r\nhost: dify.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = read_response(&mut tcp).await.unwrap();
+    assert_eq!(resp.status, 301);
+    let location = format!(
+        "location: https://dify.example.com:{}/console/apps?tab=all",
+        proxy.https.port()
+    );
+    assert!(
+        resp.head.to_ascii_lowercase().contains(&location),
+        "{}",
+        resp.head
+    );
+
+    proxy
+        .challenges
+        .insert("tok-123".into(), "tok-123.thumbprint".into());
+    tcp.write_all(
+        b"GET /.well-known/acme-challenge/tok-123 HTTP/1.1\r\nhost: dify.example.com\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let resp = read_response(&mut tcp).await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"tok-123.thumbprint");
+    proxy.challenges.remove("tok-123");
+    tcp.write_all(
+        b"GET /.well-known/acme-challenge/tok-123 HTTP/1.1\r\nhost: dify.example.com\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_response(&mut tcp).await.unwrap().status, 404);
+}
+
+#[tokio::test]
+async fn hsts_on_https_and_can_be_turned_off() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let proxy = TestProxy::start(&ups, |c| c.hsts = false);
+    let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
+    assert!(resp.headers().get("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn json_is_gzipped_when_the_client_accepts_it() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    let mut req = get("/console/api/apps");
+    req.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
+    let resp = h1.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let zipped = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&zipped[..2], &[0x1f, 0x8b], "gzip magic");
+    // Without Accept-Encoding the body is plain JSON.
+    let resp = h1.send_request(get("/console/api/apps")).await.unwrap();
+    assert!(resp.headers().get("content-encoding").is_none());
+    body_json(resp).await;
+}
+
+#[tokio::test]
+async fn certificate_swap_applies_to_new_handshakes_and_spares_open_connections() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut before = proxy.h1().await;
+    assert_eq!(before.send_request(get("/")).await.unwrap().status(), 200);
+
+    let (new_key, new_cert) = certificate();
+    proxy.resolver.set_default(new_key);
+
+    let io = tls_connect(proxy.https, &[new_cert.clone()], &[b"http/1.1"])
+        .await
+        .unwrap();
+    let served = io.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(
+        served, new_cert,
+        "the next handshake gets the new certificate"
+    );
+    assert!(
+        tls_connect(proxy.https, &[proxy.cert.clone()], &[b"http/1.1"])
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+    // The connection opened before the swap keeps working.
+    let resp = before.send_request(get("/v1/still-here")).await.unwrap();
+    assert_eq!(body_json(resp).await["path"], "/v1/still-here");
+}
+
+#[tokio::test]
+async fn route_table_can_be_replaced_while_running() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut h1 = proxy.h1().await;
+    assert_eq!(
+        body_json(h1.send_request(get("/v1/x")).await.unwrap()).await["service"],
+        "api"
+    );
+    let mut moved = ups.clone();
+    let new_api = upstream("api-recreated").await;
+    moved.api = Some(difyctl::proxy::Upstream::parse("api", &new_api.to_string()).unwrap());
+    proxy
+        .routes
+        .replace(difyctl::proxy::RouteTable::dify(&moved));
+    assert_eq!(
+        body_json(h1.send_request(get("/v1/x")).await.unwrap()).await["service"],
+        "api-recreated"
+    );
+}
+
+#[tokio::test]
+async fn smuggling_attempts_get_400() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let cl_te = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw_https(&proxy, cl_te).await.status, 400, "CL + TE");
+    let two_cl = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\nabcde";
+    assert_eq!(
+        raw_https(&proxy, two_cl).await.status,
+        400,
+        "conflicting Content-Length"
+    );
+    let te_gzip = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: gzip\r\n\r\nabc";
+    assert_eq!(
+        raw_https(&proxy, te_gzip).await.status,
+        400,
+        "Transfer-Encoding without chunked last"
+    );
+    let no_host = b"GET / HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        raw_https(&proxy, no_host).await.status,
+        400,
+        "HTTP/1.1 without Host"
+    );
+    let garbage = b"GET / HTTP/1.1\r\nhost localhost\r\n\r\n";
+    assert_eq!(
+        raw_https(&proxy, garbage).await.status,
+        400,
+        "malformed header line"
+    );
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let big = format!(
+        "GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    assert_eq!(raw_https(&proxy, big.as_bytes()).await.status, 431);
+}
+
+#[tokio::test]
+async fn tls_garbage_and_stalled_clients_do_not_disturb_others() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.header_timeout = Duration::from_millis(500));
+    // Garbage instead of a ClientHello: that connection is closed.
+    let mut bad = TcpStream::connect(proxy.https).await.unwrap();
+    bad.write_all(b"\x16\x03\x01\xff\xffnot tls at all\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), bad.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(n, Ok(_) | Err(_)),
+        "connection answered or closed, not hung"
+    );
+    // A client that opens a connection and says nothing holds no one up...
+    let mut silent = TcpStream::connect(proxy.https).await.unwrap();
+    let mut h1 = proxy.h1().await;
+    assert_eq!(h1.send_request(get("/")).await.unwrap().status(), 200);
+    // ...and is dropped after the header timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "silent connection closed by the proxy"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_requests_in_flight_finish() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let https = proxy.https;
+    let mut h1 = proxy.h1().await;
+    let in_flight = tokio::spawn(async move { h1.send_request(get("/slow?ms=700")).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.begin_shutdown();
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200, "the request in flight finished");
+    proxy.shutdown().await;
+    assert!(
+        TcpStream::connect(https).await.is_err(),
+        "no longer accepting"
+    );
+}
