@@ -435,7 +435,7 @@ async fn certificate_swap_applies_to_new_handshakes_and_spares_open_connections(
     let (new_key, new_cert) = certificate();
     proxy.resolver.set_default(new_key);
 
-    let io = tls_connect(proxy.https, &[new_cert.clone()], &[b"http/1.1"])
+    let io = tls_connect(proxy.https, std::slice::from_ref(&new_cert), &[b"http/1.1"])
         .await
         .unwrap();
     let served = io.get_ref().1.peer_certificates().unwrap()[0].clone();
@@ -444,9 +444,13 @@ async fn certificate_swap_applies_to_new_handshakes_and_spares_open_connections(
         "the next handshake gets the new certificate"
     );
     assert!(
-        tls_connect(proxy.https, &[proxy.cert.clone()], &[b"http/1.1"])
-            .await
-            .is_err(),
+        tls_connect(
+            proxy.https,
+            std::slice::from_ref(&proxy.cert),
+            &[b"http/1.1"]
+        )
+        .await
+        .is_err(),
         "the old certificate is no longer served"
     );
     // The connection opened before the swap keeps working.

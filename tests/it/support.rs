@@ -122,7 +122,7 @@ impl TestProxy {
     }
 
     pub async fn tls(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
-        tls_connect(self.https, &[self.cert.clone()], alpn)
+        tls_connect(self.https, std::slice::from_ref(&self.cert), alpn)
             .await
             .unwrap()
     }
