@@ -443,6 +443,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let file: FileConfig = toml::from_str(include_str!("../assets/difyctl.example.toml")).unwrap();
+        let c = Config::merge(&Flags::default(), file, None).unwrap();
+        assert_eq!(c.domains, vec!["dify.example.com"]);
+        assert_eq!(c.proxy.max_body, 100 << 20);
+    }
+
+    #[test]
     fn listen_addresses() {
         assert_eq!(
             parse_addr("127.0.0.1:8443", false),

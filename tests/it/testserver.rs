@@ -3,7 +3,8 @@
 //!
 //! Endpoints (any method):
 //! - `/health`: 200 `ok`
-//! - `/sse?n=5&gap_ms=200`: `text/event-stream`, one event every `gap_ms`
+//! - `/sse?n=5&gap_ms=200`: `text/event-stream`, one event every `gap_ms`, stamped with the
+//!   time it was sent
 //! - paths containing `upload`: reads the whole body, answers `{"bytes": n, "fnv": hash}`
 //! - `/slow?ms=N`: waits N ms, then echoes
 //! - WebSocket upgrade on any path: echoes every text and binary message
@@ -71,7 +72,12 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
                 if i > 0 {
                     tokio::time::sleep(gap).await;
                 }
-                let event = format!("id: {i}\nevent: message\ndata: {{\"n\": {i}}}\n\n");
+                // `t`: when the event left, in microseconds since the epoch (the SSE benchmark
+                // measures relay latency from it).
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                let event = format!("id: {i}\nevent: message\ndata: {{\"n\": {i}, \"t\": {t}}}\n\n");
                 if tx.send(Bytes::from(event)).await.is_err() {
                     return;
                 }

@@ -1,0 +1,32 @@
+# Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
+CARGO ?= cargo
+
+.PHONY: build release test lint fmt bench bench-proxy demo-proxy
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release --bin difyctl --example testserver
+
+# Installs what the tests need (idempotent), then runs every test.
+test:
+	./scripts/install-test-deps.sh
+	$(CARGO) test -- --test-threads=4
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: bench-proxy
+
+# difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
+bench-proxy:
+	./bench/proxy.sh
+
+# The proxy in front of a stand-in Dify on :8080/:8443; Ctrl-C stops it.
+demo-proxy:
+	./scripts/demo-proxy.sh
