@@ -11,7 +11,10 @@ mod testserver;
 async fn main() {
     let pairs: Vec<(String, String)> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.split_once('=').map(|(n, a)| (n.to_string(), a.to_string())))
+        .filter_map(|a| {
+            a.split_once('=')
+                .map(|(n, a)| (n.to_string(), a.to_string()))
+        })
         .collect();
     if pairs.is_empty() {
         eprintln!("usage: testserver NAME=ADDR... (e.g. web=127.0.0.1:3000 api=127.0.0.1:5001)");
@@ -25,11 +28,17 @@ async fn main() {
                 std::process::exit(1);
             }
         };
-        eprintln!("testserver: {name} on {}", listener.local_addr().map_or(addr.clone(), |a| a.to_string()));
+        eprintln!(
+            "testserver: {name} on {}",
+            listener
+                .local_addr()
+                .map_or(addr.clone(), |a| a.to_string())
+        );
         tokio::spawn(testserver::serve(listener, name));
     }
     // Exit on SIGINT and on SIGTERM (`docker stop`: as PID 1 it would otherwise be ignored).
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

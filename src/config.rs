@@ -444,7 +444,8 @@ mod tests {
 
     #[test]
     fn shipped_example_config_is_valid() {
-        let file: FileConfig = toml::from_str(include_str!("../assets/difyctl.example.toml")).unwrap();
+        let file: FileConfig =
+            toml::from_str(include_str!("../assets/difyctl.example.toml")).unwrap();
         let c = Config::merge(&Flags::default(), file, None).unwrap();
         assert_eq!(c.domains, vec!["dify.example.com"]);
         assert_eq!(c.proxy.max_body, 100 << 20);

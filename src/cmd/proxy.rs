@@ -12,6 +12,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives once we listen must stop us cleanly, not kill us.
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let resolver = Arc::new(CertResolver::new());
     let pem = config.cert_files.as_ref().map(|c| PemPair {
         cert: c.cert.clone(),
@@ -49,9 +53,6 @@ pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = proxy::start(shared, stop_rx)?;
 
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut seen = pem.as_ref().and_then(PemPair::fingerprint);
     let mut poll = tokio::time::interval(Duration::from_secs(5));
     loop {

@@ -570,3 +570,27 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
         "no longer accepting"
     );
 }
+
+/// The framing guard must follow keep-alive connections exactly: a body that looks like a
+/// smuggled request is data, and the requests after it are served.
+#[tokio::test]
+async fn smuggling_guard_has_no_false_alarms_on_keep_alive_connections() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut io = proxy.tls(&[b"http/1.1"]).await;
+    let fake = "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let fixed = format!(
+        "POST /v1/upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n{fake}",
+        fake.len()
+    );
+    let chunked = format!(
+        "POST /v1/upload HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n{:x};x=y\r\n{fake}\r\n0\r\n\r\n",
+        fake.len()
+    );
+    let plain = "GET /v1/after HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    for request in [fixed.as_str(), chunked.as_str(), plain] {
+        io.write_all(request.as_bytes()).await.unwrap();
+        let resp = read_response(&mut io).await.unwrap();
+        assert_eq!(resp.status, 200, "{request}: {}", resp.head);
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! Endpoints (any method):
 //! - `/health`: 200 `ok`
-//! - `/sse?n=5&gap_ms=200`: `text/event-stream`, one event every `gap_ms`, stamped with the
+//! - `.../sse?n=5&gap_ms=200` (any path ending in /sse): `text/event-stream`, one event every `gap_ms`, stamped with the
 //!   time it was sent
 //! - paths containing `upload`: reads the whole body, answers `{"bytes": n, "fnv": hash}`
 //! - `/slow?ms=N`: waits N ms, then echoes
@@ -58,7 +58,7 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
     if path == "/health" {
         return Ok(text(StatusCode::OK, "text/plain", "ok\n".into()));
     }
-    if path == "/sse" {
+    if path.ends_with("/sse") {
         let n: u32 = query.get("n").and_then(|v| v.parse().ok()).unwrap_or(5);
         let gap = Duration::from_millis(
             query
@@ -77,7 +77,8 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros());
-                let event = format!("id: {i}\nevent: message\ndata: {{\"n\": {i}, \"t\": {t}}}\n\n");
+                let event =
+                    format!("id: {i}\nevent: message\ndata: {{\"n\": {i}, \"t\": {t}}}\n\n");
                 if tx.send(Bytes::from(event)).await.is_err() {
                     return;
                 }

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# difyctl proxy vs nginx, same upstream, same certificate, same machine, one run.
+#
+#   upstream: nginx (1 worker) answering a ~600-byte JSON on / ; the project's test server for
+#             SSE (/v1/sse) and uploads (/v1/upload)
+#   nginx:    2 workers, TLS, http2, keepalive 64 to the upstream, proxy_buffering off, the
+#             forwarding headers Dify's nginx sets, access log to a file
+#   difyctl:  2 workers, same certificate, access log to a file
+# Load: wrk (HTTP/1.1 over TLS, -t2 -c64) and h2load (HTTP/2, -c32 -m10 -t2), rounds alternating.
+# Prints a Markdown table; copy it into BENCHMARKS.md with the date and machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+
+for tool in nginx wrk h2load openssl curl python3; do
+  if ! command -v "$tool" >/dev/null; then
+    pkg=$tool; [ "$tool" = h2load ] && pkg=nghttp2-client
+    echo "installing $pkg..." >&2
+    apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
+  fi
+done
+cargo build --release --quiet --bin difyctl --example testserver
+
+work=$(mktemp -d /tmp/difyctl-bench.XXXXXX)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); TS=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+body=$(python3 -c 'import json; print(json.dumps({"result":"success","data":[{"id":i,"name":"app-%d"%i,"mode":"chat"} for i in range(14)]})[:600])')
+mkdir -p "$work/up" "$work/ngx"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+error_log $work/up/error.log;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { default_type application/json; return 200 '$body'; }
+  }
+}
+CONF
+cat > "$work/ngx/nginx.conf" <<CONF
+worker_processes 2;
+error_log $work/ngx/error.log;
+pid $work/ngx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log $work/ngx/access.log;
+  client_body_temp_path $work/ngx/body;
+  proxy_temp_path $work/ngx/proxy;
+  keepalive_requests 100000;
+  upstream web { server 127.0.0.1:$UP; keepalive 64; }
+  upstream api { server 127.0.0.1:$TS; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGX ssl http2;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    client_max_body_size 2g;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Port \$server_port;
+    proxy_set_header X-Real-IP \$remote_addr;
+    proxy_buffering off;
+    proxy_read_timeout 3600s;
+    location /v1 { proxy_pass http://api; }
+    location / { proxy_pass http://web; }
+  }
+}
+CONF
+nginx -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' & pids+=($!)
+./target/release/examples/testserver "api=127.0.0.1:$TS" 2>/dev/null & pids+=($!)
+./target/release/difyctl --state-dir "$work/state" proxy --workers 2 \
+  --https "127.0.0.1:$DFY" --http "127.0.0.1:$DFYH" --cert "$work/cert.pem" --key "$work/key.pem" \
+  --upstream-web "127.0.0.1:$UP" --upstream-api "127.0.0.1:$TS" --max-body 2G 2>"$work/difyctl.log" &
+DFY_PID=$!; pids+=($DFY_PID)
+sleep 1
+curl -skf "https://localhost:$NGX/" >/dev/null && curl -skf "https://localhost:$DFY/" >/dev/null || { echo "a proxy did not start" >&2; cat "$work/ngx/error.log" "$work/difyctl.log" >&2; exit 1; }
+
+ngx_pids() { pgrep -f "nginx.*$work/ngx/nginx.conf" ; pgrep -P "$(cat "$work/ngx/nginx.pid")"; }
+rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+# Max RSS (kB) of the processes of $1 (a function name) while the command after it runs.
+peak_rss() {
+  local fn=$1; shift; local peak=0 f="$work/peak"; echo 0 > "$f"
+  ( while :; do r=$(rss_kb $($fn)); [ "$r" -gt "$(cat "$f")" ] && echo "$r" > "$f"; sleep 0.2; done ) & local s=$!
+  "$@" > "$work/out" 2>&1 || true; kill $s; wait $s 2>/dev/null || true; cat "$f"
+}
+dfy_pids() { echo "$DFY_PID"; }
+
+idle_ngx=$(rss_kb $(ngx_pids | sort -u)); idle_dfy=$(rss_kb "$DFY_PID")
+
+declare -A rps p99 rss
+run_wrk() { # name port
+  local peak; peak=$(peak_rss "$3" wrk -t2 -c64 -d"${DURATION}s" --latency "https://localhost:$2/")
+  local r l
+  r=$(awk '/Requests\/sec/{print $2}' "$work/out"); l=$(awk '$1=="99%"{print $2}' "$work/out")
+  rps[$1-h1]+="$r "; p99[$1-h1]+="$l "; rss[$1]+="$peak "
+}
+run_h2load() { # name port
+  rm -f "$work/h2.log"
+  h2load -c32 -m10 -t2 -D "$DURATION" --log-file="$work/h2.log" "https://localhost:$2/" > "$work/out" 2>&1 || true
+  local r l
+  r=$(awk '/^finished in/{print $4}' "$work/out")
+  l=$(awk '{print $3}' "$work/h2.log" | sort -n | awk '{a[NR]=$1} END{i=int(NR*0.99); if(i<1)i=1; printf "%.2fms", a[i]/1000}')
+  rps[$1-h2]+="$r "; p99[$1-h2]+="$l "
+}
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS..." >&2
+  run_wrk nginx "$NGX" ngx_pids; run_wrk difyctl "$DFY" dfy_pids
+  run_h2load nginx "$NGX"; run_h2load difyctl "$DFY"
+done
+
+sse() { python3 bench/sse_latency.py "$1" 100; }
+read -r sse_direct_med sse_direct_p99 < <(sse "http://127.0.0.1:$TS/v1/sse?n=100&gap_ms=20")
+read -r sse_ngx_med sse_ngx_p99 < <(sse "https://127.0.0.1:$NGX/v1/sse?n=100&gap_ms=20")
+read -r sse_dfy_med sse_dfy_p99 < <(sse "https://127.0.0.1:$DFY/v1/sse?n=100&gap_ms=20")
+
+upload() { head -c 1G /dev/zero | curl -sk -X POST -T - -o "$work/upload.json" "https://localhost:$DFY/v1/upload"; }
+upload_start=$(rss_kb "$DFY_PID")
+upload_peak=$(peak_rss dfy_pids upload)
+upload_ok=$(python3 -c "import json; print(json.load(open('$work/upload.json'))['bytes'] == 1<<30)" 2>/dev/null || echo False)
+
+mean() { # mean of values like 1234.5, 850.00us, 12.3ms, 1.05s (times in ms)
+  python3 - "$@" <<'PY'
+import sys
+def num(x):
+    for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if x.endswith(unit):
+            return float(x[: -len(unit)]) * f
+    return float(x)
+v = [num(x) for x in sys.argv[1:] if x]
+print("%.1f" % (sum(v) / len(v)) if v else "n/a")
+PY
+}
+ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
+
+echo
+echo "| metric | nginx | difyctl | difyctl / nginx |"
+echo "|---|---|---|---|"
+for proto in h1 h2; do
+  a=$(mean "${rps[nginx-$proto]}"); b=$(mean "${rps[difyctl-$proto]}")
+  echo "| requests/s, $proto (mean of $ROUNDS) | $a | $b | $(ratio "$b" "$a") |"
+  a=$(mean "${p99[nginx-$proto]}"); b=$(mean "${p99[difyctl-$proto]}")
+  echo "| p99 ms, $proto | $a | $b | $(ratio "$b" "$a") |"
+done
+echo "| SSE relay latency, median / p99 µs (direct: $sse_direct_med / $sse_direct_p99) | $sse_ngx_med / $sse_ngx_p99 | $sse_dfy_med / $sse_dfy_p99 | added by difyctl: $((sse_dfy_med - sse_direct_med)) µs median |"
+echo "| RSS idle, MB | $((idle_ngx / 1024)) (all processes) | $((idle_dfy / 1024)) | |"
+echo "| RSS under wrk load, peak MB | $(( $(echo ${rss[nginx]} | tr ' ' '\n' | sort -n | tail -1) / 1024 )) | $(( $(echo ${rss[difyctl]} | tr ' ' '\n' | sort -n | tail -1) / 1024 )) | |"
+echo "| RSS during a 1 GB upload (start -> peak), MB | | $((upload_start / 1024)) -> $((upload_peak / 1024)) (arrived intact: $upload_ok) | |"
+echo
+echo "raw: rps ${rps[*]} | p99 ${p99[*]}" >&2

@@ -1,0 +1,246 @@
+//! The `difyctl` binary itself: exit codes, error messages, signals.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::tls_connect;
+
+fn difyctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyctl"));
+    cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("difyctl-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn proxy_args(dir: &Scratch) -> Vec<String> {
+    let s = |v: &str| v.to_string();
+    vec![
+        s("--state-dir"),
+        dir.path("state").display().to_string(),
+        s("proxy"),
+        s("--upstream-web"),
+        s("127.0.0.1:9"),
+        s("--upstream-api"),
+        s("127.0.0.1:9"),
+        s("--http"),
+        s("127.0.0.1:0"),
+        s("--https"),
+        s("127.0.0.1:0"),
+    ]
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let dir = Scratch::new("port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut args = proxy_args(&dir);
+    let at = args.iter().position(|a| a == "--https").unwrap();
+    args[at + 1] = addr.clone();
+    let (code, err) = run(difyctl().args(&args).current_dir(&dir.0));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (HTTPS)")),
+        "{err}"
+    );
+    assert!(err.contains("another program holds this port"), "{err}");
+}
+
+#[test]
+fn bad_upstream_address_is_a_usage_error() {
+    let dir = Scratch::new("upstream");
+    let mut args = proxy_args(&dir);
+    let at = args.iter().position(|a| a == "--upstream-api").unwrap();
+    args[at + 1] = "api-without-port".into();
+    let (code, err) = run(difyctl().args(&args).current_dir(&dir.0));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.trim(),
+        "error: upstream `api-without-port` for api is not a host:port address"
+    );
+}
+
+#[test]
+fn unknown_config_key_names_key_and_line() {
+    let dir = Scratch::new("toml");
+    std::fs::write(
+        dir.path("difyctl.toml"),
+        "email = \"a@b.c\"\n\n[proxy]\nmax_bodysize = \"1M\"\n",
+    )
+    .unwrap();
+    let (code, err) = run(difyctl().args(proxy_args(&dir)).current_dir(&dir.0));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("difyctl.toml") && err.contains("line 4") && err.contains("max_bodysize"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_dotenv_value_names_file_and_line() {
+    let dir = Scratch::new("dotenv");
+    std::fs::write(dir.path(".env"), "# Dify\nNGINX_CLIENT_MAX_BODY_SIZE=big\n").unwrap();
+    let (code, err) = run(difyctl().args(proxy_args(&dir)).current_dir(&dir.0));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(".env:2 (NGINX_CLIENT_MAX_BODY_SIZE): `big` is not a size"),
+        "{err}"
+    );
+}
+
+fn write_cert(dir: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path("cert.pem"), generated.cert.pem()).unwrap();
+    std::fs::write(dir.path("key.pem"), generated.signing_key.serialize_pem()).unwrap();
+    generated.cert.der().clone()
+}
+
+/// Starts the proxy and returns it with the HTTPS address read from its log.
+fn start_proxy(dir: &Scratch, extra: &[&str]) -> (Child, std::net::SocketAddr) {
+    let mut child = difyctl()
+        .args(proxy_args(dir))
+        .args(extra)
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        let mut buf = [0u8; 1024];
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "proxy did not start: {log}"
+        );
+        log.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(at) = log.find("https_addr=") {
+            let rest = &log[at + "https_addr=".len()..];
+            if let Some(end) = rest.find(' ') {
+                break rest[..end].parse().unwrap();
+            }
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("difyctl did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_files_and_sigterm_exits_cleanly() {
+    let dir = Scratch::new("sighup");
+    let first = write_cert(&dir);
+    let cert = dir.path("cert.pem").display().to_string();
+    let key = dir.path("key.pem").display().to_string();
+    let (mut child, addr) = start_proxy(&dir, &["--cert", &cert, "--key", &key]);
+    let served = |io: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        io.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    let io = tls_connect(addr, std::slice::from_ref(&first), &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(served(&io), first);
+
+    // A broken file is refused and the current certificate stays.
+    std::fs::write(dir.path("cert.pem"), "not a certificate").unwrap();
+    signal(&child, libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let io = tls_connect(addr, std::slice::from_ref(&first), &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(served(&io), first, "still serving the previous certificate");
+
+    let second = write_cert(&dir);
+    signal(&child, libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(io) = tls_connect(addr, std::slice::from_ref(&second), &[b"http/1.1"]).await {
+            assert_eq!(served(&io), second);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new certificate not served after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn self_signed_certificate_is_kept_across_restarts() {
+    let dir = Scratch::new("selfsigned");
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let (mut child, _) = start_proxy(&dir, &[]);
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+    let cert_path = dir.path("state/tls/self-signed.crt");
+    let first = read(&cert_path);
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path("state/tls/self-signed.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        key_mode & 0o777,
+        0o600,
+        "private key readable by the owner only"
+    );
+    let (mut child, _) = start_proxy(&dir, &[]);
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+    assert_eq!(read(&cert_path), first, "not regenerated at restart");
+}
