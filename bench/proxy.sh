@@ -154,9 +154,9 @@ echo
 echo "| metric | nginx | difyctl | difyctl / nginx |"
 echo "|---|---|---|---|"
 for proto in h1 h2; do
-  a=$(mean "${rps[nginx-$proto]}"); b=$(mean "${rps[difyctl-$proto]}")
+  a=$(mean ${rps[nginx-$proto]}); b=$(mean ${rps[difyctl-$proto]})
   echo "| requests/s, $proto (mean of $ROUNDS) | $a | $b | $(ratio "$b" "$a") |"
-  a=$(mean "${p99[nginx-$proto]}"); b=$(mean "${p99[difyctl-$proto]}")
+  a=$(mean ${p99[nginx-$proto]}); b=$(mean ${p99[difyctl-$proto]})
   echo "| p99 ms, $proto | $a | $b | $(ratio "$b" "$a") |"
 done
 echo "| SSE relay latency, median / p99 µs (direct: $sse_direct_med / $sse_direct_p99) | $sse_ngx_med / $sse_ngx_p99 | $sse_dfy_med / $sse_dfy_p99 | added by difyctl: $((sse_dfy_med - sse_direct_med)) µs median |"

@@ -97,6 +97,15 @@ pub struct Flags {
     pub workers: Option<usize>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// Log line format (the access log follows the rest of the log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Plain,
+    Json,
 }
 
 /// The proxy's part of the configuration, parsed.
@@ -117,6 +126,7 @@ pub struct ProxyConfig {
     /// Peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<Cidr>,
     pub workers: usize,
+    pub access_log: LogFormat,
 }
 
 impl Default for ProxyConfig {
@@ -132,6 +142,7 @@ impl Default for ProxyConfig {
             hsts: true,
             trusted_proxies: Vec::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            access_log: LogFormat::Plain,
         }
     }
 }
@@ -197,7 +208,10 @@ impl Config {
         };
         let invalid = |origin: String, message: String| ConfigError::Invalid { origin, message };
 
-        let mut proxy = ProxyConfig::default();
+        let mut proxy = ProxyConfig {
+            access_log: flags.log_format,
+            ..ProxyConfig::default()
+        };
         let p = &file.proxy;
         let addr = |value: Option<(String, String)>,
                     default: SocketAddr,

@@ -31,6 +31,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config: cli.config,
         env_file: cli.env_file,
         state_dir: cli.state_dir,
+        log_format: match cli.log_format {
+            LogFormat::Plain => difyctl::config::LogFormat::Plain,
+            LogFormat::Json => difyctl::config::LogFormat::Json,
+        },
         ..Flags::default()
     };
     match cli.command {

@@ -1,16 +1,24 @@
 //! The access log: one line per request, written when the response body ends (or the client
 //! goes away), so bytes and duration are the real ones, also for streams.
-//! Lines go through `tracing` with target `access`: plain or JSON like every other log line,
-//! and `RUST_LOG=access=off` silences them.
+//!
+//! Lines look like the rest of the log (plain or JSON, target `access`, on stderr) and obey
+//! `RUST_LOG` (`access=off` silences them), but are formatted here by hand: going through
+//! `tracing`'s formatter cost about a fifth of the proxy's throughput in `make bench-proxy`.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::Method;
 use http_body::{Body, Frame, SizeHint};
+
+use crate::config::LogFormat;
 
 /// What is known of a request when its response starts; travels in the response extensions
 /// from the handler to the outermost body wrapper.
@@ -19,27 +27,93 @@ pub struct AccessEntry {
     pub start: Instant,
     pub peer: IpAddr,
     pub method: Method,
-    /// The path only: query strings can carry tokens and stay out of logs.
-    pub path: String,
+    /// Only its path is logged: query strings can carry tokens and stay out of logs.
+    pub target: Option<PathAndQuery>,
     pub status: u16,
     /// The Dify service that answered, or `-` when the proxy answered itself.
     pub upstream: &'static str,
+    pub format: LogFormat,
+}
+
+thread_local! {
+    /// Per worker thread: the line being built, and the formatted date of the last second seen.
+    static LINE: RefCell<(String, u64, String)> = RefCell::new((String::with_capacity(256), u64::MAX, String::new()));
 }
 
 impl AccessEntry {
     fn write(&self, bytes: u64, complete: bool) {
+        if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+            return;
+        }
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            target: "access",
-            client = %self.peer,
-            method = %self.method,
-            path = %self.path,
-            status = self.status,
-            bytes,
-            ms = format_args!("{ms:.1}"),
-            upstream = self.upstream,
-            complete,
-        );
+        let path = self.target.as_ref().map_or("/", PathAndQuery::path);
+        LINE.with(|cell| {
+            let (line, cached_sec, cached_date) = &mut *cell.borrow_mut();
+            line.clear();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            if now.as_secs() != *cached_sec {
+                *cached_sec = now.as_secs();
+                *cached_date = rfc3339_seconds(now.as_secs());
+            }
+            let micros = now.subsec_micros();
+            // Writing into a String cannot fail.
+            let _ = match self.format {
+                LogFormat::Plain => writeln!(
+                    line,
+                    "{cached_date}.{micros:06}Z  INFO access: client={} method={} path={path} status={} bytes={bytes} ms={ms:.1} upstream={} complete={complete}",
+                    self.peer, self.method, self.status, self.upstream
+                ),
+                LogFormat::Json => {
+                    let _ = write!(
+                        line,
+                        r#"{{"timestamp":"{cached_date}.{micros:06}Z","level":"INFO","target":"access","client":"{}","method":"{}","path":""#,
+                        self.peer, self.method
+                    );
+                    json_escape(line, path);
+                    writeln!(
+                        line,
+                        r#"","status":{},"bytes":{bytes},"ms":{ms:.1},"upstream":"{}","complete":{complete}}}"#,
+                        self.status, self.upstream
+                    )
+                }
+            };
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        });
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) for seconds since the epoch.
+fn rfc3339_seconds(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn json_escape(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -103,5 +177,24 @@ impl<B: Body<Data = Bytes>> Body for Logged<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00");
+        assert_eq!(rfc3339_seconds(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(rfc3339_seconds(1_795_765_510), "2026-11-27T07:45:10");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        json_escape(&mut out, "/a\"b\\c\n");
+        assert_eq!(out, r#"/a\"b\\c\u000a"#);
     }
 }

@@ -69,9 +69,10 @@ impl Forwarder {
             start: Instant::now(),
             peer: conn.peer.ip(),
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
+            target: req.uri().path_and_query().cloned(),
             status: 0,
             upstream: "-",
+            format: self.shared.config.access_log,
         };
         let mut resp = self.forward(req, conn, &mut entry).await;
         entry.status = resp.status().as_u16();

@@ -14,12 +14,14 @@ use super::challenge::{ChallengeTokens, CHALLENGE_PREFIX};
 use super::forward::ConnInfo;
 use super::pages::{self, plain};
 use super::Body;
+use crate::config::LogFormat;
 
 pub fn handle<B>(
     req: &Request<B>,
     conn: &ConnInfo,
     challenges: &ChallengeTokens,
     https_port: u16,
+    format: LogFormat,
 ) -> Response<Body> {
     let mut resp = respond(req, challenges, https_port);
     let status = resp.status().as_u16();
@@ -27,9 +29,10 @@ pub fn handle<B>(
         start: Instant::now(),
         peer: conn.peer.ip(),
         method: req.method().clone(),
-        path: req.uri().path().to_owned(),
+        target: req.uri().path_and_query().cloned(),
         status,
         upstream: "-",
+        format,
     });
     resp
 }

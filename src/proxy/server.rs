@@ -140,8 +140,9 @@ async fn worker(
                 Ok((tcp, peer)) => {
                     let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing_conflict: None };
                     let challenges = shared.challenges.clone();
+                    let format = shared.config.access_log;
                     let service = service_fn(move |req| {
-                        let resp = redirect::handle(&req, &conn, &challenges, https_port);
+                        let resp = redirect::handle(&req, &conn, &challenges, https_port, format);
                         std::future::ready(Ok::<_, Infallible>(finish(resp, false)))
                     });
                     let watcher = graceful.watcher();

@@ -1,8 +1,9 @@
 //! The `difyctl` binary itself: exit codes, error messages, signals.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::support::tls_connect;
@@ -125,8 +126,11 @@ fn write_cert(dir: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
     generated.cert.der().clone()
 }
 
-/// Starts the proxy and returns it with the HTTPS address read from its log.
-fn start_proxy(dir: &Scratch, extra: &[&str]) -> (Child, std::net::SocketAddr) {
+/// Starts the proxy; returns it, its HTTPS address (read from its log) and its log lines.
+fn start_proxy(
+    dir: &Scratch,
+    extra: &[&str],
+) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = difyctl()
         .args(proxy_args(dir))
         .args(extra)
@@ -135,27 +139,45 @@ fn start_proxy(dir: &Scratch, extra: &[&str]) -> (Child, std::net::SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        let mut buf = [0u8; 1024];
-        let n = stderr.read(&mut buf).unwrap();
-        assert!(
-            n > 0 && Instant::now() < deadline,
-            "proxy did not start: {log}"
-        );
-        log.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(at) = log.find("https_addr=") {
-            let rest = &log[at + "https_addr=".len()..];
-            if let Some(end) = rest.find(' ') {
-                break rest[..end].parse().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Read every line so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    loop {
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("proxy did not start: {seen}");
+            }
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        // Plain: `https_addr=127.0.0.1:1234 `; JSON: `"https_addr":"127.0.0.1:1234"`.
+        for key in ["https_addr=", "\"https_addr\":\""] {
+            if let Some(at) = line.find(key) {
+                let rest = &line[at + key.len()..];
+                let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                return (child, rest[..end].parse().unwrap(), rx);
             }
         }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
+    }
+}
+
+/// The next log line containing `needle`, within 5 s.
+fn log_line(logs: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = logs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("no log line with {needle:?}");
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -183,7 +205,7 @@ async fn sighup_reloads_the_certificate_files_and_sigterm_exits_cleanly() {
     let first = write_cert(&dir);
     let cert = dir.path("cert.pem").display().to_string();
     let key = dir.path("key.pem").display().to_string();
-    let (mut child, addr) = start_proxy(&dir, &["--cert", &cert, "--key", &key]);
+    let (mut child, addr, _logs) = start_proxy(&dir, &["--cert", &cert, "--key", &key]);
     let served = |io: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         io.get_ref().1.peer_certificates().unwrap()[0].clone()
     };
@@ -224,7 +246,7 @@ async fn sighup_reloads_the_certificate_files_and_sigterm_exits_cleanly() {
 fn self_signed_certificate_is_kept_across_restarts() {
     let dir = Scratch::new("selfsigned");
     let read = |p: &Path| std::fs::read(p).unwrap();
-    let (mut child, _) = start_proxy(&dir, &[]);
+    let (mut child, _, _logs) = start_proxy(&dir, &[]);
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
     let cert_path = dir.path("state/tls/self-signed.crt");
@@ -239,8 +261,59 @@ fn self_signed_certificate_is_kept_across_restarts() {
         0o600,
         "private key readable by the owner only"
     );
-    let (mut child, _) = start_proxy(&dir, &[]);
+    let (mut child, _, _logs) = start_proxy(&dir, &[]);
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
     assert_eq!(read(&cert_path), first, "not regenerated at restart");
+}
+
+#[tokio::test]
+async fn access_log_lines_in_plain_and_json() {
+    let dir = Scratch::new("accesslog");
+    let cert = write_cert(&dir);
+    let (cert_path, key_path) = (
+        dir.path("cert.pem").display().to_string(),
+        dir.path("key.pem").display().to_string(),
+    );
+    for json in [false, true] {
+        let mut extra = vec!["--cert", cert_path.as_str(), "--key", key_path.as_str()];
+        if json {
+            extra.extend(["--log-format", "json"]);
+        }
+        let (mut child, addr, logs) = start_proxy(&dir, &extra);
+        let io = tls_connect(addr, std::slice::from_ref(&cert), &[b"http/1.1"])
+            .await
+            .unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let resp = send
+            .send_request(crate::support::get("/v1/chat-messages?key=secret"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 502, "upstream 127.0.0.1:9 is down");
+        drop(resp);
+        let line = log_line(&logs, "/v1/chat-messages");
+        assert!(
+            !line.contains("secret"),
+            "query strings stay out of logs: {line}"
+        );
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["target"], "access");
+            assert_eq!(v["client"], "127.0.0.1");
+            assert_eq!(v["method"], "GET");
+            assert_eq!(v["path"], "/v1/chat-messages");
+            assert_eq!(v["status"], 502);
+            assert_eq!(v["upstream"], "api");
+            assert!(v["bytes"].as_u64().unwrap() > 0);
+        } else {
+            assert!(line.contains(" INFO access: client=127.0.0.1 method=GET path=/v1/chat-messages status=502 bytes="), "{line}");
+            assert!(line.contains(" upstream=api complete=true"), "{line}");
+        }
+        signal(&child, libc::SIGTERM);
+        assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+    }
 }
