@@ -153,6 +153,7 @@ fn start_proxy(
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("proxy did not start: {seen}");
             }
         };
