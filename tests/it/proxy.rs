@@ -594,3 +594,42 @@ async fn smuggling_guard_has_no_false_alarms_on_keep_alive_connections() {
         assert_eq!(resp.status, 200, "{request}: {}", resp.head);
     }
 }
+
+#[tokio::test]
+async fn tls_1_2_clients_are_served_too() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(proxy.cert.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(proxy.https).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut io = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(
+        io.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    io.write_all(b"GET /v1/tls12 HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut io).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn http2_body_over_the_limit_gets_413() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1024);
+    let mut h2 = proxy.h2().await;
+    let req = Request::post("https://localhost/console/api/files/upload")
+        .body(Full::new(Bytes::from(vec![b'x'; 4096])))
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 413);
+    let req = Request::post("https://localhost/console/api/files/upload")
+        .body(Full::new(Bytes::from(vec![b'x'; 1000])))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(body_json(resp).await["bytes"], 1000);
+}
