@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (CI runs this through `make test`).
-# Idempotent: installs only what is missing. Today the tests need a Rust toolchain and a C
-# compiler (aws-lc-sys builds with gcc); upstream servers are the project's own test server.
+# Idempotent: installs only what is missing. The tests need a Rust toolchain, a C compiler
+# (aws-lc-sys builds with gcc) and Pebble (the ACME test CA, Debian package `pebble`, with
+# pebble-challtestsrv); upstream servers are the project's own test server.
 set -euo pipefail
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+{ command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need_apt+=(pebble)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

@@ -37,8 +37,58 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run only the HTTPS reverse proxy in front of running Dify services
-    Proxy(ProxyArgs),
+    /// Run only the HTTPS reverse proxy (and its certificates) in front of running Dify services
+    Proxy(Box<ProxyArgs>),
+    /// Certificates: where they stand, and renewal on demand
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Issuer, serial, validity, next renewal and last error of each certificate
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew now: through the running difyctl if there is one, else by itself (binding :80/:443)
+    Renew {
+        /// Renew even when the certificate is not due
+        #[arg(long)]
+        force: bool,
+        /// The certificate (any of its names) to renew [default: the configured one]
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        #[command(flatten)]
+        acme: AcmeArgs,
+        /// Plain-HTTP address for HTTP-01 when no difyctl is running [default: 0.0.0.0:80]
+        #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
+        http: Option<String>,
+        /// HTTPS address for TLS-ALPN-01 when no difyctl is running [default: 0.0.0.0:443]
+        #[arg(long, env = "DIFYCTL_HTTPS", value_name = "ADDR")]
+        https: Option<String>,
+        /// Names on the certificate (repeatable) [default: `domains` from difyctl.toml, or CERTBOT_DOMAIN]
+        #[arg(long = "name", value_name = "D")]
+        names: Vec<String>,
+    },
+}
+
+/// Where certificates come from (else from difyctl.toml's [acme] section).
+#[derive(Debug, Args, Default)]
+pub struct AcmeArgs {
+    /// Contact e-mail for the ACME account [default: `email`, or CERTBOT_EMAIL]
+    #[arg(long, env = "DIFYCTL_EMAIL", value_name = "E")]
+    pub email: Option<String>,
+    /// ACME directory: letsencrypt, letsencrypt-staging or a URL [default: letsencrypt]
+    #[arg(long, env = "DIFYCTL_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// Extra PEM root to trust for the ACME directory's TLS (a private CA)
+    #[arg(long, env = "DIFYCTL_ACME_CA_ROOT", value_name = "PEM")]
+    pub acme_ca_root: Option<PathBuf>,
+    /// Challenge type: http-01 or tls-alpn-01 (the other is tried when one fails) [default: http-01]
+    #[arg(long, env = "DIFYCTL_CHALLENGE", value_name = "TYPE")]
+    pub challenge: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +117,12 @@ pub struct ProxyArgs {
     /// Private key (PEM) of --cert
     #[arg(long, env = "DIFYCTL_KEY", value_name = "PEM", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Domain name served (repeatable); names the self-signed certificate when no --cert is given
+    /// Domain name served (repeatable): certificates for it come from the ACME CA unless
+    /// --cert/--key are given
     #[arg(long = "domain", value_name = "D")]
     pub domains: Vec<String>,
+    #[command(flatten)]
+    pub acme: AcmeArgs,
     /// Largest request body accepted, like nginx's client_max_body_size [default: 100M]
     #[arg(long, env = "DIFYCTL_MAX_BODY", value_name = "SIZE")]
     pub max_body: Option<String>,

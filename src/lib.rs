@@ -2,10 +2,31 @@
 //! See `../shared/design.md` (and README.md) for the architecture; each module's doc says what
 //! it owns.
 
+pub mod acme;
 pub mod cidr;
 pub mod config;
+pub mod control;
 pub mod fsutil;
 pub mod proxy;
 pub mod stack;
+pub mod timefmt;
 pub mod tls;
 pub mod units;
+
+/// `error: cause: cause` on one line, for logs and status files.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Resolves once `shutdown` holds `true` (or its sender is gone). A plain future, so it can sit
+/// in `select!` inside spawned (Send) tasks.
+pub async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

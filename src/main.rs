@@ -8,7 +8,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, LogFormat};
+use cli::{CertsCommand, Cli, Command, LogFormat};
 use difyctl::config::{Config, ConfigError, Flags};
 use difyctl::proxy::{Upstream, UpstreamError, Upstreams};
 
@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("error: {err:#}");
             let usage = err.downcast_ref::<ConfigError>().is_some()
-                || err.downcast_ref::<UpstreamError>().is_some();
+                || err.downcast_ref::<UpstreamError>().is_some()
+                || err.downcast_ref::<cmd::UsageError>().is_some();
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Proxy(args) => {
+            let args = *args;
             let upstreams = Upstreams {
                 web: Some(Upstream::parse("web", &args.upstream_web)?),
                 api: Some(Upstream::parse("api", &args.upstream_api)?),
@@ -64,10 +66,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             flags.workers = args.workers;
             flags.cert = args.cert;
             flags.key = args.key;
+            set_acme_flags(&mut flags, args.acme);
             let config = Config::load(&flags)?;
             runtime()?.block_on(cmd::proxy::run(config, upstreams))
         }
+        Command::Certs(CertsCommand::Status { json }) => {
+            let config = Config::load(&flags)?;
+            cmd::certs::status(&config, json)
+        }
+        Command::Certs(CertsCommand::Renew {
+            force,
+            domain,
+            acme,
+            http,
+            https,
+            names,
+        }) => {
+            set_acme_flags(&mut flags, acme);
+            flags.http = http;
+            flags.https = https;
+            flags.domains = names;
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::certs::renew(config, force, domain))
+        }
     }
+}
+
+fn set_acme_flags(flags: &mut Flags, acme: cli::AcmeArgs) {
+    flags.email = acme.email;
+    flags.acme_directory = acme.acme_directory;
+    flags.acme_ca_root = acme.acme_ca_root;
+    flags.challenge = acme.challenge;
 }
 
 /// The control runtime (signals, reloads). The proxy's workers run their own runtimes.

@@ -1,58 +1,45 @@
-//! `difyctl proxy`: only the HTTPS reverse proxy, in front of Dify services started some other
-//! way. Runs until SIGTERM/SIGINT; SIGHUP reloads the `--cert/--key` files.
+//! `difyctl proxy`: only the HTTPS reverse proxy (and, with domains, its certificates), in front
+//! of Dify services started some other way. Runs until SIGTERM/SIGINT; SIGHUP reloads the
+//! `--cert/--key` files.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use difyctl::acme::CertManager;
 use difyctl::config::Config;
 use difyctl::proxy::{self, ChallengeTokens, RouteTable, Routes, Shared, Upstreams};
 use difyctl::tls::{self, CertResolver, PemPair};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we listen must stop us cleanly, not kill us.
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+
     let resolver = Arc::new(CertResolver::new());
-    let pem = config.cert_files.as_ref().map(|c| PemPair {
-        cert: c.cert.clone(),
-        key: c.key.clone(),
-    });
-    match &pem {
-        Some(pair) => resolver.set_default(pair.load()?),
-        None => {
-            let names = if config.domains.is_empty() {
-                vec![
-                    "localhost".to_string(),
-                    "127.0.0.1".to_string(),
-                    "::1".to_string(),
-                ]
-            } else {
-                config.domains.clone()
-            };
-            let dir = config.state_dir.join("tls");
-            difyctl::fsutil::create_private_dir(&dir)
-                .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-            resolver.set_default(tls::load_or_create_self_signed(&dir, &names)?);
-            tracing::warn!(
-                names = %names.join(","),
-                "no certificate given (--cert/--key): serving a self-signed certificate, which browsers will warn about"
-            );
-        }
-    }
+    let tokens = ChallengeTokens::default();
+    let certs = Certificates::install(&config, resolver.clone(), tokens.clone())?;
+    let control = difyctl::control::bind(&config.state_dir).await?;
 
     let shared = Arc::new(Shared {
         config: config.proxy.clone(),
         routes: Routes::new(RouteTable::dify(&upstreams)),
-        challenges: ChallengeTokens::default(),
+        challenges: tokens,
         tls: tls::server_config(resolver.clone()),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = proxy::start(shared, stop_rx)?;
+    let running = proxy::start(shared, stop_rx.clone())?;
+    let renew_tx = certs.manager.map(|manager| {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(manager.run(rx, stop_rx.clone()));
+        tx
+    });
+    tokio::spawn(difyctl::control::serve(control, renew_tx, stop_rx));
 
+    let pem = certs.pem;
     let mut seen = pem.as_ref().and_then(PemPair::fingerprint);
     let mut poll = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -79,6 +66,69 @@ pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the served certificates come from, set up before the first connection.
+pub struct Certificates {
+    /// User-given files, watched for changes.
+    pub pem: Option<PemPair>,
+    /// The ACME manager, when certificates come from a CA.
+    pub manager: Option<CertManager>,
+}
+
+impl Certificates {
+    /// Puts a certificate in the resolver before anything listens: the user's files, else the
+    /// stored ACME certificate, else the kept self-signed one (until the CA issues one).
+    pub fn install(
+        config: &Config,
+        resolver: Arc<CertResolver>,
+        tokens: ChallengeTokens,
+    ) -> anyhow::Result<Certificates> {
+        if let Some(files) = &config.cert_files {
+            let pair = PemPair {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+            };
+            resolver.set_default(pair.load()?);
+            return Ok(Certificates {
+                pem: Some(pair),
+                manager: None,
+            });
+        }
+        let mut manager = config
+            .acme
+            .clone()
+            .map(|acme| CertManager::new(acme, resolver.clone(), tokens));
+        let served = match manager.as_mut() {
+            Some(m) => m.install_stored()?.is_some(),
+            None => false,
+        };
+        if !served {
+            let names = if config.domains.is_empty() {
+                vec![
+                    "localhost".to_string(),
+                    "127.0.0.1".to_string(),
+                    "::1".to_string(),
+                ]
+            } else {
+                config.domains.clone()
+            };
+            let dir = config.state_dir.join("tls");
+            difyctl::fsutil::create_private_dir(&dir)
+                .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+            resolver.set_default(tls::load_or_create_self_signed(&dir, &names)?);
+            match &config.self_signed_reason {
+                Some(reason) => tracing::warn!(
+                    names = %names.join(","),
+                    "serving a self-signed certificate, which browsers will warn about: {reason}"
+                ),
+                None => {
+                    tracing::info!(names = %names.join(","), "serving a self-signed certificate until the CA issues one")
+                }
+            }
+        }
+        Ok(Certificates { pem: None, manager })
+    }
+}
+
 /// Loads the PEM files again; on failure the current certificate stays in service.
 fn reload(pair: &PemPair, resolver: &CertResolver) {
     match pair.load() {
@@ -89,7 +139,7 @@ fn reload(pair: &PemPair, resolver: &CertResolver) {
         Err(e) => tracing::error!(
             cert = %pair.cert.display(),
             "certificate reload failed, still serving the previous one: {}",
-            anyhow::Error::from(e).chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+            difyctl::error_chain(&e)
         ),
     }
 }

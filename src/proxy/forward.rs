@@ -198,7 +198,7 @@ impl Forwarder {
                 } else {
                     "upstream failed"
                 };
-                tracing::warn!(service, upstream = %upstream.authority, error = %error_chain(&e), "{what}");
+                tracing::warn!(service, upstream = %upstream.authority, error = %crate::error_chain(&e), "{what}");
                 return gateway_error(StatusCode::BAD_GATEWAY, service);
             }
             Some(Ok(resp)) => resp,
@@ -269,16 +269,4 @@ fn too_large() -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
-}
-
-/// `error: cause: cause` on one line, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -121,7 +121,12 @@ async fn worker(
                             Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
                             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                         };
-                        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let alpn = tls.get_ref().1.alpn_protocol();
+                        if alpn == Some(crate::tls::ACME_TLS_ALPN) {
+                            // TLS-ALPN-01 validation: the handshake was the answer.
+                            return;
+                        }
+                        let h2 = alpn == Some(b"h2");
                         let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing_conflict: None };
                         if h2 {
                             let service = https_service(forwarder, conn, hsts);
@@ -154,7 +159,7 @@ async fn worker(
                 }
                 Err(e) => accept_failed(e).await,
             },
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = crate::stopped(&mut shutdown) => break,
         }
     }
     drop((https, http));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use files::{load_pem_pair, parse_pem_pair, PemPair};
-pub use resolver::CertResolver;
+pub use resolver::{CertResolver, ACME_TLS_ALPN};
 pub use rustls::sign::CertifiedKey;
 pub use selfsigned::load_or_create_self_signed;
 
@@ -37,11 +37,12 @@ pub enum TlsError {
     },
 }
 
-/// ALPN protocols the proxy offers: HTTP/2 first, then HTTP/1.1.
-pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN protocols the proxy offers: HTTP/2 first, then HTTP/1.1, and `acme-tls/1` for the
+/// TLS-ALPN-01 validator (such connections are closed right after the handshake).
+pub const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", ACME_TLS_ALPN];
 
 /// The server configuration: TLS 1.3 and 1.2 only, the provider's modern AEAD suites with
-/// forward secrecy, ALPN h2 + http/1.1, and certificates from `resolver` (so a swap applies to
+/// forward secrecy, ALPN h2 + http/1.1 (+ acme-tls/1), and certificates from `resolver` (so a swap applies to
 /// the next handshake).
 pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
     let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[

@@ -21,7 +21,13 @@ struct CertSet {
 #[derive(Default)]
 pub struct CertResolver {
     set: ArcSwap<CertSet>,
+    /// TLS-ALPN-01 challenge certificates by DNS name, served only to clients that offer the
+    /// `acme-tls/1` protocol (the CA's validator).
+    challenges: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
+
+/// The ALPN protocol of TLS-ALPN-01 (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl fmt::Debug for CertResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,6 +67,23 @@ impl CertResolver {
         });
     }
 
+    /// Serves `key` to the ACME validator for `name` until `remove_challenge`.
+    pub fn set_challenge(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.challenges.rcu(|map| {
+            let mut next = HashMap::clone(map);
+            next.insert(name.to_ascii_lowercase(), key.clone());
+            next
+        });
+    }
+
+    pub fn remove_challenge(&self, name: &str) {
+        self.challenges.rcu(|map| {
+            let mut next = HashMap::clone(map);
+            next.remove(&name.to_ascii_lowercase());
+            next
+        });
+    }
+
     /// The certificate a client asking for `server_name` would get.
     pub fn lookup(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let set = self.set.load();
@@ -81,6 +104,14 @@ impl CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            // Only a challenge certificate may answer acme-tls/1; no challenge, no handshake.
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self.challenges.load().get(&name).cloned();
+        }
         self.lookup(hello.server_name())
     }
 }

@@ -1,6 +1,8 @@
 //! The one integration-test binary; each module covers one part of difyctl.
 
+mod acme;
 mod cli;
+mod pebble;
 mod proxy;
 mod support;
 mod testserver;

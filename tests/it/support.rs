@@ -165,6 +165,16 @@ pub async fn tls_connect(
     roots: &[CertificateDer<'static>],
     alpn: &[&[u8]],
 ) -> std::io::Result<TlsStream<TcpStream>> {
+    tls_connect_named(addr, "localhost", roots, alpn).await
+}
+
+/// `tls_connect` with the server name (SNI and verification) given.
+pub async fn tls_connect_named(
+    addr: SocketAddr,
+    name: &str,
+    roots: &[CertificateDer<'static>],
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream<TcpStream>> {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store.add(root.clone()).unwrap();
@@ -176,9 +186,8 @@ pub async fn tls_connect(
     config.resumption = rustls::client::Resumption::disabled();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await?;
-    connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    connector.connect(name, tcp).await
 }
 
 /// `GET path` with `Host: localhost`.

@@ -1,0 +1,342 @@
+//! The certificate manager: serves what is on disk at once, then checks at start and every
+//! ~10 minutes (jittered) whether the certificate is due, renews it, and swaps the new one into
+//! the resolver (next handshakes get it; open connections keep theirs). A failed attempt never
+//! touches the certificate in service: it is logged with the CA's detail, recorded for
+//! `certs status`, run through the hook, and retried with backoff, switching challenge type on
+//! every other try.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use instant_acme::{Account, CertificateIdentifier};
+use rustls_pki_types::CertificateDer;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::schedule::{jittered, Backoff, RenewalPlan};
+use super::store::{unix, CertStore, StoredCert};
+use super::{account, issue, AcmeConfig, AcmeError};
+use crate::proxy::ChallengeTokens;
+use crate::tls::CertResolver;
+
+/// A request from the control socket (`difyctl certs renew`).
+pub enum ControlRequest {
+    Renew {
+        force: bool,
+        reply: oneshot::Sender<RenewOutcome>,
+    },
+}
+
+/// What one check did, for the caller and `certs renew`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RenewOutcome {
+    pub name: String,
+    /// A new certificate is in service.
+    pub renewed: bool,
+    pub serial: Option<String>,
+    pub not_after: Option<u64>,
+    pub error: Option<String>,
+    pub message: String,
+}
+
+pub struct CertManager {
+    cfg: AcmeConfig,
+    resolver: Arc<CertResolver>,
+    tokens: ChallengeTokens,
+    store: CertStore,
+    account: Option<Account>,
+    /// The certificate in service, if any.
+    current: Option<StoredCert>,
+}
+
+impl CertManager {
+    pub fn new(
+        cfg: AcmeConfig,
+        resolver: Arc<CertResolver>,
+        tokens: ChallengeTokens,
+    ) -> CertManager {
+        let store = CertStore::new(&cfg.state_dir);
+        CertManager {
+            cfg,
+            resolver,
+            tokens,
+            store,
+            account: None,
+            current: None,
+        }
+    }
+
+    /// Puts the stored certificate in service right away (no self-signed flash at start).
+    pub fn install_stored(&mut self) -> Result<Option<&StoredCert>, AcmeError> {
+        let name = self.cfg.cert_name().to_string();
+        if let Some(stored) = self.store.load(&name)? {
+            self.install(&stored);
+            tracing::info!(name, serial = %stored.info.serial, days_left = days_left(stored.info.not_after()), "serving the stored certificate");
+            self.current = Some(stored);
+        }
+        Ok(self.current.as_ref())
+    }
+
+    /// Runs until `shutdown`: periodic checks, and renewals asked for over `control`.
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<ControlRequest>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut wake = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {
+                    let (_, next) = self.check(false).await;
+                    wake = tokio::time::Instant::now() + next;
+                }
+                Some(request) = control.recv() => match request {
+                    ControlRequest::Renew { force, reply } => {
+                        let (outcome, next) = self.check(force).await;
+                        let _ = reply.send(outcome);
+                        wake = tokio::time::Instant::now() + next;
+                    }
+                },
+                _ = crate::stopped(&mut shutdown) => return,
+            }
+        }
+    }
+
+    /// Renews if due (or `force`), respecting the backoff after failures unless forced.
+    /// Returns what happened and how long to wait before the next check.
+    pub async fn check(&mut self, force: bool) -> (RenewOutcome, Duration) {
+        let name = self.cfg.cert_name().to_string();
+        let now = SystemTime::now();
+        let mut status = self.store.status(&name);
+        let backoff = Backoff {
+            initial: self.cfg.retry_initial,
+            max: self.cfg.retry_max,
+        };
+        let interval = jittered(self.cfg.check_interval);
+        let outcome = |renewed,
+                       error: Option<String>,
+                       message: String,
+                       cert: Option<&StoredCert>| RenewOutcome {
+            name: name.clone(),
+            renewed,
+            serial: cert.map(|c| c.info.serial.clone()),
+            not_after: cert.map(|c| c.info.not_after),
+            error,
+            message,
+        };
+
+        // Not due yet: say when it will be, sleep until then (or the next periodic check).
+        let plan = match &self.current {
+            Some(cert) => Some(self.plan(cert, now).await),
+            None => None,
+        };
+        if !force {
+            // After a failed attempt (even a forced one) keep trying, with backoff, until one
+            // succeeds: the user or the schedule wanted a new certificate.
+            if let Some(plan) = plan
+                .as_ref()
+                .filter(|p| !p.due(now) && status.failures == 0)
+            {
+                status.next_attempt = Some(unix(plan.renew_at));
+                status.next_reason = Some(plan.reason.clone());
+                self.save_status(&name, &status);
+                let until = plan.renew_at.duration_since(now).unwrap_or_default();
+                let msg = format!("not due: renewal {}", plan.reason);
+                return (
+                    outcome(false, None, msg, self.current.as_ref()),
+                    until.min(interval),
+                );
+            }
+            if let Some(next) = status.next_attempt.filter(|_| status.failures > 0) {
+                let next = SystemTime::UNIX_EPOCH + Duration::from_secs(next);
+                if let Ok(wait) = next.duration_since(now) {
+                    let msg = format!(
+                        "waiting {}s after {} failed attempt(s)",
+                        wait.as_secs(),
+                        status.failures
+                    );
+                    return (
+                        outcome(false, status.last_error.clone(), msg, self.current.as_ref()),
+                        wait.min(interval),
+                    );
+                }
+            }
+        }
+
+        // Alternate challenge types across retries: one may be blocked where the other works.
+        let challenge = if status.failures % 2 == 1 {
+            self.cfg.challenge.other()
+        } else {
+            self.cfg.challenge
+        };
+        status.last_attempt = Some(unix(now));
+        tracing::info!(name, challenge = challenge.as_str(), directory = %self.cfg.directory, forced = force, "requesting a certificate");
+        match self.obtain(challenge).await {
+            Ok(cert) => {
+                self.install(&cert);
+                tracing::info!(name, serial = %cert.info.serial, days_left = days_left(cert.info.not_after()), "new certificate in service");
+                status.last_success = Some(unix(SystemTime::now()));
+                status.last_error = None;
+                status.failures = 0;
+                let plan = self.plan(&cert, SystemTime::now()).await;
+                status.next_attempt = Some(unix(plan.renew_at));
+                status.next_reason = Some(plan.reason.clone());
+                self.save_status(&name, &status);
+                self.run_hook("success", Some(&cert), None).await;
+                let wait = plan
+                    .renew_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default();
+                let out = outcome(true, None, "renewed".into(), Some(&cert));
+                self.current = Some(cert);
+                (out, wait.min(interval))
+            }
+            Err(e) => {
+                status.failures += 1;
+                let detail = format!("{} [CA: {}]", crate::error_chain(&e), self.cfg.directory);
+                let wait = if e.retryable() {
+                    backoff.delay(status.failures, e.retry_after())
+                } else {
+                    backoff.max
+                };
+                status.last_error = Some(detail.clone());
+                status.next_attempt = Some(unix(SystemTime::now() + wait));
+                status.next_reason = Some(format!("retry after failure {}", status.failures));
+                self.save_status(&name, &status);
+                let serving = match &self.current {
+                    Some(c) => format!(
+                        "still serving serial {} ({} days left)",
+                        c.info.serial,
+                        days_left(c.info.not_after())
+                    ),
+                    None => "no certificate from the CA yet".into(),
+                };
+                if e.retryable() {
+                    tracing::error!(
+                        name,
+                        retry_in_s = wait.as_secs(),
+                        "certificate request failed, {serving}: {detail}"
+                    );
+                } else {
+                    tracing::error!(
+                        name,
+                        retry_in_s = wait.as_secs(),
+                        "certificate request failed and needs your action, {serving}: {detail}"
+                    );
+                }
+                self.run_hook("failure", self.current.clone().as_ref(), Some(&detail))
+                    .await;
+                let msg = format!("failed; {serving}");
+                (
+                    outcome(false, Some(detail), msg, self.current.as_ref()),
+                    wait.min(interval),
+                )
+            }
+        }
+    }
+
+    /// Serves `cert` for its names and to clients that send no SNI.
+    fn install(&self, cert: &StoredCert) {
+        self.resolver
+            .set_for_names(&self.cfg.domains, cert.key.clone());
+        self.resolver.set_default(cert.key.clone());
+    }
+
+    async fn obtain(&mut self, challenge: super::ChallengeKind) -> Result<StoredCert, AcmeError> {
+        let issued = match self.issue_once(challenge).await {
+            // The CA no longer knows the stored account (a wiped test CA, a deactivated
+            // account): only then is a new one made.
+            Err(AcmeError::Ca { kind, .. }) if kind.ends_with(":accountDoesNotExist") => {
+                tracing::warn!(directory = %self.cfg.directory, "the CA does not know the stored account; creating a new one");
+                let _ = std::fs::remove_file(account::credentials_path(&self.cfg));
+                self.account = None;
+                self.issue_once(challenge).await?
+            }
+            other => other?,
+        };
+        self.store.save(
+            self.cfg.cert_name(),
+            &issued.chain_pem,
+            &issued.key_pem,
+            &self.cfg.directory,
+        )
+    }
+
+    async fn issue_once(
+        &mut self,
+        challenge: super::ChallengeKind,
+    ) -> Result<issue::Issued, AcmeError> {
+        if self.account.is_none() {
+            self.account = Some(account::load_or_create(&self.cfg).await?);
+        }
+        // Invariant: set just above.
+        let account = self.account.as_ref().expect("account loaded");
+        issue::issue(account, &self.cfg, challenge, &self.tokens, &self.resolver).await
+    }
+
+    /// The renewal plan, asking the CA for its ARI window when it offers one.
+    async fn plan(&self, cert: &StoredCert, now: SystemTime) -> RenewalPlan {
+        let mut window = None;
+        if let (Some(account), Some(leaf)) = (self.account.as_ref(), cert.key.cert.first()) {
+            window = ari_window(account, leaf).await;
+        }
+        RenewalPlan::new(cert.info.not_before(), cert.info.not_after(), now, window)
+    }
+
+    fn save_status(&self, name: &str, status: &super::CertStatus) {
+        if let Err(e) = self.store.set_status(name, status) {
+            tracing::warn!(name, "cannot record certificate status: {e}");
+        }
+    }
+
+    /// Runs the user's hook with the outcome in DIFYCTL_CERT_* variables (60 s at most).
+    async fn run_hook(&self, result: &str, cert: Option<&StoredCert>, error: Option<&str>) {
+        let Some(hook) = self.cfg.hook.as_deref().filter(|h| !h.is_empty()) else {
+            return;
+        };
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(hook)
+            .env("DIFYCTL_CERT_NAME", self.cfg.cert_name())
+            .env("DIFYCTL_CERT_DOMAINS", self.cfg.domains.join(","))
+            .env("DIFYCTL_CERT_RESULT", result)
+            .env(
+                "DIFYCTL_CERT_DAYS_LEFT",
+                cert.map_or(String::new(), |c| days_left(c.info.not_after()).to_string()),
+            )
+            .env("DIFYCTL_CERT_ERROR", error.unwrap_or(""))
+            .kill_on_drop(true);
+        match tokio::time::timeout(Duration::from_secs(60), cmd.status()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => tracing::warn!(hook, %status, "certificate hook failed"),
+            Ok(Err(e)) => tracing::warn!(hook, "certificate hook could not run: {e}"),
+            Err(_) => tracing::warn!(hook, "certificate hook still running after 60 s: stopped"),
+        }
+    }
+}
+
+async fn ari_window(
+    account: &Account,
+    leaf: &CertificateDer<'_>,
+) -> Option<(SystemTime, SystemTime)> {
+    let id = CertificateIdentifier::try_from(leaf).ok()?;
+    match account.renewal_info(&id).await {
+        Ok((info, _)) => Some((
+            info.suggested_window.start.into(),
+            info.suggested_window.end.into(),
+        )),
+        Err(instant_acme::Error::Unsupported(_)) => None,
+        Err(e) => {
+            tracing::debug!("ARI lookup failed, using the lifetime rule: {e}");
+            None
+        }
+    }
+}
+
+/// Whole days until `not_after` (negative once expired).
+pub fn days_left(not_after: SystemTime) -> i64 {
+    match not_after.duration_since(SystemTime::now()) {
+        Ok(d) => (d.as_secs() / 86400) as i64,
+        Err(e) => -((e.duration().as_secs() / 86400) as i64) - 1,
+    }
+}

@@ -1,0 +1,144 @@
+//! The control socket: how `difyctl certs renew` (and later `ps`) talks to the difyctl that is
+//! serving. A Unix socket at `<state>/difyctl.sock`, 0600, one JSON line in, one JSON line out.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::acme::{ControlRequest, RenewOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("another difyctl is already running with this state directory (its control socket is {})", path.display())]
+    AlreadyRunning { path: PathBuf },
+    #[error("control socket {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the running difyctl gave no usable answer: {0}")]
+    BadReply(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Renew { force: bool },
+}
+
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("difyctl.sock")
+}
+
+/// Binds the socket (refusing when another difyctl answers on it; removing a stale one).
+pub async fn bind(state_dir: &Path) -> Result<UnixListener, ControlError> {
+    let path = socket_path(state_dir);
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    if UnixStream::connect(&path).await.is_ok() {
+        return Err(ControlError::AlreadyRunning { path });
+    }
+    let _ = std::fs::remove_file(&path);
+    crate::fsutil::create_private_dir(state_dir).map_err(io)?;
+    let listener = UnixListener::bind(&path).map_err(io)?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io)?;
+    Ok(listener)
+}
+
+/// Answers requests until `shutdown`, passing renewals to the certificate manager.
+pub async fn serve(
+    listener: UnixListener,
+    renew: Option<mpsc::Sender<ControlRequest>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let renew = renew.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = answer(stream, renew).await {
+                        tracing::debug!("control connection: {e}");
+                    }
+                });
+            }
+            _ = crate::stopped(&mut shutdown) => break,
+        }
+    }
+    if let Ok(addr) = listener.local_addr() {
+        if let Some(path) = addr.as_pathname() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn answer(
+    stream: UnixStream,
+    renew: Option<mpsc::Sender<ControlRequest>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Renew { force }) => match renew {
+            Some(tx) => {
+                let (reply, rx) = oneshot::channel();
+                let _ = tx.send(ControlRequest::Renew { force, reply }).await;
+                match rx.await {
+                    Ok(outcome) => serde_json::to_string(&outcome)?,
+                    Err(_) => error_reply("the certificate manager stopped"),
+                }
+            }
+            None => error_reply(
+                "this difyctl manages no ACME certificate (no domain, or --cert/--key given)",
+            ),
+        },
+        Err(e) => error_reply(&format!("bad request: {e}")),
+    };
+    write.write_all(reply.as_bytes()).await?;
+    write.write_all(b"\n").await
+}
+
+fn error_reply(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// Asks the running difyctl to renew. `Ok(None)` when none is running.
+pub async fn request_renew(
+    state_dir: &Path,
+    force: bool,
+) -> Result<Option<RenewOutcome>, ControlError> {
+    let path = socket_path(state_dir);
+    let Ok(stream) = UnixStream::connect(&path).await else {
+        return Ok(None);
+    };
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let (read, mut write) = stream.into_split();
+    let request = serde_json::to_string(&Request::Renew { force })
+        .map_err(|e| ControlError::BadReply(e.to_string()))?;
+    write.write_all(request.as_bytes()).await.map_err(io)?;
+    write.write_all(b"\n").await.map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(io)?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(ControlError::BadReply(e.to_string()));
+        }
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))
+}
