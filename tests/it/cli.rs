@@ -8,23 +8,23 @@ use std::time::{Duration, Instant};
 
 use crate::support::tls_connect;
 
-fn difyctl() -> Command {
+pub fn difyctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyctl"));
     cmd.env_remove("RUST_LOG").stdin(Stdio::null());
     cmd
 }
 
 /// A scratch directory removed on drop.
-struct Scratch(PathBuf);
+pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
+    pub fn new(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("difyctl-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -130,10 +130,19 @@ fn write_cert(dir: &Scratch) -> rustls::pki_types::CertificateDer<'static> {
 fn start_proxy(
     dir: &Scratch,
     extra: &[&str],
-) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
+) -> (Proc, std::net::SocketAddr, mpsc::Receiver<String>) {
+    let mut args = proxy_args(dir);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start_difyctl(dir, &args)
+}
+
+/// Starts difyctl with `args`; returns it, its HTTPS address (from its log) and its log lines.
+pub fn start_difyctl(
+    dir: &Scratch,
+    args: &[String],
+) -> (Proc, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = difyctl()
-        .args(proxy_args(dir))
-        .args(extra)
+        .args(args)
         .current_dir(&dir.0)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -164,15 +173,54 @@ fn start_proxy(
             if let Some(at) = line.find(key) {
                 let rest = &line[at + key.len()..];
                 let end = rest.find([' ', '"']).unwrap_or(rest.len());
-                return (child, rest[..end].parse().unwrap(), rx);
+                let addr = rest[..end].parse().unwrap();
+                // Hand back every line, also those logged before the address.
+                let (tx, all) = mpsc::channel();
+                for line in seen.lines() {
+                    let _ = tx.send(line.to_string());
+                }
+                std::thread::spawn(move || {
+                    for line in rx {
+                        let _ = tx.send(line);
+                    }
+                });
+                return (Proc(child), addr, all);
             }
         }
     }
 }
 
+/// A running difyctl, killed (and reaped) when the test ends, also when it fails.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The next log line containing `needle`, within 5 s.
-fn log_line(logs: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
+pub fn log_line(logs: &mpsc::Receiver<String>, needle: &str) -> String {
+    log_line_within(logs, needle, Duration::from_secs(5))
+}
+
+/// The next log line containing `needle`, within `within`.
+pub fn log_line_within(logs: &mpsc::Receiver<String>, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
     while let Ok(line) = logs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         if line.contains(needle) {
             return line;
@@ -181,12 +229,12 @@ fn log_line(logs: &mpsc::Receiver<String>, needle: &str) -> String {
     panic!("no log line with {needle:?}");
 }
 
-fn signal(child: &Child, sig: i32) {
+pub fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> i32 {
+pub fn wait_exit(child: &mut Child, within: Duration) -> i32 {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
