@@ -480,6 +480,14 @@ fn acme_config(
     };
     cfg.check_interval = duration(&file.check_interval, "check_interval", cfg.check_interval)?;
     cfg.retry_initial = duration(&file.retry_initial, "retry_initial", cfg.retry_initial)?;
+    // Dify's certbot container keeps its certificates beside the compose file (and `.env`).
+    let compose_dir = flags
+        .env_file
+        .as_ref()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    cfg.certbot_live = Some(compose_dir.join("volumes/certbot/conf/live"));
     Ok((Some(cfg), None))
 }
 
@@ -555,6 +563,9 @@ pub struct AcmeConfig {
     pub retry_max: Duration,
     /// Command run after every attempt (success or failure), with DIFYCTL_CERT_* variables.
     pub hook: Option<String>,
+    /// certbot's `live/` folder (Dify's `./volumes/certbot/conf/live`): a certificate there for
+    /// our name is imported when it is newer than ours, so a migration starts with no new order.
+    pub certbot_live: Option<PathBuf>,
 }
 
 impl AcmeConfig {
@@ -572,6 +583,7 @@ impl AcmeConfig {
             retry_initial: Duration::from_secs(60),
             retry_max: Duration::from_secs(6 * 3600),
             hook: None,
+            certbot_live: None,
         }
     }
 

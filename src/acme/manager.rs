@@ -66,10 +66,15 @@ impl CertManager {
         }
     }
 
-    /// Puts the stored certificate in service right away (no self-signed flash at start).
+    /// Puts the stored certificate in service right away (no self-signed flash at start),
+    /// after importing certbot's certificate for the name if that one is newer.
     pub fn install_stored(&mut self) -> Result<Option<&StoredCert>, AcmeError> {
         let name = self.cfg.cert_name().to_string();
-        if let Some(stored) = self.store.load(&name)? {
+        let mut stored = self.store.load(&name)?;
+        if let Some(imported) = self.import_certbot(stored.as_ref()) {
+            stored = Some(imported);
+        }
+        if let Some(stored) = stored {
             self.install(&stored);
             tracing::info!(name, serial = %stored.info.serial, days_left = days_left(stored.info.not_after()), "serving the stored certificate");
             self.current = Some(stored);
@@ -231,6 +236,37 @@ impl CertManager {
                     outcome(false, Some(detail), msg, self.current.as_ref()),
                     wait.min(interval),
                 )
+            }
+        }
+    }
+
+    /// Imports `<certbot_live>/<name>/{fullchain,privkey}.pem` when it is valid and expires
+    /// later than `current`; a broken or older one is left alone (and said so).
+    fn import_certbot(&self, current: Option<&StoredCert>) -> Option<StoredCert> {
+        let live = self.cfg.certbot_live.as_ref()?.join(self.cfg.cert_name());
+        let chain = std::fs::read_to_string(live.join("fullchain.pem")).ok()?;
+        let key = std::fs::read_to_string(live.join("privkey.pem")).ok()?;
+        let source = format!("certbot import ({})", live.display());
+        let info = match super::store::read_info(&chain, &source) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(path = %live.display(), "certbot certificate not imported: {e}");
+                return None;
+            }
+        };
+        if current.is_some_and(|c| c.info.not_after >= info.not_after)
+            || info.not_after() <= SystemTime::now()
+        {
+            return None;
+        }
+        match self.store.save(self.cfg.cert_name(), &chain, &key, &source) {
+            Ok(cert) => {
+                tracing::info!(path = %live.display(), serial = %cert.info.serial, "imported certbot's certificate");
+                Some(cert)
+            }
+            Err(e) => {
+                tracing::warn!(path = %live.display(), "certbot certificate not imported: {e}");
+                None
             }
         }
     }

@@ -149,6 +149,17 @@ impl CertStore {
             what: format!("the certificate issued for {name}"),
             detail,
         })?;
+        // Never make a set current that cannot be served: check the pair before writing.
+        parse_pem_pair(
+            chain_pem.as_bytes(),
+            key_pem.as_bytes(),
+            Path::new("fullchain.pem"),
+            Path::new("privkey.pem"),
+        )
+        .map_err(|e| AcmeError::Protocol {
+            what: format!("the certificate for {name}"),
+            detail: e.to_string(),
+        })?;
         let base = self.dir(name);
         let version = format!("v-{}-{}", info.serial, unix(SystemTime::now()));
         let dir = base.join(&version);
@@ -291,6 +302,22 @@ mod tests {
             .count();
         assert_eq!(versions, 2, "current and previous kept");
         assert_eq!(store.names(), vec!["dify.example.com"]);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_is_refused_before_anything_changes() {
+        let state =
+            std::env::temp_dir().join(format!("difyctl-store-mismatch-{}", std::process::id()));
+        let store = CertStore::new(&state);
+        let (chain, key) = self_signed("b.example");
+        let first = store.save("b.example", &chain, &key, "d").unwrap();
+        let (other_chain, _) = self_signed("b.example");
+        assert!(store.save("b.example", &other_chain, &key, "d").is_err());
+        assert_eq!(
+            store.load("b.example").unwrap().unwrap().info.serial,
+            first.info.serial
+        );
         std::fs::remove_dir_all(&state).unwrap();
     }
 

@@ -292,3 +292,55 @@ async fn ca_down_keeps_the_current_certificate_and_recovers() {
     assert_eq!(status.failures, 0);
     assert!(status.last_error.is_none());
 }
+
+/// A Dify install migrating from certbot: its certificate in
+/// `volumes/certbot/conf/live/<domain>/` is served from the first start, with no new order.
+#[tokio::test]
+async fn certbot_certificate_is_imported_when_newer() {
+    let dir = state_dir("certbot");
+    let name = domain("certbot");
+    let live = dir.join("volumes/certbot/conf/live").join(&name);
+    std::fs::create_dir_all(&live).unwrap();
+    let g = rcgen::generate_simple_self_signed(vec![name.clone()]).unwrap();
+    std::fs::write(live.join("fullchain.pem"), g.cert.pem()).unwrap();
+    std::fs::write(live.join("privkey.pem"), g.signing_key.serialize_pem()).unwrap();
+
+    let mut cfg = AcmeConfig::new(
+        vec![name.clone()],
+        "https://ca.invalid/dir".into(),
+        dir.join("state"),
+    );
+    cfg.certbot_live = Some(dir.join("volumes/certbot/conf/live"));
+    let resolver = Arc::new(difyctl::tls::CertResolver::new());
+    let mut manager = CertManager::new(cfg.clone(), resolver.clone(), Default::default());
+    let imported = manager
+        .install_stored()
+        .unwrap()
+        .expect("imported")
+        .info
+        .clone();
+    assert!(
+        imported.directory.starts_with("certbot import"),
+        "{imported:?}"
+    );
+    assert_eq!(resolver.lookup(Some(&name)).unwrap().cert[0], *g.cert.der());
+
+    // The next start finds it stored; an older certbot file does not replace it.
+    let mut again = CertManager::new(cfg, resolver, Default::default());
+    assert_eq!(
+        again.install_stored().unwrap().unwrap().info.serial,
+        imported.serial
+    );
+    let versions = std::fs::read_dir(dir.join("state/certs").join(&name))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("v-")
+        })
+        .count();
+    assert_eq!(versions, 1, "not imported twice");
+    let _ = std::fs::remove_dir_all(&dir);
+}
