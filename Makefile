@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-certs demo-proxy
 
 build:
 	$(CARGO) build
@@ -21,11 +21,15 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-proxy
+bench: bench-proxy bench-certs
 
 # difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
 bench-proxy:
 	./bench/proxy.sh
+
+# Time to a first certificate against Pebble, difyctl vs certbot (see BENCHMARKS.md).
+bench-certs:
+	./bench/certs.sh
 
 # The proxy in front of a stand-in Dify on :8080/:8443; Ctrl-C stops it.
 demo-proxy:
