@@ -453,7 +453,11 @@ fn acme_config(
         state_dir.to_path_buf(),
     );
     cfg.email = email.clone();
-    cfg.ca_root = flags.acme_ca_root.clone().or(file.ca_root.clone());
+    cfg.ca_root = flags
+        .acme_ca_root
+        .clone()
+        .or(file.ca_root.clone())
+        .filter(|p| !p.as_os_str().is_empty());
     let (challenge, origin) = match (&flags.challenge, &file.challenge) {
         (Some(c), _) => (c.clone(), "--challenge".to_string()),
         (None, Some(c)) => (c.clone(), "difyctl.toml (acme.challenge)".to_string()),
@@ -663,6 +667,10 @@ mod tests {
         let c = Config::merge(&Flags::default(), file, None).unwrap();
         assert_eq!(c.domains, vec!["dify.example.com"]);
         assert_eq!(c.proxy.max_body, 100 << 20);
+        let acme = c.acme.expect("domains give an ACME configuration");
+        assert_eq!(acme.directory, LETSENCRYPT);
+        assert_eq!(acme.ca_root, None, "an empty ca_root means none");
+        assert_eq!(acme.hook, None);
     }
 
     #[test]
