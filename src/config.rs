@@ -674,6 +674,42 @@ mod tests {
     }
 
     #[test]
+    fn ip_or_localhost_domains_get_self_signed_with_a_reason() {
+        for domain in ["203.0.113.7", "localhost", "dify.localhost"] {
+            let flags = Flags {
+                domains: vec![domain.into()],
+                ..Flags::default()
+            };
+            let c = Config::merge(&flags, FileConfig::default(), None).unwrap();
+            assert!(c.acme.is_none(), "{domain}");
+            assert!(c.self_signed_reason.unwrap().contains(domain));
+        }
+        let c = Config::merge(&Flags::default(), FileConfig::default(), None).unwrap();
+        assert!(c.self_signed_reason.unwrap().contains("no domain"));
+    }
+
+    #[test]
+    fn acme_settings_are_checked() {
+        let flags = Flags {
+            domains: vec!["dify.example.com".into()],
+            challenge: Some("dns-01".into()),
+            ..Flags::default()
+        };
+        let err = Config::merge(&flags, FileConfig::default(), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--challenge: `dns-01` is not a challenge type: use http-01 or tls-alpn-01"
+        );
+        let file: FileConfig = toml::from_str("domains = [\"a.example\"]\n[acme]\ndirectory = \"letsencrypt-staging\"\nchallenge = \"tls-alpn-01\"\n").unwrap();
+        let acme = Config::merge(&Flags::default(), file, None)
+            .unwrap()
+            .acme
+            .unwrap();
+        assert_eq!(acme.directory, LETSENCRYPT_STAGING);
+        assert_eq!(acme.challenge, ChallengeKind::TlsAlpn01);
+    }
+
+    #[test]
     fn listen_addresses() {
         assert_eq!(
             parse_addr("127.0.0.1:8443", false),

@@ -248,7 +248,12 @@ async fn ca_down_keeps_the_current_certificate_and_recovers() {
     let Some(mut s) = setup("cadown", PebbleOptions::default()).await else {
         return;
     };
-    let cfg = acme_config(&s.pebble, &s.name, &s.state, ChallengeKind::Http01);
+    let mut cfg = acme_config(&s.pebble, &s.name, &s.state, ChallengeKind::Http01);
+    let hook_log = s.state.with_extension("hook.log");
+    cfg.hook = Some(format!(
+        "echo \"$DIFYCTL_CERT_RESULT $DIFYCTL_CERT_NAME days=$DIFYCTL_CERT_DAYS_LEFT err=${{DIFYCTL_CERT_ERROR:+yes}}\" >> {}",
+        hook_log.display()
+    ));
     let mut manager = CertManager::new(cfg, s.proxy.resolver.clone(), s.proxy.challenges.clone());
     let (first, _) = manager.check(false).await;
     assert!(first.renewed, "{first:?}");
@@ -291,6 +296,24 @@ async fn ca_down_keeps_the_current_certificate_and_recovers() {
     let status = CertStore::new(&s.state).status(&s.name);
     assert_eq!(status.failures, 0);
     assert!(status.last_error.is_none());
+
+    // The hook heard every outcome, for alerting.
+    let heard = std::fs::read_to_string(&hook_log).unwrap();
+    let lines: Vec<&str> = heard.lines().collect();
+    assert_eq!(lines.len(), 3, "{heard}");
+    assert!(
+        lines[0].starts_with(&format!("success {} days=", s.name)),
+        "{heard}"
+    );
+    assert!(
+        lines[1].starts_with("failure ") && lines[1].ends_with("err=yes"),
+        "{heard}"
+    );
+    assert!(
+        lines[2].starts_with("success ") && lines[2].ends_with("err="),
+        "{heard}"
+    );
+    let _ = std::fs::remove_file(&hook_log);
 }
 
 /// A Dify install migrating from certbot: its certificate in
