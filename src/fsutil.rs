@@ -40,9 +40,39 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// `text` as one safe path component: anything but ASCII letters, digits, `.` and `-`
+/// becomes `_` (so a domain, a URL or a wildcard never escapes its folder).
+pub fn safe_name(text: &str) -> String {
+    let safe: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // ".." and "." are not names.
+    if safe.chars().all(|c| c == '.') {
+        safe.replace('.', "_")
+    } else {
+        safe
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_names_stay_in_their_folder() {
+        assert_eq!(safe_name("dify.example.com"), "dify.example.com");
+        assert_eq!(safe_name("*.example.com"), "_.example.com");
+        assert_eq!(safe_name("localhost:14000/dir"), "localhost_14000_dir");
+        assert_eq!(safe_name(".."), "__");
+        assert_eq!(safe_name("../etc"), ".._etc");
+    }
 
     #[test]
     fn writes_with_mode_and_replaces() {

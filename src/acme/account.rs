@@ -11,19 +11,11 @@ use crate::fsutil::write_atomic;
 
 /// Where the credentials for `cfg`'s directory and e-mail live.
 pub fn credentials_path(cfg: &AcmeConfig) -> PathBuf {
-    let dir: String = cfg
-        .directory
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let dir = crate::fsutil::safe_name(
+        cfg.directory
+            .trim_start_matches("https://")
+            .trim_start_matches("http://"),
+    );
     let who = cfg
         .email
         .as_deref()

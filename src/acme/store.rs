@@ -82,16 +82,7 @@ impl CertStore {
 
     /// The folder of certificate `name` (a wildcard's `*` is written `_`).
     pub fn dir(&self, name: &str) -> PathBuf {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = crate::fsutil::safe_name(name);
         self.root.join(safe)
     }
 

@@ -4,16 +4,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::cli::{difyctl, log_line_within, signal, start_difyctl, wait_exit, Scratch};
-use crate::pebble::{self, Pebble, PebbleOptions};
+use crate::pebble::{self, free_port, Pebble, PebbleOptions};
 use crate::support::tls_connect_named;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Site {
     dir: Scratch,
