@@ -1,5 +1,6 @@
 //! The compose model: what Dify's `docker-compose.yaml` and `.env` say, read without touching
-//! Docker. So far only the `.env` reader, which the proxy uses for the `NGINX_*` settings a
-//! migrating user already has.
+//! Docker. So far: the `.env` reader (the proxy uses it for the `NGINX_*` settings a migrating
+//! user already has) and compose's variable interpolation.
 
 pub mod envfile;
+pub mod interpolate;
