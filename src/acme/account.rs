@@ -56,10 +56,17 @@ pub async fn load_or_create(cfg: &AcmeConfig) -> Result<Account, AcmeError> {
         terms_of_service_agreed: true,
         only_return_existing: false,
     };
-    let (account, creds) = builder(cfg)?
-        .create(&new, cfg.directory.clone(), None)
-        .await
-        .map_err(|e| super::issue::ca_error("a new account", e))?;
+    // newAccount is a signed POST like any other: retry it when the CA rejects the nonce.
+    let mut tries = 0;
+    let (account, creds) = loop {
+        match builder(cfg)?
+            .create(&new, cfg.directory.clone(), None)
+            .await
+        {
+            Err(e) if super::issue::is_bad_nonce(&e) && tries < 8 => tries += 1,
+            other => break other.map_err(|e| super::issue::ca_error("a new account", e))?,
+        }
+    };
     let json = serde_json::to_vec_pretty(&creds).map_err(|e| account_err(e.to_string()))?;
     store(&path, &json)?;
     tracing::info!(directory = %cfg.directory, path = %path.display(), "ACME account created");

@@ -35,7 +35,7 @@ macro_rules! nonce_retry {
     }};
 }
 
-fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+pub fn is_bad_nonce(e: &instant_acme::Error) -> bool {
     matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
 }
 
@@ -97,48 +97,67 @@ pub async fn issue(
             ChallengeKind::Http01 => ChallengeType::Http01,
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
         };
-        let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(|e| ca_error("an authorization", e))?;
-            let domain = identifier_name(authz.identifier().identifier);
-            match authz.status {
-                AuthorizationStatus::Valid => continue,
-                AuthorizationStatus::Pending => {}
-                other => {
-                    return Err(AcmeError::Validation {
-                        domain,
-                        challenge: challenge.as_str(),
-                        detail: format!("authorization is {other:?}"),
-                    })
+        // A fetch that fails (badNonce) leaves that authorization unfetched; a fresh pass over
+        // the order fetches it again and skips the ones already answered.
+        let mut done = std::collections::HashSet::new();
+        let mut refetches = 0;
+        'pass: loop {
+            let mut authorizations = order.authorizations();
+            while let Some(authz) = authorizations.next().await {
+                let mut authz = match authz {
+                    Ok(authz) => authz,
+                    Err(e) if is_bad_nonce(&e) && refetches < 8 => {
+                        refetches += 1;
+                        continue 'pass;
+                    }
+                    Err(e) => return Err(ca_error("an authorization", e)),
+                };
+                let url = authz.url().to_string();
+                if !done.insert(url) {
+                    continue;
                 }
-            }
-            let mut ch = authz
-                .challenge(kind.clone())
-                .ok_or_else(|| AcmeError::Validation {
-                    domain: domain.clone(),
-                    challenge: challenge.as_str(),
-                    detail: "the CA does not offer this challenge type for the name".into(),
+                let domain = identifier_name(authz.identifier().identifier);
+                match authz.status {
+                    AuthorizationStatus::Valid => continue,
+                    AuthorizationStatus::Pending => {}
+                    other => {
+                        return Err(AcmeError::Validation {
+                            domain,
+                            challenge: challenge.as_str(),
+                            detail: format!("authorization is {other:?}"),
+                        })
+                    }
+                }
+                let mut ch =
+                    authz
+                        .challenge(kind.clone())
+                        .ok_or_else(|| AcmeError::Validation {
+                            domain: domain.clone(),
+                            challenge: challenge.as_str(),
+                            detail: "the CA does not offer this challenge type for the name".into(),
+                        })?;
+                let key_auth = ch.key_authorization();
+                match challenge {
+                    ChallengeKind::Http01 => {
+                        tokens.insert(ch.token.clone(), key_auth.as_str().to_string());
+                        answered.push(Answer::Token(ch.token.clone()));
+                    }
+                    ChallengeKind::TlsAlpn01 => {
+                        resolver.set_challenge(
+                            &domain,
+                            alpn_certificate(&domain, key_auth.digest().as_ref())?,
+                        );
+                        answered.push(Answer::Alpn(domain.clone()));
+                    }
+                }
+                nonce_retry!(ch.set_ready()).map_err(|e| {
+                    ca_error(
+                        &format!("the {} challenge for {domain}", challenge.as_str()),
+                        e,
+                    )
                 })?;
-            let key_auth = ch.key_authorization();
-            match challenge {
-                ChallengeKind::Http01 => {
-                    tokens.insert(ch.token.clone(), key_auth.as_str().to_string());
-                    answered.push(Answer::Token(ch.token.clone()));
-                }
-                ChallengeKind::TlsAlpn01 => {
-                    resolver.set_challenge(
-                        &domain,
-                        alpn_certificate(&domain, key_auth.digest().as_ref())?,
-                    );
-                    answered.push(Answer::Alpn(domain.clone()));
-                }
             }
-            nonce_retry!(ch.set_ready()).map_err(|e| {
-                ca_error(
-                    &format!("the {} challenge for {domain}", challenge.as_str()),
-                    e,
-                )
-            })?;
+            break;
         }
 
         let policy = RetryPolicy::new()
