@@ -1,6 +1,6 @@
 //! The reverse proxy against real upstream servers, over real TLS, on port 0.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
