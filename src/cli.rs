@@ -12,6 +12,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Run a self-hosted Dify: stack, HTTPS proxy and certificates in one binary"
 )]
 pub struct Cli {
+    /// Compose file (default: ./docker-compose.yaml)
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        env = "COMPOSE_FILE",
+        value_name = "FILE"
+    )]
+    pub file: Option<PathBuf>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, else the compose file's folder name)
+    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
     /// difyctl.toml to read (default: ./difyctl.toml when it exists)
     #[arg(long, global = true, env = "DIFYCTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -42,6 +54,18 @@ pub enum Command {
     /// Certificates: where they stand, and renewal on demand
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
+    Config {
+        /// Only the names of the services `up` would start
+        #[arg(long)]
+        services: bool,
+        /// JSON instead of YAML
+        #[arg(long)]
+        json: bool,
+        /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+        #[arg(long = "profile", value_name = "P")]
+        profiles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

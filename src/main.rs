@@ -21,7 +21,10 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             let usage = err.downcast_ref::<ConfigError>().is_some()
                 || err.downcast_ref::<UpstreamError>().is_some()
-                || err.downcast_ref::<cmd::UsageError>().is_some();
+                || err.downcast_ref::<cmd::UsageError>().is_some()
+                || err
+                    .downcast_ref::<difyctl::stack::compose::StackError>()
+                    .is_some();
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -38,7 +41,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..Flags::default()
     };
+    let compose_file = cli
+        .file
+        .clone()
+        .unwrap_or_else(|| "docker-compose.yaml".into());
+    let project_name = cli.project_name.clone();
     match cli.command {
+        Command::Config {
+            services,
+            json,
+            profiles,
+        } => {
+            let opts = difyctl::stack::compose::LoadOptions {
+                compose_file,
+                env_file: flags.env_file.clone(),
+                project_name,
+                profiles,
+                process_env: std::env::vars().collect(),
+            };
+            cmd::config::run(&opts, services, json)
+        }
         Command::Proxy(args) => {
             let args = *args;
             let upstreams = Upstreams {

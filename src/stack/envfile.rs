@@ -28,6 +28,8 @@ pub struct Entry {
     pub key: String,
     pub value: String,
     pub line: usize,
+    /// Single-quoted: taken as written, never interpolated.
+    pub literal: bool,
 }
 
 /// The entries of an env file, in file order; a key set twice keeps its last value.
@@ -79,6 +81,7 @@ impl EnvFile {
                 return Err(syntax(format!("`{key}` is not a valid variable name")));
             }
             let rest = rest.trim_start();
+            let literal = rest.starts_with('\'');
             let value = if let Some(body) = rest.strip_prefix('\'') {
                 match body.find('\'') {
                     Some(end) => body[..end].to_string(),
@@ -109,6 +112,7 @@ impl EnvFile {
                 key: key.to_string(),
                 value,
                 line: start + 1,
+                literal,
             });
         }
         Ok(EnvFile {
@@ -120,6 +124,35 @@ impl EnvFile {
     /// The last value given to `key`, if any.
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.entries.iter().rev().find(|e| e.key == key)
+    }
+
+    /// The variables as compose sees them: each value interpolated (unless single-quoted) with
+    /// the process environment and the entries above it; the process environment wins over the
+    /// file for the result too.
+    pub fn resolve(
+        &self,
+        process: &std::collections::HashMap<String, String>,
+    ) -> Result<std::collections::HashMap<String, String>, EnvFileError> {
+        let mut vars = std::collections::HashMap::new();
+        for e in &self.entries {
+            let value = if e.literal {
+                e.value.clone()
+            } else {
+                let lookup = |name: &str| process.get(name).or_else(|| vars.get(name)).cloned();
+                super::interpolate::interpolate(&e.value, &lookup)
+                    .map_err(|err| EnvFileError::Syntax {
+                        path: self.path.clone(),
+                        line: e.line,
+                        message: format!("{}: {err}", e.key),
+                    })?
+                    .value
+            };
+            vars.insert(e.key.clone(), value);
+        }
+        for (k, v) in process {
+            vars.insert(k.clone(), v.clone());
+        }
+        Ok(vars)
     }
 
     /// Where `key` was set, as `file:line`, for error messages.
@@ -176,6 +209,23 @@ mod tests {
         assert_eq!(f.get("G").unwrap().value, "x#y");
         assert_eq!(f.get("H").unwrap().value, "multi\nline");
         assert_eq!(f.get("H").unwrap().line, 9);
+    }
+
+    #[test]
+    fn values_are_interpolated_like_compose() {
+        let f = parse("VECTOR_STORE=qdrant\nCOMPOSE_PROFILES=${VECTOR_STORE:-weaviate},${DB_TYPE:-postgresql}\nLIT='${VECTOR_STORE}'\n");
+        let mut process = std::collections::HashMap::new();
+        let vars = f.resolve(&process).unwrap();
+        assert_eq!(vars["COMPOSE_PROFILES"], "qdrant,postgresql");
+        assert_eq!(vars["LIT"], "${VECTOR_STORE}");
+        process.insert("DB_TYPE".to_string(), "mysql".to_string());
+        process.insert("VECTOR_STORE".to_string(), "milvus".to_string());
+        let vars = f.resolve(&process).unwrap();
+        assert_eq!(
+            vars["COMPOSE_PROFILES"], "milvus,mysql",
+            "the process environment wins"
+        );
+        assert_eq!(vars["VECTOR_STORE"], "milvus");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! Docker. So far: the `.env` reader (the proxy uses it for the `NGINX_*` settings a migrating
 //! user already has) and compose's variable interpolation.
 
+pub mod compose;
 pub mod envfile;
 pub mod interpolate;

@@ -5,5 +5,6 @@ mod certs_cli;
 mod cli;
 mod pebble;
 mod proxy;
+mod stack;
 mod support;
 mod testserver;

@@ -1,0 +1,43 @@
+//! `difyctl config`: the resolved compose project, like `docker compose config`: interpolated,
+//! merge keys expanded, only the services `up` would start (profiles applied, nginx and
+//! certbot left to difyctl).
+
+use difyctl::stack::compose::{LoadOptions, Project, REPLACED_SERVICES};
+use serde_json::{Map, Value};
+
+pub fn run(opts: &LoadOptions, services_only: bool, json: bool) -> anyhow::Result<()> {
+    let project = Project::load(opts)?;
+    for var in &project.unset {
+        eprintln!("warning: the {var} variable is not set; using an empty string");
+    }
+    let excluded: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
+    let enabled = project.enabled_services(&excluded);
+    if services_only {
+        let names: Vec<&str> = enabled.iter().map(|s| s.name.as_str()).collect();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&names)?);
+        } else {
+            for name in names {
+                println!("{name}");
+            }
+        }
+        return Ok(());
+    }
+    let mut document = project.document.clone();
+    if let Some(map) = document.as_object_mut() {
+        let services: Map<String, Value> = enabled
+            .iter()
+            .map(|s| (s.name.clone(), s.definition.clone()))
+            .collect();
+        map.insert("services".into(), Value::Object(services));
+        map.insert("name".into(), Value::String(project.name.clone()));
+        // Extension fields (x-*) only served the YAML anchors.
+        map.retain(|k, _| !k.starts_with("x-"));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        print!("{}", serde_saphyr::to_string(&document)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! Loading a compose project the way `docker compose` does: YAML with anchors and `<<:` merge
+//! keys (serde-saphyr expands them), every string interpolated from the environment (process
+//! environment over `.env`), then profiles deciding which services are enabled.
+//!
+//! So far this reads what `difyctl config` needs: the services, their profiles, and the
+//! interpolated document. The typed service model (ports, volumes, healthchecks, ...) for the
+//! engine comes next.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::envfile::{EnvFile, EnvFileError};
+use super::interpolate::{interpolate, InterpolateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot read compose file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
+    #[error("{}: {key}", path.display())]
+    Interpolate {
+        path: PathBuf,
+        key: String,
+        #[source]
+        source: InterpolateError,
+    },
+    #[error(transparent)]
+    EnvFile(#[from] EnvFileError),
+    #[error("{}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// How to find and read the project.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub compose_file: PathBuf,
+    /// `.env` to read (default: beside the compose file); absent is fine.
+    pub env_file: Option<PathBuf>,
+    /// `-p`; else COMPOSE_PROJECT_NAME; else the compose file's folder name.
+    pub project_name: Option<String>,
+    /// `--profile` flags, added to COMPOSE_PROFILES.
+    pub profiles: Vec<String>,
+    pub process_env: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub profiles: Vec<String>,
+    /// The service's interpolated definition.
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub dir: PathBuf,
+    pub compose_file: PathBuf,
+    /// Profiles in effect: `--profile` and COMPOSE_PROFILES.
+    pub profiles: Vec<String>,
+    /// In file order.
+    pub services: Vec<Service>,
+    /// The whole interpolated document.
+    pub document: Value,
+    /// Variables used while unset (compose: "defaulting to a blank string").
+    pub unset: Vec<String>,
+}
+
+impl Project {
+    pub fn load(opts: &LoadOptions) -> Result<Project, StackError> {
+        let path = &opts.compose_file;
+        let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let env_path = opts.env_file.clone().unwrap_or_else(|| dir.join(".env"));
+        let vars = match EnvFile::read_optional(&env_path)? {
+            Some(file) => file.resolve(&opts.process_env)?,
+            None => opts.process_env.clone(),
+        };
+
+        let raw: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut unset = Vec::new();
+        let document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
+
+        let services_value = document.get("services").cloned().unwrap_or(Value::Null);
+        let services = match &services_value {
+            Value::Object(map) => map
+                .iter()
+                .map(|(name, def)| service(name, def, path))
+                .collect::<Result<Vec<_>, _>>()?,
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(StackError::Invalid {
+                    path: path.clone(),
+                    key: "services".into(),
+                    message: "must be a mapping of service names to definitions".into(),
+                })
+            }
+        };
+
+        let mut profiles: Vec<String> = vars
+            .get("COMPOSE_PROFILES")
+            .map(|p| {
+                p.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in &opts.profiles {
+            if !profiles.contains(p) {
+                profiles.push(p.clone());
+            }
+        }
+        let name = opts
+            .project_name
+            .clone()
+            .or_else(|| vars.get("COMPOSE_PROJECT_NAME").cloned())
+            .or_else(|| {
+                document
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                let folder = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                folder
+                    .file_name()
+                    .map_or("default".into(), |n| n.to_string_lossy().into_owned())
+            });
+        Ok(Project {
+            name: normalize_project_name(&name),
+            dir,
+            compose_file: path.clone(),
+            profiles,
+            services,
+            document,
+            unset,
+        })
+    }
+
+    /// Services that `up` starts: no profile, or one of the active profiles; minus `excluded`
+    /// (nginx and certbot: difyctl does their jobs).
+    pub fn enabled_services(&self, excluded: &[String]) -> Vec<&Service> {
+        self.services
+            .iter()
+            .filter(|s| {
+                s.profiles.is_empty() || s.profiles.iter().any(|p| self.profiles.contains(p))
+            })
+            .filter(|s| !excluded.contains(&s.name))
+            .collect()
+    }
+}
+
+/// The services difyctl replaces by default.
+pub const REPLACED_SERVICES: [&str; 2] = ["nginx", "certbot"];
+
+/// Compose lower-cases project names and keeps `[a-z0-9_-]`.
+fn normalize_project_name(name: &str) -> String {
+    name.to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> {
+    let invalid = |key: &str, message: &str| StackError::Invalid {
+        path: path.to_path_buf(),
+        key: format!("services.{name}{key}"),
+        message: message.to_string(),
+    };
+    if !def.is_object() && !def.is_null() {
+        return Err(invalid("", "must be a mapping"));
+    }
+    let profiles = match def.get("profiles") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|p| {
+                p.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(".profiles", "must be a list of names"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid(".profiles", "must be a list of names")),
+    };
+    Ok(Service {
+        name: name.to_string(),
+        profiles,
+        definition: def.clone(),
+    })
+}
+
+/// Interpolates every string in the tree; `key` is the dotted path, for error messages.
+fn interpolate_tree(
+    value: Value,
+    key: &str,
+    vars: &HashMap<String, String>,
+    path: &Path,
+    unset: &mut Vec<String>,
+) -> Result<Value, StackError> {
+    Ok(match value {
+        Value::String(s) => {
+            let lookup = |name: &str| vars.get(name).cloned();
+            let done = interpolate(&s, &lookup).map_err(|source| StackError::Interpolate {
+                path: path.to_path_buf(),
+                key: key.trim_start_matches('.').to_string(),
+                source,
+            })?;
+            for u in done.unset {
+                if !unset.contains(&u) {
+                    unset.push(u);
+                }
+            }
+            Value::String(done.value)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| interpolate_tree(v, &format!("{key}[{i}]"), vars, path, unset))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let child = format!("{key}.{k}");
+                    interpolate_tree(v, &child, vars, path, unset).map(|v| (k, v))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &str, profiles: &[&str]) -> Result<Project, StackError> {
+        let dir = std::env::temp_dir().join(format!(
+            "difyctl-compose-{}-{}",
+            std::process::id(),
+            yaml.len() + env.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("docker-compose.yaml"), yaml).unwrap();
+        std::fs::write(dir.join(".env"), env).unwrap();
+        let p = Project::load(&LoadOptions {
+            compose_file: dir.join("docker-compose.yaml"),
+            project_name: Some("Test Proj".into()),
+            profiles: profiles.iter().map(|p| p.to_string()).collect(),
+            ..LoadOptions::default()
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        p
+    }
+
+    const YAML: &str = "x-shared: &shared\n  DB_HOST: ${DB_HOST:-db}\n  PORT: 5432\nservices:\n  api:\n    image: api:${TAG:-1}\n    environment:\n      <<: *shared\n      MODE: api\n  db:\n    image: postgres\n    profiles: [postgresql]\n  nginx:\n    image: nginx\n  milvus:\n    image: milvus\n    profiles: [milvus]\n";
+
+    #[test]
+    fn merge_keys_interpolation_and_profiles() {
+        let p = load(
+            YAML,
+            "TAG=2\nCOMPOSE_PROFILES=${DB_TYPE:-postgresql}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.name, "testproj");
+        let api = &p.services[0].definition;
+        assert_eq!(api["image"], "api:2");
+        assert_eq!(
+            api["environment"]["DB_HOST"], "db",
+            "merged from the anchor, default applied"
+        );
+        assert_eq!(api["environment"]["PORT"], 5432, "numbers stay numbers");
+        assert_eq!(api["environment"]["MODE"], "api");
+        let names: Vec<&str> = p
+            .enabled_services(&["nginx".into()])
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["api", "db"]);
+        let p = load(YAML, "COMPOSE_PROFILES=mysql\n", &["milvus"]).unwrap();
+        let names: Vec<&str> = p
+            .enabled_services(&[])
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["api", "nginx", "milvus"]);
+    }
+
+    #[test]
+    fn required_variable_names_file_and_key() {
+        let err = load(
+            "services:\n  db:\n    environment:\n      PASSWORD: ${DB_PASSWORD:?set it in .env}\n",
+            "",
+            &[],
+        )
+        .unwrap_err();
+        let text = crate::error_chain(&err);
+        assert!(text.ends_with("docker-compose.yaml: services.db.environment.PASSWORD: required variable DB_PASSWORD is missing a value: set it in .env"), "{text}");
+    }
+
+    #[test]
+    fn bad_yaml_names_the_line() {
+        let err = load("services:\n  api:\n    image: [unclosed\n", "", &[]).unwrap_err();
+        assert!(matches!(err, StackError::Yaml { .. }), "{err}");
+        assert!(err.to_string().contains("docker-compose.yaml"), "{err}");
+    }
+}

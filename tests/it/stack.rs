@@ -1,0 +1,162 @@
+//! Dify's real compose files (../shared/fixtures, never copied into the repo) through the
+//! compose model and `difyctl config`.
+
+use std::path::PathBuf;
+
+use difyctl::stack::compose::{LoadOptions, Project, REPLACED_SERVICES};
+
+fn fixture(version: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(format!("dify-{version}"));
+    if dir.join("docker-compose.yaml").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: Dify {version} fixture not found at {}",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn load(dir: &std::path::Path, profiles: &[&str]) -> Project {
+    Project::load(&LoadOptions {
+        compose_file: dir.join("docker-compose.yaml"),
+        env_file: Some(dir.join(".env.example")),
+        project_name: None,
+        profiles: profiles.iter().map(|p| p.to_string()).collect(),
+        process_env: Default::default(),
+    })
+    .unwrap()
+}
+
+fn enabled(project: &Project) -> Vec<String> {
+    let replaced: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
+    project
+        .enabled_services(&replaced)
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// Services without a profile, plus those of COMPOSE_PROFILES from `.env.example`
+/// (`${VECTOR_STORE:-weaviate},${DB_TYPE:-postgresql}`, and `collaboration` in 1.15), minus
+/// nginx and certbot.
+#[test]
+fn dify_1_13_3_default_services_and_api_environment() {
+    let Some(dir) = fixture("1.13.3") else { return };
+    let project = load(&dir, &[]);
+    assert_eq!(project.profiles, vec!["weaviate", "postgresql"]);
+    assert_eq!(
+        enabled(&project),
+        [
+            "init_permissions",
+            "api",
+            "worker",
+            "worker_beat",
+            "web",
+            "db_postgres",
+            "redis",
+            "sandbox",
+            "plugin_daemon",
+            "ssrf_proxy",
+            "weaviate"
+        ]
+    );
+    assert_eq!(project.name, "dify-1133", "compose keeps only [a-z0-9_-] of the folder name");
+    let api = &project
+        .services
+        .iter()
+        .find(|s| s.name == "api")
+        .unwrap()
+        .definition;
+    let env = api["environment"].as_object().unwrap();
+    assert!(
+        env.len() > 500,
+        "the shared anchor was merged: {} keys",
+        env.len()
+    );
+    assert_eq!(env["MODE"], "api");
+    assert_eq!(env["DB_HOST"], "db_postgres", "defaults applied");
+    assert_eq!(env["DB_PASSWORD"], "difyai123456");
+}
+
+#[test]
+fn dify_1_15_0_default_services() {
+    let Some(dir) = fixture("1.15.0") else { return };
+    let project = load(&dir, &[]);
+    assert_eq!(
+        project.profiles,
+        vec!["weaviate", "postgresql", "collaboration"]
+    );
+    assert_eq!(
+        enabled(&project),
+        [
+            "init_permissions",
+            "api",
+            "api_websocket",
+            "worker",
+            "worker_beat",
+            "web",
+            "db_postgres",
+            "redis",
+            "sandbox",
+            "local_sandbox",
+            "plugin_daemon",
+            "agent_backend",
+            "ssrf_proxy",
+            "weaviate"
+        ]
+    );
+    let with_mysql = load(&dir, &["mysql"]);
+    assert!(
+        enabled(&with_mysql).contains(&"db_mysql".to_string()),
+        "--profile adds to COMPOSE_PROFILES"
+    );
+}
+
+#[test]
+fn config_services_command_on_a_fixture() {
+    let Some(dir) = fixture("1.13.3") else { return };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .arg("-f")
+        .arg(dir.join("docker-compose.yaml"))
+        .arg("--env-file")
+        .arg(dir.join(".env.example"))
+        .args(["config", "--services"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names.first().map(String::as_str), Some("init_permissions"));
+    assert!(!names.contains(&"nginx".to_string()) && !names.contains(&"certbot".to_string()));
+    assert_eq!(names.len(), 11);
+}
+
+#[test]
+fn missing_required_variable_is_an_error_naming_file_and_key() {
+    let dir = std::env::temp_dir().join(format!("difyctl-stack-required-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yaml"), "services:\n  db:\n    image: postgres\n    environment:\n      POSTGRES_PASSWORD: ${DB_PASSWORD:?set DB_PASSWORD in .env}\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .current_dir(&dir)
+        .args(["config", "--services"])
+        .env_remove("DB_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: docker-compose.yaml: services.db.environment.POSTGRES_PASSWORD: required variable DB_PASSWORD is missing a value: set DB_PASSWORD in .env"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
