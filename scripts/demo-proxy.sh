@@ -33,7 +33,7 @@ difyctl proxy is serving https://localhost:$HTTPS_PORT (self-signed certificate:
 Try:
   curl -k https://localhost:$HTTPS_PORT/                        # web
   curl -k https://localhost:$HTTPS_PORT/console/api/apps        # api (JSON echo of what api received)
-  curl -k -N https://localhost:$HTTPS_PORT/sse?n=10\&gap_ms=500  # SSE, one event every 500 ms
+  curl -k -N "https://localhost:$HTTPS_PORT/v1/sse?n=10&gap_ms=500"  # SSE from api, one event every 500 ms
   curl -k https://localhost:$HTTPS_PORT/e/hook-1                # plugin daemon, with Dify-Hook-Url
   curl -i http://localhost:$HTTP_PORT/apps                      # 301 to https
 Ctrl-C stops the demo.
