@@ -64,7 +64,10 @@ fn dify_1_13_3_default_services_and_api_environment() {
             "weaviate"
         ]
     );
-    assert_eq!(project.name, "dify-1133", "compose keeps only [a-z0-9_-] of the folder name");
+    assert_eq!(
+        project.name, "dify-1133",
+        "compose keeps only [a-z0-9_-] of the folder name"
+    );
     let api = &project
         .services
         .iter()
