@@ -171,6 +171,31 @@ impl Project {
     }
 }
 
+impl Project {
+    /// The enabled services (minus `excluded`) in start waves: each wave after the ones its
+    /// services depend on. Errors name a missing required dependency or a cycle.
+    pub fn start_order(&self, excluded: &[String]) -> Result<Vec<Vec<String>>, StackError> {
+        let enabled: Vec<String> = self
+            .enabled_services(excluded)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let invalid = |e: super::depends::DependsError| StackError::Invalid {
+            path: self.compose_file.clone(),
+            key: "depends_on".into(),
+            message: e.to_string(),
+        };
+        let mut deps = std::collections::BTreeMap::new();
+        for s in self.enabled_services(excluded) {
+            let parsed =
+                super::depends::parse(&s.name, s.definition.get("depends_on")).map_err(invalid)?;
+            deps.insert(s.name.clone(), parsed);
+        }
+        let deps = super::depends::resolve(&deps, &enabled).map_err(invalid)?;
+        super::depends::waves(&enabled, &deps).map_err(invalid)
+    }
+}
+
 /// The services difyctl replaces by default.
 pub const REPLACED_SERVICES: [&str; 2] = ["nginx", "certbot"];
 

@@ -3,5 +3,6 @@
 //! user already has) and compose's variable interpolation.
 
 pub mod compose;
+pub mod depends;
 pub mod envfile;
 pub mod interpolate;

@@ -112,6 +112,19 @@ fn dify_1_15_0_default_services() {
             "weaviate"
         ]
     );
+    let replaced: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
+    let waves = project.start_order(&replaced).unwrap();
+    let wave_of = |name: &str| {
+        waves
+            .iter()
+            .position(|w| w.iter().any(|s| s == name))
+            .unwrap()
+    };
+    assert!(
+        wave_of("db_postgres") < wave_of("api") && wave_of("redis") < wave_of("api"),
+        "{waves:?}"
+    );
+    assert!(wave_of("init_permissions") < wave_of("api"), "{waves:?}");
     let with_mysql = load(&dir, &["mysql"]);
     assert!(
         enabled(&with_mysql).contains(&"db_mysql".to_string()),
