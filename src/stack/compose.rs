@@ -101,6 +101,17 @@ impl Project {
         let mut unset = Vec::new();
         let document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
 
+        if let Some(map) = document.as_object() {
+            for key in map.keys() {
+                if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
+                    return Err(StackError::Invalid {
+                        path: path.clone(),
+                        key: key.clone(),
+                        message,
+                    });
+                }
+            }
+        }
         let services_value = document.get("services").cloned().unwrap_or(Value::Null);
         let services = match &services_value {
             Value::Object(map) => map
@@ -215,6 +226,11 @@ fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> 
     };
     if !def.is_object() && !def.is_null() {
         return Err(invalid("", "must be a mapping"));
+    }
+    for key in def.as_object().into_iter().flat_map(|m| m.keys()) {
+        if let Some(message) = super::keys::check(key, super::keys::SERVICE) {
+            return Err(invalid(&format!(".{key}"), &message));
+        }
     }
     let profiles = match def.get("profiles") {
         None | Some(Value::Null) => Vec::new(),
@@ -344,6 +360,21 @@ mod tests {
         .unwrap_err();
         let text = crate::error_chain(&err);
         assert!(text.ends_with("docker-compose.yaml: services.db.environment.PASSWORD: required variable DB_PASSWORD is missing a value: set it in .env"), "{text}");
+    }
+
+    #[test]
+    fn misspelt_keys_are_refused_with_a_suggestion() {
+        let err = load("services:\n  api:\n    imagee: x\n", "", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("docker-compose.yaml: services.api.imagee: `imagee` is not a compose key (did you mean `image`?)"), "{err}");
+        let err = load("service:\n  api: {}\n", "", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`service` is not a compose key (did you mean `services`?)"),
+            "{err}"
+        );
     }
 
     #[test]

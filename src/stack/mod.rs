@@ -6,3 +6,4 @@ pub mod compose;
 pub mod depends;
 pub mod envfile;
 pub mod interpolate;
+pub mod keys;
