@@ -36,10 +36,25 @@ pub fn run(opts: &LoadOptions, services_only: bool, json: bool) -> anyhow::Resul
         // Extension fields (x-*) only served the YAML anchors.
         map.retain(|k, _| !k.starts_with("x-"));
     }
+    // Literal `$` are written `$$` again, so the output is itself a valid compose file.
+    let document = escape_dollars(document);
     if json {
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
         print!("{}", serde_saphyr::to_string(&document)?);
     }
     Ok(())
+}
+
+fn escape_dollars(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace('$', "$$")),
+        Value::Array(items) => Value::Array(items.into_iter().map(escape_dollars).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, escape_dollars(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }

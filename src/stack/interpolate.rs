@@ -67,9 +67,17 @@ impl Parser<'_> {
     /// Reads text up to `stop` (the `}` closing a braced expression) or the end.
     fn until(&mut self, stop: Option<char>) -> Result<String, InterpolateError> {
         let mut out = String::new();
+        // Plain braces inside a default balance like compose's: `${T:-/e/{hook_id}}` has the
+        // default `/e/{hook_id}`.
+        let mut depth = 0usize;
         while let Some(c) = self.peek() {
             if Some(c) == stop {
-                return Ok(out);
+                if depth == 0 {
+                    return Ok(out);
+                }
+                depth -= 1;
+            } else if c == '{' && stop.is_some() {
+                depth += 1;
             }
             self.pos += c.len_utf8();
             if c != '$' {
@@ -231,6 +239,13 @@ mod tests {
             "http://localhost:5001/e/{hook_id}"
         );
         assert_eq!(i("${UNSET:-}"), "");
+        // Dify's ENDPOINT_URL_TEMPLATE: plain braces in the default are part of it.
+        assert_eq!(i("${SET:-http://localhost/e/{hook_id}}"), "value");
+        assert_eq!(
+            i("${UNSET:-http://localhost/e/{hook_id}}"),
+            "http://localhost/e/{hook_id}"
+        );
+        assert_eq!(i("{literal} ${SET}"), "{literal} value");
         assert_eq!(i("${SET:?must}"), "value");
     }
 

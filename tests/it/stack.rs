@@ -83,6 +83,8 @@ fn dify_1_13_3_default_services_and_api_environment() {
     assert_eq!(env["MODE"], "api");
     assert_eq!(env["DB_HOST"], "db_postgres", "defaults applied");
     assert_eq!(env["DB_PASSWORD"], "difyai123456");
+    // Regression: plain braces inside a default (`{hook_id}`) must balance, not end it.
+    assert_eq!(env["ENDPOINT_URL_TEMPLATE"], "http://localhost/e/{hook_id}");
 }
 
 #[test]
@@ -175,4 +177,60 @@ fn missing_required_variable_is_an_error_naming_file_and_key() {
         "error: docker-compose.yaml: services.db.environment.POSTGRES_PASSWORD: required variable DB_PASSWORD is missing a value: set DB_PASSWORD in .env"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `config` output is itself a compose file: reading it again gives the same project.
+#[test]
+fn config_output_reads_back_the_same() {
+    let Some(dir) = fixture("1.13.3") else { return };
+    let run = |args: &[&str], cwd: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let compose = dir.join("docker-compose.yaml").display().to_string();
+    let env = dir.join(".env.example").display().to_string();
+    let first = run(
+        &["-f", &compose, "--env-file", &env, "config", "--json"],
+        &dir,
+    );
+    let scratch = std::env::temp_dir().join(format!("difyctl-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(
+        scratch.join("docker-compose.yaml"),
+        run(&["-f", &compose, "--env-file", &env, "config"], &dir),
+    )
+    .unwrap();
+    // Without the .env, the profiles it enabled are given on the command line.
+    let again = run(
+        &[
+            "-p",
+            "dify-1133",
+            "--env-file",
+            "/dev/null",
+            "config",
+            "--json",
+            "--profile",
+            "weaviate",
+            "--profile",
+            "postgresql",
+        ],
+        &scratch,
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+    let a: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(a, b);
+    assert!(
+        first.contains("$${FLAG_FILE}") || !first.contains("FLAG_FILE"),
+        "literal dollars escaped"
+    );
 }
