@@ -207,19 +207,15 @@ impl Forwarder {
         if let Some(client_upgrade) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let idle = config.read_timeout;
                 tokio::spawn(async move {
                     let (client_io, upstream_io) =
                         match tokio::try_join!(client_upgrade, upstream_upgrade) {
                             Ok(both) => both,
                             Err(e) => return tracing::debug!("websocket upgrade failed: {e}"),
                         };
-                    let mut client_io = TokioIo::new(client_io);
-                    let mut upstream_io = TokioIo::new(upstream_io);
-                    if let Err(e) =
-                        tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await
-                    {
-                        tracing::debug!("websocket closed: {e}");
-                    }
+                    super::tunnel::run(TokioIo::new(client_io), TokioIo::new(upstream_io), idle)
+                        .await;
                 });
                 let (parts, _) = resp.into_parts();
                 return Response::from_parts(parts, pages::empty());

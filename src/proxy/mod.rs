@@ -15,6 +15,7 @@ mod pages;
 mod redirect;
 mod router;
 mod server;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

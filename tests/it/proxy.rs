@@ -648,3 +648,24 @@ async fn http2_body_over_the_limit_gets_413() {
     let resp = h2.send_request(req).await.unwrap();
     assert_eq!(body_json(resp).await["bytes"], 1000);
 }
+
+/// A WebSocket whose peers go quiet is closed after the idle timeout (like nginx's
+/// proxy_read_timeout), while one that keeps talking stays open.
+#[tokio::test]
+async fn idle_websocket_is_closed_after_the_read_timeout() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(600));
+    let io = proxy.tls(&[b"http/1.1"]).await;
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/socket.io/", io)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ws.send(Message::text("still here")).await.unwrap();
+        assert!(ws.next().await.unwrap().is_ok(), "active tunnel stays open");
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("closed by the proxy");
+    assert!(!matches!(closed, Some(Ok(Message::Text(_)))), "{closed:?}");
+}
