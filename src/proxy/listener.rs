@@ -9,20 +9,28 @@ use super::ProxyError;
 
 /// Binds `count` listeners on `addr` (port 0 picks one free port for all of them).
 ///
-/// The address is first bound once *without* SO_REUSEPORT: that fails when any other process
+/// A fixed port is first bound once *without* SO_REUSEPORT: that fails when any other process
 /// holds the port (even another difyctl), where SO_REUSEPORT alone would silently share it.
+/// Port 0 needs no probe: the kernel hands out a free port, and probing (bind, close, bind
+/// again) would leave a window for someone else to take it.
 pub fn bind_group(
     addr: SocketAddr,
     count: usize,
     what: &'static str,
 ) -> Result<Vec<TcpListener>, ProxyError> {
-    let err = |source| ProxyError::Bind { what, addr, source };
-    let probe = socket(addr, false).map_err(err)?;
-    let addr = probe.local_addr().map_err(err)?;
-    drop(probe);
-    (0..count.max(1))
-        .map(|_| socket(addr, true).map_err(err))
-        .collect()
+    let err = |addr| move |source| ProxyError::Bind { what, addr, source };
+    let first = if addr.port() == 0 {
+        socket(addr, true).map_err(err(addr))?
+    } else {
+        drop(socket(addr, false).map_err(err(addr))?);
+        socket(addr, true).map_err(err(addr))?
+    };
+    let addr = first.local_addr().map_err(err(addr))?;
+    let mut group = vec![first];
+    for _ in 1..count.max(1) {
+        group.push(socket(addr, true).map_err(err(addr))?);
+    }
+    Ok(group)
 }
 
 fn socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
