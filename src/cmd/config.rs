@@ -10,10 +10,9 @@ pub fn run(opts: &LoadOptions, services_only: bool, json: bool) -> anyhow::Resul
     for var in &project.unset {
         eprintln!("warning: the {var} variable is not set; using an empty string");
     }
-    let excluded: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
     // Refuse what `up` would refuse: a missing required dependency, a cycle.
-    project.start_order(&excluded)?;
-    let enabled = project.enabled_services(&excluded);
+    project.start_order(&REPLACED_SERVICES)?;
+    let enabled = project.enabled_services(&REPLACED_SERVICES);
     if services_only {
         let names: Vec<&str> = enabled.iter().map(|s| s.name.as_str()).collect();
         if json {

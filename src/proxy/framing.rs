@@ -19,16 +19,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Longest line kept for inspection; longer lines are only searched for their end.
 const LINE_KEEP: usize = 64;
 
+/// What the header lines of one message head said so far.
+#[derive(Debug, Default)]
+struct Head {
+    /// The request line has been seen.
+    started: bool,
+    cl: Option<u64>,
+    te: bool,
+    chunked: bool,
+    upgrade: bool,
+}
+
 #[derive(Debug)]
 enum State {
-    /// Reading a message head; `first` until the request line was seen.
-    Head {
-        first: bool,
-        cl: Option<u64>,
-        te: bool,
-        chunked: bool,
-        upgrade: bool,
-    },
+    /// Reading a message head.
+    Head(Head),
     Fixed(u64),
     ChunkSize,
     ChunkData(u64),
@@ -46,13 +51,7 @@ pub struct FramingScanner {
 }
 
 fn head() -> State {
-    State::Head {
-        first: true,
-        cl: None,
-        te: false,
-        chunked: false,
-        upgrade: false,
-    }
+    State::Head(Head::default())
 }
 
 impl FramingScanner {
@@ -104,65 +103,41 @@ impl FramingScanner {
 
     fn line_done(&mut self, line: &[u8]) {
         self.state = match std::mem::replace(&mut self.state, State::Done) {
-            State::Head { first: true, .. } if line.is_empty() => head(),
-            State::Head { first: true, .. } if line.starts_with(b"PRI * HTTP/2") => State::Done,
-            State::Head { first: true, .. } => State::Head {
-                first: false,
-                cl: None,
-                te: false,
-                chunked: false,
-                upgrade: false,
-            },
-            State::Head {
-                first: false,
-                cl,
-                te,
-                chunked,
-                upgrade,
-            } if line.is_empty() => {
-                if cl.is_some() && te {
+            State::Head(h) if !h.started && line.is_empty() => head(),
+            State::Head(h) if !h.started && line.starts_with(b"PRI * HTTP/2") => State::Done,
+            State::Head(h) if !h.started => State::Head(Head { started: true, ..h }),
+            State::Head(h) if line.is_empty() => {
+                if h.cl.is_some() && h.te {
                     self.conflict.store(true, Ordering::Relaxed);
                 }
-                if upgrade {
+                if h.upgrade {
                     State::Done
-                } else if chunked {
+                } else if h.chunked {
                     State::ChunkSize
                 } else {
-                    match cl {
+                    match h.cl {
                         Some(n) if n > 0 => State::Fixed(n),
                         _ => head(),
                     }
                 }
             }
-            State::Head {
-                first: false,
-                mut cl,
-                mut te,
-                mut chunked,
-                mut upgrade,
-            } => {
+            State::Head(mut h) => {
                 if let Some(value) = header_value(line, b"content-length") {
-                    cl = std::str::from_utf8(value)
+                    h.cl = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
-                        .or(cl)
+                        .or(h.cl)
                         .or(Some(0));
                 } else if let Some(value) = header_value(line, b"transfer-encoding") {
-                    te = true;
-                    chunked = value
+                    h.te = true;
+                    h.chunked = value
                         .to_ascii_lowercase()
                         .trim_ascii_end()
                         .ends_with(b"chunked");
                 } else if header_value(line, b"upgrade").is_some() {
-                    upgrade = true;
+                    h.upgrade = true;
                 }
-                State::Head {
-                    first: false,
-                    cl,
-                    te,
-                    chunked,
-                    upgrade,
-                }
+                State::Head(h)
             }
             State::ChunkSize => {
                 let digits = line.split(|b| *b == b';').next().unwrap_or_default();

@@ -171,13 +171,13 @@ impl Project {
 
     /// Services that `up` starts: no profile, or one of the active profiles; minus `excluded`
     /// (nginx and certbot: difyctl does their jobs).
-    pub fn enabled_services(&self, excluded: &[String]) -> Vec<&Service> {
+    pub fn enabled_services(&self, excluded: &[&str]) -> Vec<&Service> {
         self.services
             .iter()
             .filter(|s| {
                 s.profiles.is_empty() || s.profiles.iter().any(|p| self.profiles.contains(p))
             })
-            .filter(|s| !excluded.contains(&s.name))
+            .filter(|s| !excluded.contains(&s.name.as_str()))
             .collect()
     }
 }
@@ -185,7 +185,7 @@ impl Project {
 impl Project {
     /// The enabled services (minus `excluded`) in start waves: each wave after the ones its
     /// services depend on. Errors name a missing required dependency or a cycle.
-    pub fn start_order(&self, excluded: &[String]) -> Result<Vec<Vec<String>>, StackError> {
+    pub fn start_order(&self, excluded: &[&str]) -> Result<Vec<Vec<String>>, StackError> {
         let enabled: Vec<String> = self
             .enabled_services(excluded)
             .iter()
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(api["environment"]["PORT"], 5432, "numbers stay numbers");
         assert_eq!(api["environment"]["MODE"], "api");
         let names: Vec<&str> = p
-            .enabled_services(&["nginx".into()])
+            .enabled_services(&["nginx"])
             .iter()
             .map(|s| s.name.as_str())
             .collect();

@@ -32,9 +32,8 @@ fn load(dir: &std::path::Path, profiles: &[&str]) -> Project {
 }
 
 fn enabled(project: &Project) -> Vec<String> {
-    let replaced: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
     project
-        .enabled_services(&replaced)
+        .enabled_services(&REPLACED_SERVICES)
         .iter()
         .map(|s| s.name.clone())
         .collect()
@@ -114,8 +113,7 @@ fn dify_1_15_0_default_services() {
             "weaviate"
         ]
     );
-    let replaced: Vec<String> = REPLACED_SERVICES.iter().map(|s| s.to_string()).collect();
-    let waves = project.start_order(&replaced).unwrap();
+    let waves = project.start_order(&REPLACED_SERVICES).unwrap();
     let wave_of = |name: &str| {
         waves
             .iter()
