@@ -7,7 +7,7 @@ build:
 	$(CARGO) build
 
 release:
-	$(CARGO) build --release --bin difyctl --example testserver
+	$(CARGO) build --release -p difyctl -p difyctl-testserver --bins
 
 # Installs what the tests need (idempotent), then runs every test.
 test:

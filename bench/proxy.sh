@@ -21,7 +21,7 @@ for tool in nginx wrk h2load openssl curl python3; do
     apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
   fi
 done
-cargo build --release --quiet --bin difyctl --example testserver
+cargo build --release --quiet -p difyctl -p difyctl-testserver --bins
 
 work=$(mktemp -d /tmp/difyctl-bench.XXXXXX)
 pids=()
@@ -85,7 +85,7 @@ http {
 CONF
 nginx -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
 nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' & pids+=($!)
-./target/release/examples/testserver "api=127.0.0.1:$TS" 2>/dev/null & pids+=($!)
+./target/release/testserver "api=127.0.0.1:$TS" 2>/dev/null & pids+=($!)
 ./target/release/difyctl --state-dir "$work/state" proxy --workers 2 \
   --https "127.0.0.1:$DFY" --http "127.0.0.1:$DFYH" --cert "$work/cert.pem" --key "$work/key.pem" \
   --upstream-web "127.0.0.1:$UP" --upstream-api "127.0.0.1:$TS" --max-body 2G 2>"$work/difyctl.log" &

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 HTTP_PORT=${HTTP_PORT:-8080}
 HTTPS_PORT=${HTTPS_PORT:-8443}
 echo "building difyctl and the test server (release; a few minutes the first time)..."
-cargo build --release --quiet --bin difyctl --example testserver
+cargo build --release --quiet -p difyctl -p difyctl-testserver --bins
 
 state=$(mktemp -d)
 pids=()
@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-./target/release/examples/testserver web=127.0.0.1:13000 api=127.0.0.1:15001 plugin_daemon=127.0.0.1:15002 &
+./target/release/testserver web=127.0.0.1:13000 api=127.0.0.1:15001 plugin_daemon=127.0.0.1:15002 &
 pids+=($!)
 ./target/release/difyctl --state-dir "$state" proxy \
   --upstream-web 127.0.0.1:13000 --upstream-api 127.0.0.1:15001 --upstream-plugin 127.0.0.1:15002 \

@@ -75,6 +75,8 @@ pub struct Project {
     pub document: Value,
     /// Variables used while unset (compose: "defaulting to a blank string").
     pub unset: Vec<String>,
+    /// The interpolation environment: `.env` resolved, process environment over it.
+    pub vars: HashMap<String, String>,
 }
 
 impl Project {
@@ -166,6 +168,7 @@ impl Project {
             services,
             document,
             unset,
+            vars,
         })
     }
 
@@ -186,24 +189,40 @@ impl Project {
     /// The enabled services (minus `excluded`) in start waves: each wave after the ones its
     /// services depend on. Errors name a missing required dependency or a cycle.
     pub fn start_order(&self, excluded: &[&str]) -> Result<Vec<Vec<String>>, StackError> {
-        let enabled: Vec<String> = self
-            .enabled_services(excluded)
+        let enabled = self.enabled_names(excluded);
+        let deps = self.dependencies(excluded)?;
+        super::depends::waves(&enabled, &deps).map_err(|e| self.depends_error(e))
+    }
+
+    /// Each enabled service's dependencies, optional ones on disabled services dropped.
+    pub fn dependencies(
+        &self,
+        excluded: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, Vec<super::depends::Dependency>>, StackError>
+    {
+        let mut deps = std::collections::BTreeMap::new();
+        for s in self.enabled_services(excluded) {
+            let parsed = super::depends::parse(&s.name, s.definition.get("depends_on"))
+                .map_err(|e| self.depends_error(e))?;
+            deps.insert(s.name.clone(), parsed);
+        }
+        super::depends::resolve(&deps, &self.enabled_names(excluded))
+            .map_err(|e| self.depends_error(e))
+    }
+
+    fn enabled_names(&self, excluded: &[&str]) -> Vec<String> {
+        self.enabled_services(excluded)
             .iter()
             .map(|s| s.name.clone())
-            .collect();
-        let invalid = |e: super::depends::DependsError| StackError::Invalid {
+            .collect()
+    }
+
+    fn depends_error(&self, e: super::depends::DependsError) -> StackError {
+        StackError::Invalid {
             path: self.compose_file.clone(),
             key: "depends_on".into(),
             message: e.to_string(),
-        };
-        let mut deps = std::collections::BTreeMap::new();
-        for s in self.enabled_services(excluded) {
-            let parsed =
-                super::depends::parse(&s.name, s.definition.get("depends_on")).map_err(invalid)?;
-            deps.insert(s.name.clone(), parsed);
         }
-        let deps = super::depends::resolve(&deps, &enabled).map_err(invalid)?;
-        super::depends::waves(&enabled, &deps).map_err(invalid)
     }
 }
 

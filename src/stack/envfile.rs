@@ -133,6 +133,19 @@ impl EnvFile {
         &self,
         process: &std::collections::HashMap<String, String>,
     ) -> Result<std::collections::HashMap<String, String>, EnvFileError> {
+        let mut vars = self.own_values(process)?;
+        for (k, v) in process {
+            vars.insert(k.clone(), v.clone());
+        }
+        Ok(vars)
+    }
+
+    /// This file's own variables (an `env_file:` of a service), each value interpolated like
+    /// in [`EnvFile::resolve`], but without the process environment added or winning.
+    pub fn own_values(
+        &self,
+        process: &std::collections::HashMap<String, String>,
+    ) -> Result<std::collections::HashMap<String, String>, EnvFileError> {
         let mut vars = std::collections::HashMap::new();
         for e in &self.entries {
             let value = if e.literal {
@@ -148,9 +161,6 @@ impl EnvFile {
                     .value
             };
             vars.insert(e.key.clone(), value);
-        }
-        for (k, v) in process {
-            vars.insert(k.clone(), v.clone());
         }
         Ok(vars)
     }

@@ -1,9 +1,14 @@
 //! The compose model: what Dify's `docker-compose.yaml` and `.env` say, read without touching
-//! Docker. So far: the `.env` reader (the proxy uses it for the `NGINX_*` settings a migrating
-//! user already has) and compose's variable interpolation.
+//! Docker. `compose` loads and interpolates the document, `service` (with `ports`, `mounts`)
+//! types each service, `model` assembles what the engine creates: services in start order,
+//! networks and volumes with their Docker names.
 
 pub mod compose;
 pub mod depends;
 pub mod envfile;
 pub mod interpolate;
 pub mod keys;
+pub mod model;
+pub mod mounts;
+pub mod ports;
+pub mod service;
