@@ -54,6 +54,47 @@ pub enum Command {
     /// Certificates: where they stand, and renewal on demand
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Start the stack (create, recreate or keep each service's container, in dependency order)
+    Up(UpArgs),
+    /// Stop and remove the stack's containers and networks; volumes (your data) only with -v
+    Down {
+        /// Also remove the project's named volumes, and with them their data
+        #[arg(short = 'v', long = "volumes")]
+        volumes: bool,
+        /// Seconds each container gets to stop before it is killed
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// The stack's containers: state, health, ports, uptime
+    Ps {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Containers' output, prefixed with their service like compose
+    Logs {
+        /// Services to show [default: all]
+        services: Vec<String>,
+        /// Keep following new output
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines of each container
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+    },
+    /// Restart services' containers (all with none named)
+    Restart {
+        services: Vec<String>,
+        /// Seconds each container gets to stop before it is killed
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Pull the images of the services `up` would start
+    Pull {
+        /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+        #[arg(long = "profile", value_name = "P")]
+        profiles: Vec<String>,
+    },
     /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
     Config {
         /// Only the names of the services `up` would start
@@ -66,6 +107,25 @@ pub enum Command {
         #[arg(long = "profile", value_name = "P")]
         profiles: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    pub profiles: Vec<String>,
+    /// Only the stack: start it, wait until every service is healthy, exit
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Seconds a service may take to become healthy (or to complete) before `up` fails
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub wait_timeout: u64,
+    /// Services left to difyctl instead of started (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "nginx,certbot", value_name = "LIST")]
+    pub replace: Vec<String>,
+    /// Print the result as JSON (progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 pub mod acme;
 pub mod cidr;
 pub mod config;
+pub mod engine;
 pub mod control;
 pub mod fsutil;
 pub mod proxy;

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
                 || err.downcast_ref::<cmd::UsageError>().is_some()
                 || err
                     .downcast_ref::<difyctl::stack::compose::StackError>()
-                    .is_some();
+                    .is_some()
+                || matches!(
+                    err.downcast_ref::<difyctl::engine::EngineError>(),
+                    Some(difyctl::engine::EngineError::UnknownService(_))
+                );
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -46,20 +50,71 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| "docker-compose.yaml".into());
     let project_name = cli.project_name.clone();
+    let load = |profiles: Vec<String>| difyctl::stack::compose::LoadOptions {
+        compose_file: compose_file.clone(),
+        env_file: flags.env_file.clone(),
+        project_name: project_name.clone(),
+        profiles,
+        process_env: std::env::vars().collect(),
+    };
     match cli.command {
+        Command::Up(args) => {
+            let opts = load(args.profiles.clone());
+            let stack = cmd::load_stack(&opts, &args.replace)?;
+            if !args.no_proxy {
+                return Err(cmd::UsageError(
+                    "`up` with the proxy is not built yet: run `up --no-proxy`, then `difyctl proxy`".into(),
+                )
+                .into());
+            }
+            let settings = cmd::up::UpSettings {
+                wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
+                replace: args.replace,
+                json: args.json,
+            };
+            let file = compose_file.display().to_string();
+            runtime()?
+                .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
+                .map(|_| ())
+        }
+        Command::Down { volumes, timeout } => {
+            let project = cmd::project_name(&load(Vec::new()))?;
+            runtime()?.block_on(cmd::down::run(
+                &project,
+                volumes,
+                std::time::Duration::from_secs(timeout),
+            ))
+        }
+        Command::Ps { json } => {
+            let project = cmd::project_name(&load(Vec::new()))?;
+            runtime()?.block_on(cmd::ps::run(&project, json))
+        }
+        Command::Logs {
+            services,
+            follow,
+            tail,
+        } => {
+            let project = cmd::project_name(&load(Vec::new()))?;
+            runtime()?.block_on(cmd::logs::run(&project, &services, follow, tail))
+        }
+        Command::Restart { services, timeout } => {
+            let project = cmd::project_name(&load(Vec::new()))?;
+            runtime()?.block_on(cmd::restart::run(
+                &project,
+                &services,
+                std::time::Duration::from_secs(timeout),
+            ))
+        }
+        Command::Pull { profiles } => {
+            let stack = cmd::load_stack(&load(profiles), &["nginx".into(), "certbot".into()])?;
+            runtime()?.block_on(cmd::pull::run(&stack))
+        }
         Command::Config {
             services,
             json,
             profiles,
         } => {
-            let opts = difyctl::stack::compose::LoadOptions {
-                compose_file,
-                env_file: flags.env_file.clone(),
-                project_name,
-                profiles,
-                process_env: std::env::vars().collect(),
-            };
-            cmd::config::run(&opts, services, json)
+            cmd::config::run(&load(profiles), services, json)
         }
         Command::Proxy(args) => {
             let args = *args;

@@ -8,3 +8,42 @@ pub mod proxy;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+pub mod down;
+pub mod logs;
+pub mod ps;
+pub mod pull;
+pub mod restart;
+pub mod up;
+
+use difyctl::engine::Engine;
+use difyctl::stack::compose::{LoadOptions, Project};
+use difyctl::stack::model::Stack;
+
+/// Loads the compose project and types the services `up` starts (minus `replaced`); prints
+/// its warnings once.
+pub fn load_stack(opts: &LoadOptions, replaced: &[String]) -> anyhow::Result<Stack> {
+    let project = Project::load(opts)?;
+    let replaced: Vec<&str> = replaced.iter().map(String::as_str).collect();
+    let stack = Stack::from_project(&project, &replaced)?;
+    for w in &stack.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(stack)
+}
+
+/// The project name for commands that only need labels (`down`, `ps`, `logs`, `restart`):
+/// from the compose file like `up`, or `-p` alone when there is no compose file.
+pub fn project_name(opts: &LoadOptions) -> anyhow::Result<String> {
+    match (Project::load(opts), &opts.project_name) {
+        (Ok(p), _) => Ok(p.name),
+        (Err(difyctl::stack::compose::StackError::Read { .. }), Some(name)) => Ok(
+            difyctl::stack::compose::normalize_project_name(name),
+        ),
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+pub async fn engine() -> anyhow::Result<Engine> {
+    Ok(Engine::connect().await?)
+}

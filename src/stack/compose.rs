@@ -230,7 +230,7 @@ impl Project {
 pub const REPLACED_SERVICES: [&str; 2] = ["nginx", "certbot"];
 
 /// Compose lower-cases project names and keeps `[a-z0-9_-]`.
-fn normalize_project_name(name: &str) -> String {
+pub fn normalize_project_name(name: &str) -> String {
     name.to_ascii_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')

@@ -1,0 +1,58 @@
+//! `difyctl ps [--json]`: the project's containers with state, health, ports and uptime.
+
+use difyctl::engine::ops::{self, PsEntry};
+
+pub async fn run(project: &str, json: bool) -> anyhow::Result<()> {
+    let engine = super::engine().await?;
+    let entries = ops::ps(&engine, project).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
+    let header = ["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"].map(String::from);
+    let mut widths = [0usize; 5];
+    for r in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(())
+}
+
+fn row(e: &PsEntry) -> [String; 5] {
+    let state = match (e.state.as_str(), e.health.as_str(), e.exit_code) {
+        ("exited", _, Some(code)) => format!("exited ({code})"),
+        (s, "", _) => s.to_string(),
+        (s, h, _) => format!("{s} ({h})"),
+    };
+    [
+        e.name.clone(),
+        e.service.clone(),
+        state,
+        e.started_at.as_deref().map(uptime).unwrap_or_default(),
+        e.ports.join(", "),
+    ]
+}
+
+/// "3m", "2h 5m", "4d 1h" since an RFC 3339 start time.
+fn uptime(started: &str) -> String {
+    let Ok(start) = time::OffsetDateTime::parse(started, &time::format_description::well_known::Rfc3339) else {
+        return String::new();
+    };
+    let secs = (time::OffsetDateTime::now_utc() - start).whole_seconds().max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}

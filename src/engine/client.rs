@@ -1,0 +1,97 @@
+//! Connecting to Docker: DOCKER_HOST when set (unix:// or tcp://), else the local socket; the
+//! API version is negotiated so old engines (20.10 speaks 1.41) and new ones (29 refuses below
+//! 1.44) both work.
+
+use bollard::Docker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: is it running, and may this user use it? (set DOCKER_HOST for another engine)")]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A call about one named object (service, network, volume, image) failed.
+    #[error("{object}: {action}")]
+    Api {
+        object: String,
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("service {service}: cannot create the bind-mount folder {}", path.display())]
+    BindSource {
+        service: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image {image} (service {services}) is not on this machine and cannot be pulled: {detail}")]
+    Pull {
+        image: String,
+        services: String,
+        detail: String,
+    },
+    #[error("service {service} is unhealthy: {detail}")]
+    Unhealthy { service: String, detail: String },
+    #[error("service {service} exited with code {code}{logs}")]
+    Exited {
+        service: String,
+        code: i64,
+        logs: String,
+    },
+    #[error("service {service} was not started: it depends on {dependency}, which failed")]
+    DependencyFailed { service: String, dependency: String },
+    #[error("container name {name} (service {service}) is taken by a container that is not part of project {project}: rename or remove it")]
+    NameTaken {
+        name: String,
+        service: String,
+        project: String,
+    },
+    #[error("no service named {0} in this project")]
+    UnknownService(String),
+}
+
+impl EngineError {
+    pub fn api(object: impl Into<String>, action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+        let (object, action) = (object.into(), action.into());
+        move |source| EngineError::Api {
+            object,
+            action,
+            source,
+        }
+    }
+}
+
+/// A connected engine. Cheap to clone (bollard shares one HTTP client).
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub endpoint: String,
+    /// Server version, e.g. "20.10.24".
+    pub version: String,
+    pub api_version: String,
+}
+
+impl Engine {
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let endpoint = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        let unreachable = |source| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let docker = Docker::connect_with_host(&endpoint).map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let version = docker.version().await.map_err(unreachable)?;
+        Ok(Engine {
+            api_version: docker.client_version().to_string(),
+            docker,
+            version: version.version.unwrap_or_default(),
+            endpoint,
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! Waiting on containers: each service publishes its status on a watch channel (started,
+//! healthy, exited) and dependents wait for the condition their `depends_on` names. A service
+//! that turns unhealthy, exits when it must not, or is not healthy in time fails with its name
+//! and its last health-check output or log lines.
+
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::progress::Line;
+use super::{Engine, EngineError};
+use crate::stack::depends::Condition;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Started,
+    Healthy,
+    Exited(i64),
+    Failed,
+}
+
+/// Waits until `rx` satisfies `condition`; `false` when it never can (the service failed,
+/// turned unhealthy or exited with an error).
+pub async fn wait_for(mut rx: watch::Receiver<Status>, condition: Condition) -> bool {
+    let settled = rx
+        .wait_for(|s| match condition {
+            Condition::Started => *s != Status::Pending,
+            Condition::Healthy => matches!(s, Status::Healthy | Status::Exited(_) | Status::Failed),
+            Condition::CompletedSuccessfully => matches!(s, Status::Exited(_) | Status::Failed),
+        })
+        .await
+        .map(|s| s.clone());
+    match (settled, condition) {
+        (Ok(Status::Failed), _) | (Err(_), _) => false,
+        (Ok(_), Condition::Started) => true,
+        (Ok(s), Condition::Healthy) => s == Status::Healthy,
+        (Ok(s), Condition::CompletedSuccessfully) => s == Status::Exited(0),
+    }
+}
+
+/// What to wait for after a service's container is running.
+pub struct Watch<'a> {
+    pub service: &'a str,
+    pub container: &'a str,
+    pub has_healthcheck: bool,
+    /// A dependent waits for it to complete (`service_completed_successfully`).
+    pub needs_exit: bool,
+    pub timeout: Duration,
+}
+
+/// Follows the container until it is healthy (with a healthcheck), exited (when a dependent
+/// waits for that), or just running; publishes each step on `tx`.
+pub async fn follow(
+    engine: &Engine,
+    w: &Watch<'_>,
+    tx: &watch::Sender<Status>,
+    line: &Line,
+) -> Result<(), EngineError> {
+    let start = Instant::now();
+    let mut announced_healthy = false;
+    loop {
+        let info = engine
+            .docker
+            .inspect_container(w.container, None)
+            .await
+            .map_err(EngineError::api(w.service, "cannot inspect its container"))?;
+        let state = info.state.unwrap_or_default();
+        let exited = matches!(
+            state.status,
+            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+        );
+        if exited {
+            let code = state.exit_code.unwrap_or(-1);
+            tx.send_replace(Status::Exited(code));
+            if code != 0 {
+                line.finish(&format!("exited with code {code}"));
+                return Err(EngineError::Exited {
+                    service: w.service.to_string(),
+                    code,
+                    logs: last_logs(engine, w.container, 10).await,
+                });
+            }
+            line.finish("completed");
+            return Ok(());
+        }
+        let health = state.health.unwrap_or_default();
+        if w.has_healthcheck {
+            match health.status {
+                Some(HealthStatusEnum::HEALTHY) if !announced_healthy => {
+                    announced_healthy = true;
+                    tx.send_replace(Status::Healthy);
+                    if !w.needs_exit {
+                        line.finish("healthy");
+                        return Ok(());
+                    }
+                }
+                Some(HealthStatusEnum::UNHEALTHY) => {
+                    line.finish("unhealthy");
+                    return Err(EngineError::Unhealthy {
+                        service: w.service.to_string(),
+                        detail: last_check(&health.log),
+                    });
+                }
+                _ => {}
+            }
+        } else if !w.needs_exit {
+            line.finish("running");
+            return Ok(());
+        }
+        if start.elapsed() > w.timeout {
+            line.finish("timed out");
+            let what = if w.needs_exit && announced_healthy || !w.has_healthcheck {
+                "did not complete"
+            } else {
+                "not healthy"
+            };
+            return Err(EngineError::Unhealthy {
+                service: w.service.to_string(),
+                detail: format!(
+                    "{what} after {}s; last health check: {}",
+                    w.timeout.as_secs(),
+                    last_check(&health.log)
+                ),
+            });
+        }
+        line.set(&format!(
+            "{} ({}s)",
+            if w.has_healthcheck && !announced_healthy {
+                "waiting to be healthy"
+            } else {
+                "waiting to complete"
+            },
+            start.elapsed().as_secs()
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn last_check(log: &Option<Vec<bollard::models::HealthcheckResult>>) -> String {
+    match log.as_ref().and_then(|l| l.last()) {
+        Some(r) => format!(
+            "exit code {}: {}",
+            r.exit_code.unwrap_or(-1),
+            r.output.as_deref().unwrap_or("").trim()
+        ),
+        None => "none ran yet".into(),
+    }
+}
+
+/// The container's last `n` log lines, as `\n  | line` for an error message.
+pub async fn last_logs(engine: &Engine, container: &str, n: usize) -> String {
+    let options = LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: n.to_string(),
+        ..Default::default()
+    };
+    let mut out = String::new();
+    let mut stream = engine.docker.logs(container, Some(options));
+    while let Some(Ok(chunk)) = stream.next().await {
+        for l in String::from_utf8_lossy(&chunk.into_bytes()).lines() {
+            out.push_str("\n  | ");
+            out.push_str(l);
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("; last log lines:{out}")
+    }
+}

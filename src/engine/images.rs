@@ -1,0 +1,85 @@
+//! Images: pull the ones missing on this machine (all of them for `pull`), one progress line
+//! per image, all at once. A pull that fails names the image and the services that need it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+
+use super::progress::Progress;
+use super::{Engine, EngineError};
+use crate::stack::model::Stack;
+
+/// Pulls the stack's images: the missing ones, or every one with `always`. Returns the pulled.
+pub async fn ensure(
+    engine: &Engine,
+    stack: &Stack,
+    progress: &Progress,
+    always: bool,
+) -> Result<Vec<String>, EngineError> {
+    let mut images: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in &stack.services {
+        images.entry(&s.image).or_default().push(&s.name);
+    }
+    let pulls = images.into_iter().map(|(image, services)| async move {
+        if !always && engine.docker.inspect_image(image).await.is_ok() {
+            return Ok(None);
+        }
+        pull(engine, image, &services.join(", "), progress)
+            .await
+            .map(|()| Some(image.to_string()))
+    });
+    let done = futures_util::future::try_join_all(pulls).await?;
+    Ok(done.into_iter().flatten().collect())
+}
+
+async fn pull(
+    engine: &Engine,
+    image: &str,
+    services: &str,
+    progress: &Progress,
+) -> Result<(), EngineError> {
+    let line = progress.line(image);
+    line.set("pulling");
+    // `name` alone means every tag to Docker; compose pulls `latest` then.
+    let has_tag = image.contains('@')
+        || image
+            .rsplit_once(':')
+            .is_some_and(|(_, tag)| !tag.contains('/'));
+    let options = CreateImageOptions {
+        from_image: Some(image.to_string()),
+        tag: (!has_tag).then(|| "latest".to_string()),
+        ..Default::default()
+    };
+    let fail = |detail: String| EngineError::Pull {
+        image: image.to_string(),
+        services: services.to_string(),
+        detail,
+    };
+    let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut stream = engine.docker.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => {
+                line.finish("pull failed");
+                return Err(fail(crate::error_chain(&e)));
+            }
+        };
+        if let Some(err) = info.error_detail.and_then(|e| e.message) {
+            line.finish("pull failed");
+            return Err(fail(err));
+        }
+        if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+            if let (Some(cur), Some(total)) = (detail.current, detail.total) {
+                layers.insert(id, (cur.max(0) as u64, total.max(0) as u64));
+            }
+        }
+        let (cur, total) = layers
+            .values()
+            .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+        line.bytes(info.status.as_deref().unwrap_or("pulling"), cur, total);
+    }
+    line.finish("pulled");
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The Docker Engine API, through bollard: what `up`, `down`, `ps`, `logs`, `restart` and
+//! `pull` do with the stack model. Containers, networks and volumes are named and labelled as
+//! compose v2 names them, so an install compose started is adopted, and compose can read ours.
+//!
+//! - `client`: connecting (DOCKER_HOST or the local socket, API version negotiated) and errors
+//! - `labels`: compose's labels, names and the config hash that decides "recreate or keep"
+//! - `adopt`: is a container compose started still what the service asks for?
+//! - `create`: a `ServiceSpec` as a container-create request
+//! - `images`: pull what is missing, with progress
+//! - `reconcile`: `up`: networks, volumes, then every service after its dependencies
+//! - `health`: waiting for started / healthy / completed, with the last health output on failure
+//! - `ops`: `down`, `ps`, `logs`, `restart`
+//! - `progress`: indicatif on a terminal, plain lines otherwise
+
+pub mod client;
+pub mod adopt;
+pub mod create;
+pub mod health;
+pub mod images;
+pub mod labels;
+pub mod ops;
+pub mod progress;
+pub mod reconcile;
+
+pub use client::{Engine, EngineError};

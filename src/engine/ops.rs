@@ -1,0 +1,258 @@
+//! `down`, `ps`, `logs` and `restart`: everything found by the project label, so they work on
+//! what compose started too, and `down` also removes containers of services no longer in the
+//! file.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
+use bollard::query_parameters::{
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RestartContainerOptions, StopContainerOptions,
+};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use super::labels;
+use super::reconcile::{project_containers, service_label};
+use super::{Engine, EngineError};
+
+#[derive(Debug, Default, Serialize)]
+pub struct DownReport {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// Stops and removes the project's containers (in parallel), then its networks; named volumes
+/// only with `volumes` (external ones never: they carry no project label).
+pub async fn down(
+    engine: &Engine,
+    project: &str,
+    volumes: bool,
+    timeout: Duration,
+) -> Result<DownReport, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+    let removals = containers.iter().map(|c| async move {
+        let id = c.id.clone().unwrap_or_default();
+        let name = display_name(c);
+        if matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)) {
+            let _ = engine
+                .docker
+                .stop_container(&id, Some(StopContainerOptions { t: Some(t), ..Default::default() }))
+                .await;
+        }
+        engine
+            .docker
+            .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .await
+            .map_err(EngineError::api(format!("container {name}"), "cannot remove it"))?;
+        Ok::<_, EngineError>(name)
+    });
+    let mut report = DownReport {
+        containers: futures_util::future::try_join_all(removals).await?,
+        ..Default::default()
+    };
+    let filters = Some(labels::project_filter(project));
+    let networks = engine
+        .docker
+        .list_networks(Some(ListNetworksOptions { filters: filters.clone() }))
+        .await
+        .map_err(EngineError::api(format!("project {project}"), "cannot list its networks"))?;
+    for n in networks {
+        let name = n.name.unwrap_or_default();
+        engine
+            .docker
+            .remove_network(&name)
+            .await
+            .map_err(EngineError::api(format!("network {name}"), "cannot remove it"))?;
+        report.networks.push(name);
+    }
+    if volumes {
+        let list = engine
+            .docker
+            .list_volumes(Some(ListVolumesOptions { filters }))
+            .await
+            .map_err(EngineError::api(format!("project {project}"), "cannot list its volumes"))?;
+        for v in list.volumes.unwrap_or_default() {
+            engine
+                .docker
+                .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+                .map_err(EngineError::api(format!("volume {}", v.name), "cannot remove it"))?;
+            report.volumes.push(v.name);
+        }
+    }
+    Ok(report)
+}
+
+fn display_name(c: &ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PsEntry {
+    pub service: String,
+    pub name: String,
+    pub id: String,
+    pub image: String,
+    /// running, exited, restarting, ...
+    pub state: String,
+    /// healthy, unhealthy, starting; empty without a healthcheck.
+    pub health: String,
+    /// Docker's summary, e.g. "Up 5 minutes (healthy)".
+    pub status: String,
+    /// e.g. "127.0.0.1:5003->5003/tcp".
+    pub ports: Vec<String>,
+    pub started_at: Option<String>,
+    pub exit_code: Option<i64>,
+}
+
+/// The project's containers, sorted by service name.
+pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsEntry>, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    let mut out = Vec::new();
+    for c in &containers {
+        let id = c.id.clone().unwrap_or_default();
+        let info = engine
+            .docker
+            .inspect_container(&id, None)
+            .await
+            .map_err(EngineError::api(format!("container {}", display_name(c)), "cannot inspect it"))?;
+        let state = info.state.unwrap_or_default();
+        let running = state.running.unwrap_or(false);
+        let mut ports: Vec<String> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+                match p.public_port {
+                    Some(public) => format!(
+                        "{}:{public}->{}/{proto}",
+                        p.ip.as_deref().unwrap_or("0.0.0.0"),
+                        p.private_port
+                    ),
+                    None => format!("{}/{proto}", p.private_port),
+                }
+            })
+            .collect();
+        ports.sort();
+        ports.dedup();
+        out.push(PsEntry {
+            service: service_label(c).unwrap_or("").to_string(),
+            name: display_name(c),
+            id: id.chars().take(12).collect(),
+            image: c.image.clone().unwrap_or_default(),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| s != "none")
+                .unwrap_or_default(),
+            status: c.status.clone().unwrap_or_default(),
+            ports,
+            started_at: state.started_at.filter(|_| running),
+            exit_code: state.exit_code.filter(|_| !running),
+        });
+    }
+    out.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// Restarts the named services' containers (all with an empty list), in parallel.
+pub async fn restart(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    for s in services {
+        if !containers.iter().any(|c| service_label(c) == Some(s.as_str())) {
+            return Err(EngineError::UnknownService(s.clone()));
+        }
+    }
+    let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+    let chosen = containers.iter().filter(|c| {
+        services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
+    });
+    let restarts = chosen.map(|c| async move {
+        let name = display_name(c);
+        engine
+            .docker
+            .restart_container(&name, Some(RestartContainerOptions { t: Some(t), ..Default::default() }))
+            .await
+            .map_err(EngineError::api(format!("container {name}"), "cannot restart it"))?;
+        Ok::<_, EngineError>(name)
+    });
+    futures_util::future::try_join_all(restarts).await
+}
+
+/// One merged stream of `service-1  | line` for the chosen services, like compose's logs.
+pub async fn logs(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+    follow: bool,
+    tail: Option<u64>,
+) -> Result<impl Stream<Item = String> + use<>, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    for s in services {
+        if !containers.iter().any(|c| service_label(c) == Some(s.as_str())) {
+            return Err(EngineError::UnknownService(s.clone()));
+        }
+    }
+    let mut chosen: Vec<(String, String)> = containers
+        .iter()
+        .filter(|c| {
+            services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
+        })
+        .map(|c| {
+            let service = service_label(c).unwrap_or("?");
+            let number = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::NUMBER))
+                .map_or("1", String::as_str);
+            (format!("{service}-{number}"), c.id.clone().unwrap_or_default())
+        })
+        .collect();
+    chosen.sort();
+    let width = chosen.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let mut streams = Vec::new();
+    for (prefix, id) in chosen {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let prefix = format!("{prefix:<width$}  | ");
+        let mut partial: HashMap<(), String> = HashMap::new();
+        let stream = engine.docker.logs(&id, Some(options)).flat_map(move |chunk| {
+            let text = match chunk {
+                Ok(c) => String::from_utf8_lossy(&c.into_bytes()).into_owned(),
+                Err(e) => format!("(log stream ended: {e})\n"),
+            };
+            // Docker frames are not lines: keep an unfinished line for the next frame.
+            let buf = partial.entry(()).or_default();
+            buf.push_str(&text);
+            let mut lines = Vec::new();
+            while let Some(i) = buf.find('\n') {
+                let line: String = buf.drain(..=i).collect();
+                lines.push(format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])));
+            }
+            futures_util::stream::iter(lines)
+        });
+        streams.push(stream.boxed());
+    }
+    Ok(futures_util::stream::select_all(streams))
+}
