@@ -2,13 +2,17 @@
 # Installs what the test suite needs on a fresh Debian machine (CI runs this through `make test`).
 # Idempotent: installs only what is missing. The tests need a Rust toolchain, a C compiler
 # (aws-lc-sys builds with gcc) and Pebble (the ACME test CA, Debian package `pebble`, with
-# pebble-challtestsrv); upstream servers are the project's own test server.
+# pebble-challtestsrv), docker-compose (the Debian package: the adoption test starts a stack
+# with it), glibc's static libraries (the test image is a static build of the project's test
+# server) and a running Docker engine (started here when it is installed but not running).
 set -euo pipefail
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need_apt+=(pebble)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
@@ -23,4 +27,19 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-test-deps: cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1
+fi
+
+# The engine tests need a Docker engine. Start one when it is installed but not running.
+docker_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+if ! docker_up; then
+  if command -v dockerd >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "install-test-deps: starting dockerd (log: /tmp/dockerd.log)"
+    nohup dockerd >/tmp/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do docker_up && break; sleep 1; done
+  fi
+  if ! docker_up; then
+    echo "install-test-deps: no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}:" >&2
+    echo "  install Docker (docker.io or docker-ce) and start it, or set DOCKER_HOST; the engine tests need it" >&2
+    exit 1
+  fi
 fi

@@ -12,14 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Run a self-hosted Dify: stack, HTTPS proxy and certificates in one binary"
 )]
 pub struct Cli {
-    /// Compose file (default: ./docker-compose.yaml)
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        env = "COMPOSE_FILE",
-        value_name = "FILE"
-    )]
+    /// Compose file (default: ./docker-compose.yaml); before the command, as with compose
+    /// (`logs -f` is follow)
+    #[arg(short = 'f', long = "file", env = "COMPOSE_FILE", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, else the compose file's folder name)
     #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
@@ -121,7 +116,12 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub wait_timeout: u64,
     /// Services left to difyctl instead of started (comma-separated)
-    #[arg(long, value_delimiter = ',', default_value = "nginx,certbot", value_name = "LIST")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "nginx,certbot",
+        value_name = "LIST"
+    )]
     pub replace: Vec<String>,
     /// Print the result as JSON (progress stays on stderr)
     #[arg(long)]
@@ -225,4 +225,15 @@ pub struct ProxyArgs {
     /// Worker threads, each with its own listener and upstream pool [default: one per core]
     #[arg(long, env = "DIFYCTL_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: `logs -f` (follow) once clashed with a global `-f` (file), and clap only
+    /// panics about that when the command is run.
+    #[test]
+    fn definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

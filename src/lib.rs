@@ -5,8 +5,8 @@
 pub mod acme;
 pub mod cidr;
 pub mod config;
-pub mod engine;
 pub mod control;
+pub mod engine;
 pub mod fsutil;
 pub mod proxy;
 pub mod stack;

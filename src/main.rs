@@ -113,9 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             services,
             json,
             profiles,
-        } => {
-            cmd::config::run(&load(profiles), services, json)
-        }
+        } => cmd::config::run(&load(profiles), services, json),
         Command::Proxy(args) => {
             let args = *args;
             let upstreams = Upstreams {

@@ -37,9 +37,9 @@ pub fn load_stack(opts: &LoadOptions, replaced: &[String]) -> anyhow::Result<Sta
 pub fn project_name(opts: &LoadOptions) -> anyhow::Result<String> {
     match (Project::load(opts), &opts.project_name) {
         (Ok(p), _) => Ok(p.name),
-        (Err(difyctl::stack::compose::StackError::Read { .. }), Some(name)) => Ok(
-            difyctl::stack::compose::normalize_project_name(name),
-        ),
+        (Err(difyctl::stack::compose::StackError::Read { .. }), Some(name)) => {
+            Ok(difyctl::stack::compose::normalize_project_name(name))
+        }
         (Err(e), _) => Err(e.into()),
     }
 }

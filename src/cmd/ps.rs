@@ -45,10 +45,14 @@ fn row(e: &PsEntry) -> [String; 5] {
 
 /// "3m", "2h 5m", "4d 1h" since an RFC 3339 start time.
 fn uptime(started: &str) -> String {
-    let Ok(start) = time::OffsetDateTime::parse(started, &time::format_description::well_known::Rfc3339) else {
+    let Ok(start) =
+        time::OffsetDateTime::parse(started, &time::format_description::well_known::Rfc3339)
+    else {
         return String::new();
     };
-    let secs = (time::OffsetDateTime::now_utc() - start).whole_seconds().max(0);
+    let secs = (time::OffsetDateTime::now_utc() - start)
+        .whole_seconds()
+        .max(0);
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),

@@ -6,7 +6,12 @@ use difyctl::stack::model::Stack;
 
 pub async fn run(stack: &Stack) -> anyhow::Result<()> {
     let engine = super::engine().await?;
-    let width = stack.services.iter().map(|s| s.image.len()).max().unwrap_or(0);
+    let width = stack
+        .services
+        .iter()
+        .map(|s| s.image.len())
+        .max()
+        .unwrap_or(0);
     let pulled = images::ensure(&engine, stack, &Progress::new(width), true).await?;
     eprintln!("pulled {} image(s)", pulled.len());
     Ok(())

@@ -9,12 +9,20 @@ use crate::stack::mounts::Source;
 use crate::stack::service::{Restart, ServiceSpec};
 
 /// What differs between the running container and the service, in words; empty when equal.
-pub fn differences(stack: &Stack, spec: &ServiceSpec, info: &ContainerInspectResponse) -> Vec<String> {
+pub fn differences(
+    stack: &Stack,
+    spec: &ServiceSpec,
+    info: &ContainerInspectResponse,
+) -> Vec<String> {
     let mut diff = Vec::new();
     let config = info.config.clone().unwrap_or_default();
     let host = info.host_config.clone().unwrap_or_default();
     if config.image.as_deref() != Some(spec.image.as_str()) {
-        diff.push(format!("image {} -> {}", config.image.unwrap_or_default(), spec.image));
+        diff.push(format!(
+            "image {} -> {}",
+            config.image.unwrap_or_default(),
+            spec.image
+        ));
     }
     let env = config.env.unwrap_or_default();
     for (k, v) in &spec.environment {
@@ -50,7 +58,8 @@ pub fn differences(stack: &Stack, spec: &ServiceSpec, info: &ContainerInspectRes
         let key = format!("{}/{}", p.target, p.protocol);
         let published = bindings.get(&key).cloned().flatten().unwrap_or_default();
         let ok = published.iter().any(|b| {
-            p.published.is_none_or(|n| b.host_port.as_deref() == Some(&*n.to_string()))
+            p.published
+                .is_none_or(|n| b.host_port.as_deref() == Some(&*n.to_string()))
         });
         if !ok {
             diff.push(format!("port {key}"));

@@ -27,7 +27,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("image {image} (service {services}) is not on this machine and cannot be pulled: {detail}")]
+    #[error(
+        "image {image} (service {services}) is not on this machine and cannot be pulled: {detail}"
+    )]
     Pull {
         image: String,
         services: String,
@@ -54,7 +56,10 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn api(object: impl Into<String>, action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    pub fn api(
+        object: impl Into<String>,
+        action: impl Into<String>,
+    ) -> impl FnOnce(bollard::errors::Error) -> EngineError {
         let (object, action) = (object.into(), action.into());
         move |source| EngineError::Api {
             object,

@@ -101,8 +101,12 @@ pub fn container_body(
         cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
         extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
-        sysctls: (!spec.sysctls.is_empty())
-            .then(|| spec.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
         ulimits: (!spec.ulimits.is_empty()).then(|| {
             spec.ulimits
                 .iter()
@@ -151,9 +155,12 @@ pub fn container_body(
             .stop_grace_period
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         host_config: Some(host_config),
-        networking_config: endpoints.into_iter().next().map(|(name, settings)| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(name, settings)])),
-        }),
+        networking_config: endpoints
+            .into_iter()
+            .next()
+            .map(|(name, settings)| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(name, settings)])),
+            }),
         ..Default::default()
     }
 }

@@ -12,8 +12,8 @@
 //! - `ops`: `down`, `ps`, `logs`, `restart`
 //! - `progress`: indicatif on a terminal, plain lines otherwise
 
-pub mod client;
 pub mod adopt;
+pub mod client;
 pub mod create;
 pub mod health;
 pub mod images;

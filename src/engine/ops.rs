@@ -37,17 +37,35 @@ pub async fn down(
     let removals = containers.iter().map(|c| async move {
         let id = c.id.clone().unwrap_or_default();
         let name = display_name(c);
-        if matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)) {
+        if matches!(
+            c.state,
+            Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
+        ) {
             let _ = engine
                 .docker
-                .stop_container(&id, Some(StopContainerOptions { t: Some(t), ..Default::default() }))
+                .stop_container(
+                    &id,
+                    Some(StopContainerOptions {
+                        t: Some(t),
+                        ..Default::default()
+                    }),
+                )
                 .await;
         }
         engine
             .docker
-            .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
             .await
-            .map_err(EngineError::api(format!("container {name}"), "cannot remove it"))?;
+            .map_err(EngineError::api(
+                format!("container {name}"),
+                "cannot remove it",
+            ))?;
         Ok::<_, EngineError>(name)
     });
     let mut report = DownReport {
@@ -57,16 +75,24 @@ pub async fn down(
     let filters = Some(labels::project_filter(project));
     let networks = engine
         .docker
-        .list_networks(Some(ListNetworksOptions { filters: filters.clone() }))
+        .list_networks(Some(ListNetworksOptions {
+            filters: filters.clone(),
+        }))
         .await
-        .map_err(EngineError::api(format!("project {project}"), "cannot list its networks"))?;
+        .map_err(EngineError::api(
+            format!("project {project}"),
+            "cannot list its networks",
+        ))?;
     for n in networks {
         let name = n.name.unwrap_or_default();
         engine
             .docker
             .remove_network(&name)
             .await
-            .map_err(EngineError::api(format!("network {name}"), "cannot remove it"))?;
+            .map_err(EngineError::api(
+                format!("network {name}"),
+                "cannot remove it",
+            ))?;
         report.networks.push(name);
     }
     if volumes {
@@ -74,13 +100,22 @@ pub async fn down(
             .docker
             .list_volumes(Some(ListVolumesOptions { filters }))
             .await
-            .map_err(EngineError::api(format!("project {project}"), "cannot list its volumes"))?;
+            .map_err(EngineError::api(
+                format!("project {project}"),
+                "cannot list its volumes",
+            ))?;
         for v in list.volumes.unwrap_or_default() {
             engine
                 .docker
-                .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .remove_volume(
+                    &v.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
                 .await
-                .map_err(EngineError::api(format!("volume {}", v.name), "cannot remove it"))?;
+                .map_err(EngineError::api(
+                    format!("volume {}", v.name),
+                    "cannot remove it",
+                ))?;
             report.volumes.push(v.name);
         }
     }
@@ -123,7 +158,10 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsEntry>, EngineEr
             .docker
             .inspect_container(&id, None)
             .await
-            .map_err(EngineError::api(format!("container {}", display_name(c)), "cannot inspect it"))?;
+            .map_err(EngineError::api(
+                format!("container {}", display_name(c)),
+                "cannot inspect it",
+            ))?;
         let state = info.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
         let mut ports: Vec<String> = c
@@ -175,7 +213,10 @@ pub async fn restart(
 ) -> Result<Vec<String>, EngineError> {
     let containers = project_containers(engine, project, true).await?;
     for s in services {
-        if !containers.iter().any(|c| service_label(c) == Some(s.as_str())) {
+        if !containers
+            .iter()
+            .any(|c| service_label(c) == Some(s.as_str()))
+        {
             return Err(EngineError::UnknownService(s.clone()));
         }
     }
@@ -187,9 +228,18 @@ pub async fn restart(
         let name = display_name(c);
         engine
             .docker
-            .restart_container(&name, Some(RestartContainerOptions { t: Some(t), ..Default::default() }))
+            .restart_container(
+                &name,
+                Some(RestartContainerOptions {
+                    t: Some(t),
+                    ..Default::default()
+                }),
+            )
             .await
-            .map_err(EngineError::api(format!("container {name}"), "cannot restart it"))?;
+            .map_err(EngineError::api(
+                format!("container {name}"),
+                "cannot restart it",
+            ))?;
         Ok::<_, EngineError>(name)
     });
     futures_util::future::try_join_all(restarts).await
@@ -205,7 +255,10 @@ pub async fn logs(
 ) -> Result<impl Stream<Item = String> + use<>, EngineError> {
     let containers = project_containers(engine, project, true).await?;
     for s in services {
-        if !containers.iter().any(|c| service_label(c) == Some(s.as_str())) {
+        if !containers
+            .iter()
+            .any(|c| service_label(c) == Some(s.as_str()))
+        {
             return Err(EngineError::UnknownService(s.clone()));
         }
     }
@@ -221,7 +274,10 @@ pub async fn logs(
                 .as_ref()
                 .and_then(|l| l.get(labels::NUMBER))
                 .map_or("1", String::as_str);
-            (format!("{service}-{number}"), c.id.clone().unwrap_or_default())
+            (
+                format!("{service}-{number}"),
+                c.id.clone().unwrap_or_default(),
+            )
         })
         .collect();
     chosen.sort();
@@ -237,21 +293,24 @@ pub async fn logs(
         };
         let prefix = format!("{prefix:<width$}  | ");
         let mut partial: HashMap<(), String> = HashMap::new();
-        let stream = engine.docker.logs(&id, Some(options)).flat_map(move |chunk| {
-            let text = match chunk {
-                Ok(c) => String::from_utf8_lossy(&c.into_bytes()).into_owned(),
-                Err(e) => format!("(log stream ended: {e})\n"),
-            };
-            // Docker frames are not lines: keep an unfinished line for the next frame.
-            let buf = partial.entry(()).or_default();
-            buf.push_str(&text);
-            let mut lines = Vec::new();
-            while let Some(i) = buf.find('\n') {
-                let line: String = buf.drain(..=i).collect();
-                lines.push(format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])));
-            }
-            futures_util::stream::iter(lines)
-        });
+        let stream = engine
+            .docker
+            .logs(&id, Some(options))
+            .flat_map(move |chunk| {
+                let text = match chunk {
+                    Ok(c) => String::from_utf8_lossy(&c.into_bytes()).into_owned(),
+                    Err(e) => format!("(log stream ended: {e})\n"),
+                };
+                // Docker frames are not lines: keep an unfinished line for the next frame.
+                let buf = partial.entry(()).or_default();
+                buf.push_str(&text);
+                let mut lines = Vec::new();
+                while let Some(i) = buf.find('\n') {
+                    let line: String = buf.drain(..=i).collect();
+                    lines.push(format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])));
+                }
+                futures_util::stream::iter(lines)
+            });
         streams.push(stream.boxed());
     }
     Ok(futures_util::stream::select_all(streams))

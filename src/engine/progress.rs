@@ -35,8 +35,8 @@ impl Progress {
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new_spinner());
             // Invariant: the template is a constant known to parse.
-            let style = ProgressStyle::with_template("{spinner} {prefix} {msg}")
-                .expect("valid template");
+            let style =
+                ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("valid template");
             bar.set_style(style);
             bar.set_prefix(format!("{name:<w$}", w = self.width));
             bar.enable_steady_tick(Duration::from_millis(120));

@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use bollard::models::{ContainerSummary, NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::models::{
+    ContainerSummary, NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
 };
@@ -195,7 +197,10 @@ pub async fn project_containers(
             ..Default::default()
         }))
         .await
-        .map_err(EngineError::api(format!("project {project}"), "cannot list its containers"))
+        .map_err(EngineError::api(
+            format!("project {project}"),
+            "cannot list its containers",
+        ))
 }
 
 async fn ensure_container(
@@ -219,7 +224,11 @@ async fn ensure_container(
             .inspect_container(id, None)
             .await
             .map_err(EngineError::api(&spec.name, "cannot inspect its container"))?;
-        let labels = info.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
         let matches = match labels.get(labels::DIFYCTL_HASH) {
             Some(h) => *h == hash,
             None => {
@@ -231,20 +240,37 @@ async fn ensure_container(
             }
         };
         if matches {
-            keep = Some((id.to_string(), c.state.clone()));
+            keep = Some((id.to_string(), c.state));
         }
     }
     let stop = |id: String| async move {
-        let t = spec.stop_grace_period.map_or(10, |d| d.as_secs().min(600) as i32);
+        let t = spec
+            .stop_grace_period
+            .map_or(10, |d| d.as_secs().min(600) as i32);
         let _ = engine
             .docker
-            .stop_container(&id, Some(StopContainerOptions { t: Some(t), ..Default::default() }))
+            .stop_container(
+                &id,
+                Some(StopContainerOptions {
+                    t: Some(t),
+                    ..Default::default()
+                }),
+            )
             .await;
         engine
             .docker
-            .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
             .await
-            .map_err(EngineError::api(&spec.name, "cannot remove its old container"))
+            .map_err(EngineError::api(
+                &spec.name,
+                "cannot remove its old container",
+            ))
     };
     // Extra containers of the service (scaled by hand, or left by a crash) go.
     for c in mine {
@@ -269,7 +295,11 @@ async fn ensure_container(
             service: spec.name.clone(),
             container,
             id,
-            action: if running { Action::Unchanged } else { Action::Started },
+            action: if running {
+                Action::Unchanged
+            } else {
+                Action::Started
+            },
         });
     }
 
@@ -299,11 +329,17 @@ async fn ensure_container(
     let created = engine
         .docker
         .create_container(
-            Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }),
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
             body,
         )
         .await
-        .map_err(EngineError::api(&spec.name, format!("cannot create container {name}")))?;
+        .map_err(EngineError::api(
+            &spec.name,
+            format!("cannot create container {name}"),
+        ))?;
     for (network, settings) in create::endpoints(stack, spec).into_iter().skip(1) {
         engine
             .docker
@@ -315,7 +351,10 @@ async fn ensure_container(
                 },
             )
             .await
-            .map_err(EngineError::api(&spec.name, format!("cannot join network {network}")))?;
+            .map_err(EngineError::api(
+                &spec.name,
+                format!("cannot join network {network}"),
+            ))?;
     }
     line.set("starting");
     start(engine, &spec.name, &created.id).await?;
@@ -323,13 +362,20 @@ async fn ensure_container(
         service: spec.name.clone(),
         container: name,
         id: created.id,
-        action: if mine.is_empty() { Action::Created } else { Action::Recreated },
+        action: if mine.is_empty() {
+            Action::Created
+        } else {
+            Action::Recreated
+        },
     })
 }
 
 fn c_name(mine: &[&ContainerSummary], id: Option<&str>) -> Option<String> {
     let c = mine.iter().find(|c| c.id.as_deref() == id)?;
-    c.names.as_ref()?.first().map(|n| n.trim_start_matches('/').to_string())
+    c.names
+        .as_ref()?
+        .first()
+        .map(|n| n.trim_start_matches('/').to_string())
 }
 
 async fn start(engine: &Engine, service: &str, id: &str) -> Result<(), EngineError> {
@@ -349,11 +395,16 @@ async fn retire(
     warnings: &mut Vec<String>,
 ) -> Result<(), EngineError> {
     for c in existing {
-        let Some(service) = service_label(c) else { continue };
+        let Some(service) = service_label(c) else {
+            continue;
+        };
         if stack.service(service).is_some() {
             continue;
         }
-        let running = matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING));
+        let running = matches!(
+            c.state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
         let name = c_name(&[c], c.id.as_deref()).unwrap_or_default();
         if opts.retired.iter().any(|r| r == service) {
             if running {
@@ -362,7 +413,13 @@ async fn retire(
                 ));
                 let _ = engine
                     .docker
-                    .stop_container(&name, Some(StopContainerOptions { t: Some(10), ..Default::default() }))
+                    .stop_container(
+                        &name,
+                        Some(StopContainerOptions {
+                            t: Some(10),
+                            ..Default::default()
+                        }),
+                    )
                     .await;
             }
         } else {
@@ -375,7 +432,13 @@ async fn retire(
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 async fn ensure_networks(
@@ -410,7 +473,11 @@ async fn ensure_networks(
                         name: net.docker_name.clone(),
                         driver: net.driver.clone().or_else(|| Some("bridge".into())),
                         internal: Some(net.internal),
-                        labels: Some(labels::object_labels(&stack.project, labels::NETWORK, &net.key)),
+                        labels: Some(labels::object_labels(
+                            &stack.project,
+                            labels::NETWORK,
+                            &net.key,
+                        )),
                         ..Default::default()
                     })
                     .await
@@ -439,7 +506,11 @@ async fn ensure_volumes(engine: &Engine, stack: &Stack) -> Result<(), EngineErro
                     .docker
                     .create_volume(VolumeCreateRequest {
                         name: Some(vol.docker_name.clone()),
-                        labels: Some(labels::object_labels(&stack.project, labels::VOLUME, &vol.key)),
+                        labels: Some(labels::object_labels(
+                            &stack.project,
+                            labels::VOLUME,
+                            &vol.key,
+                        )),
                         ..Default::default()
                     })
                     .await
@@ -476,7 +547,11 @@ pub fn select<'a>(stack: &'a Stack, names: &[String]) -> Result<Vec<&'a ServiceS
     }
     names
         .iter()
-        .map(|n| stack.service(n).ok_or_else(|| EngineError::UnknownService(n.clone())))
+        .map(|n| {
+            stack
+                .service(n)
+                .ok_or_else(|| EngineError::UnknownService(n.clone()))
+        })
         .collect()
 }
 

@@ -177,7 +177,11 @@ impl ServiceSpec {
             .into_iter()
             .enumerate()
         {
-            let path = dir.join(&file.0);
+            let path: std::path::PathBuf = dir
+                .join(&file.0)
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
             let parsed = match EnvFile::read_optional(&path) {
                 Ok(Some(f)) => f,
                 Ok(None) if !file.1 => continue,

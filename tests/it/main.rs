@@ -3,6 +3,8 @@
 mod acme;
 mod certs_cli;
 mod cli;
+mod engine;
+mod images;
 mod pebble;
 mod proxy;
 mod stack;

@@ -232,3 +232,69 @@ fn config_output_reads_back_the_same() {
         "literal dollars escaped"
     );
 }
+
+/// The typed model the engine uses accepts both Dify releases: every default service has an
+/// image, its binds resolve inside the compose folder, api's env_file list (optional files)
+/// and environment merge, and the networks and volumes get compose's names.
+#[test]
+fn dify_fixtures_type_into_the_engine_model() {
+    use difyctl::stack::model::Stack;
+    use difyctl::stack::mounts::Source;
+    for version in ["1.13.3", "1.15.0"] {
+        let Some(fixture) = fixture(version) else {
+            continue;
+        };
+        // Dify's api reads ./.env as an env_file (the user copies .env.example there), so the
+        // fixture runs from a scratch copy.
+        let dir =
+            std::env::temp_dir().join(format!("difyctl-model-{version}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            fixture.join("docker-compose.yaml"),
+            dir.join("docker-compose.yaml"),
+        )
+        .unwrap();
+        std::fs::copy(fixture.join(".env.example"), dir.join(".env")).unwrap();
+        std::fs::copy(fixture.join(".env.example"), dir.join(".env.example")).unwrap();
+        let project = load(&dir, &[]);
+        let stack = Stack::from_project(&project, &REPLACED_SERVICES);
+        let _ = std::fs::remove_dir_all(&dir);
+        let stack = stack.unwrap_or_else(|e| panic!("{version}: {}", difyctl::error_chain(&e)));
+        assert_eq!(
+            stack
+                .services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+            enabled(&project)
+        );
+        let api = stack.service("api").unwrap();
+        assert!(
+            api.image.starts_with("langgenius/dify-api:"),
+            "{}",
+            api.image
+        );
+        assert!(api.environment.contains_key("SECRET_KEY"), "{version}");
+        for m in &api.mounts {
+            if let Source::Bind(path) = &m.source {
+                assert!(path.starts_with(&dir), "{version}: {}", path.display());
+            }
+        }
+        let db = stack
+            .services
+            .iter()
+            .find(|s| s.name.starts_with("db"))
+            .unwrap();
+        assert!(
+            db.healthcheck.is_some(),
+            "{version}: {} has its healthcheck",
+            db.name
+        );
+        let ssrf = stack.network("ssrf_proxy_network").unwrap();
+        assert!(ssrf.internal, "{version}");
+        assert_eq!(
+            ssrf.docker_name,
+            format!("{}_ssrf_proxy_network", project.name)
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The stack on a real Docker engine: `up`, `down`, `ps`, `logs`, `restart` with the test
+//! image (a static build of the project's test server). Every test has its own project name,
+//! and its guard runs `down -v` even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::images::test_image;
+
+/// A scratch folder with a compose file, and a project name no other test uses.
+pub struct TestStack {
+    pub dir: PathBuf,
+    pub project: String,
+}
+
+impl TestStack {
+    pub fn new(tag: &str, compose: &str, env: &str) -> TestStack {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let project = format!("dfyt{}{tag}{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&project);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+        std::fs::write(dir.join(".env"), format!("IMAGE={}\n{env}", test_image())).unwrap();
+        TestStack { dir, project }
+    }
+
+    pub fn set_env(&self, env: &str) {
+        std::fs::write(
+            self.dir.join(".env"),
+            format!("IMAGE={}\n{env}", test_image()),
+        )
+        .unwrap();
+    }
+
+    /// Runs difyctl in the folder with `-p project`: (exit code, stdout, stderr).
+    pub fn difyctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_difyctl"))
+            .current_dir(&self.dir)
+            .env_remove("RUST_LOG")
+            .env_remove("COMPOSE_FILE")
+            .args(["-p", &self.project])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `up --no-proxy --json`, which must succeed: service -> (action, container id).
+    pub fn up(&self, extra: &[&str]) -> std::collections::BTreeMap<String, (String, String)> {
+        let mut args = vec!["up", "--no-proxy", "--json", "--wait-timeout", "60"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = self.difyctl(&args);
+        assert_eq!(code, 0, "up failed:\n{err}");
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["service"].as_str().unwrap().to_string(),
+                    (
+                        s["action"].as_str().unwrap().to_string(),
+                        s["id"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        let _ = self.difyctl(&["down", "-v", "--timeout", "1"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn docker() -> bollard::Docker {
+    difyctl::engine::Engine::connect()
+        .await
+        .expect("these tests need a Docker engine")
+        .docker
+}
+
+pub async fn inspect(name: &str) -> bollard::models::ContainerInspectResponse {
+    docker()
+        .await
+        .inspect_container(name, None)
+        .await
+        .unwrap_or_else(|e| panic!("inspect {name}: {e}"))
+}
+
+/// Runs a command in a container: (exit code, output).
+pub async fn exec(container: &str, cmd: &[&str]) -> (i64, String) {
+    let docker = docker().await;
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&exec.id, None).await.unwrap()
+    {
+        while let Some(Ok(chunk)) = output.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+    }
+    let code = docker.inspect_exec(&exec.id).await.unwrap().exit_code;
+    (code.unwrap_or(-1), text)
+}
+
+fn started_at(info: &bollard::models::ContainerInspectResponse) -> time::OffsetDateTime {
+    let s = info.state.as_ref().unwrap().started_at.clone().unwrap();
+    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn finished_at(info: &bollard::models::ContainerInspectResponse) -> time::OffsetDateTime {
+    let s = info.state.as_ref().unwrap().finished_at.clone().unwrap();
+    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn probe(port: u16) -> String {
+    format!("[\"CMD\", \"/testserver\", \"probe\", \"http://127.0.0.1:{port}/health\"]")
+}
+
+/// Six services (plus two behind profiles) using every depends_on condition, healthchecks,
+/// an internal network, a named volume and a bind mount.
+pub fn six_services() -> String {
+    format!(
+        r#"services:
+  init:
+    image: ${{IMAGE}}
+    command: ["exit", "0", "/data/init.txt=initialised"]
+    volumes: [data:/data]
+    restart: "no"
+  db:
+    image: ${{IMAGE}}
+    command: ["db=0.0.0.0:5432"]
+    volumes: ["data:/data"]
+    healthcheck: {{test: {db}, interval: 1s, timeout: 2s, retries: 30}}
+    depends_on:
+      init: {{condition: service_completed_successfully}}
+    networks: [default, backend]
+    restart: always
+  redis:
+    image: ${{IMAGE}}
+    command: ["redis=0.0.0.0:6379"]
+    healthcheck: {{test: {redis}, interval: 1s, timeout: 2s, retries: 30}}
+    networks: [backend]
+    restart: always
+  api:
+    image: ${{IMAGE}}
+    command: ["api=0.0.0.0:5001"]
+    environment:
+      MODE: ${{API_MODE:-api}}
+      DB_HOST: db
+    volumes: ["./volumes/api/storage:/storage"]
+    healthcheck: {{test: {api}, interval: 1s, timeout: 2s, retries: 30}}
+    depends_on:
+      db: {{condition: service_healthy}}
+      redis: {{condition: service_healthy}}
+    networks: [default, backend]
+    restart: always
+  worker:
+    image: ${{IMAGE}}
+    command: ["worker=0.0.0.0:5002"]
+    depends_on: [api]
+    networks: [default, backend]
+    restart: always
+  web:
+    image: ${{IMAGE}}
+    command: ["web=0.0.0.0:3000"]
+    depends_on:
+      api: {{condition: service_started}}
+      extra: {{condition: service_started, required: false}}
+    restart: always
+  extra:
+    image: ${{IMAGE}}
+    command: ["extra=0.0.0.0:4000"]
+    profiles: [extra]
+  nginx:
+    image: ${{IMAGE}}
+    command: ["nginx=0.0.0.0:80"]
+networks:
+  backend:
+    internal: true
+volumes:
+  data:
+"#,
+        db = probe(5432),
+        redis = probe(6379),
+        api = probe(5001),
+    )
+}
+
+#[tokio::test]
+async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
+    let stack = TestStack::new("life", &six_services(), "");
+    let first = stack.up(&[]);
+    let names: Vec<&str> = first.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["api", "db", "init", "redis", "web", "worker"],
+        "nginx is difyctl's job, extra's profile is off"
+    );
+    assert!(first.values().all(|(a, _)| a == "created"), "{first:?}");
+
+    // Order and gating: db after init completed, api after db and redis were healthy (their
+    // first check runs a second after they start), worker and web after api started.
+    let c = |s: &str| format!("{}-{s}-1", stack.project);
+    let (init, db, redis, api, worker, web) = (
+        inspect(&c("init")).await,
+        inspect(&c("db")).await,
+        inspect(&c("redis")).await,
+        inspect(&c("api")).await,
+        inspect(&c("worker")).await,
+        inspect(&c("web")).await,
+    );
+    assert_eq!(init.state.as_ref().unwrap().exit_code, Some(0));
+    assert!(
+        finished_at(&init) <= started_at(&db),
+        "db started before init completed"
+    );
+    let gap = time::Duration::milliseconds(500);
+    assert!(
+        started_at(&api) > started_at(&db) + gap,
+        "api did not wait for db's health"
+    );
+    assert!(
+        started_at(&api) > started_at(&redis) + gap,
+        "api did not wait for redis's health"
+    );
+    assert!(started_at(&worker) >= started_at(&api));
+    assert!(started_at(&web) >= started_at(&api));
+    let api_env = api.config.as_ref().unwrap().env.clone().unwrap();
+    assert!(api_env.contains(&"MODE=api".to_string()), "{api_env:?}");
+    let labels = api.config.as_ref().unwrap().labels.clone().unwrap();
+    assert_eq!(labels["com.docker.compose.project"], stack.project);
+    assert_eq!(labels["com.docker.compose.service"], "api");
+    assert!(
+        stack.dir.join("volumes/api/storage").is_dir(),
+        "bind source created like compose"
+    );
+
+    // The internal network is created internal, and redis is only on it: Docker then gives it
+    // no way past the host (Docker still lets it reach the host's own addresses).
+    let backend = docker()
+        .await
+        .inspect_network(&format!("{}_backend", stack.project), None)
+        .await
+        .unwrap();
+    assert_eq!(backend.internal, Some(true));
+    let redis_nets = redis
+        .network_settings
+        .as_ref()
+        .unwrap()
+        .networks
+        .clone()
+        .unwrap();
+    assert_eq!(
+        redis_nets.keys().collect::<Vec<_>>(),
+        [&format!("{}_backend", stack.project)]
+    );
+    let (code, out) = exec(
+        &c("redis"),
+        &["/testserver", "probe", "http://192.0.2.1:9/"],
+    )
+    .await;
+    assert_ne!(
+        code, 0,
+        "redis on the internal network reached an outside address: {out}"
+    );
+
+    // Nothing changed: nothing touched.
+    let second = stack.up(&[]);
+    for (service, (action, id)) in &second {
+        assert_eq!(
+            action,
+            if service == "init" {
+                "started"
+            } else {
+                "unchanged"
+            },
+            "{service}"
+        );
+        assert_eq!(id, &first[service].1, "{service} got a new container");
+    }
+
+    // One changed variable: only the service using it is recreated.
+    stack.set_env("API_MODE=changed\n");
+    let third = stack.up(&[]);
+    for (service, (action, id)) in &third {
+        if service == "api" {
+            assert_eq!(action, "recreated");
+            assert_ne!(id, &first[service].1);
+        } else {
+            assert_eq!(id, &first[service].1, "{service} was recreated");
+        }
+    }
+
+    // ps and logs.
+    let (code, out, err) = stack.difyctl(&["ps", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ps: Value = serde_json::from_str(&out).unwrap();
+    let api_row = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "api")
+        .unwrap();
+    assert_eq!(api_row["state"], "running");
+    assert_eq!(api_row["health"], "healthy");
+    assert!(api_row["started_at"].is_string());
+    let init_row = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "init")
+        .unwrap();
+    assert_eq!(init_row["state"], "exited");
+    assert_eq!(init_row["exit_code"], 0);
+    let (code, table, _) = stack.difyctl(&["ps"]);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("running (healthy)"), "{table}");
+    let (code, logs, err) = stack.difyctl(&["logs", "api", "db", "--tail", "5"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        logs.contains("api-1  | testserver: api on 0.0.0.0:5001"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("db-1   | testserver: db on 0.0.0.0:5432"),
+        "{logs}"
+    );
+    let (code, _, err) = stack.difyctl(&["logs", "nosuch"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no service named nosuch"), "{err}");
+
+    // Data survives `down`, and goes only with `down -v`.
+    let (code, out) = exec(
+        &c("db"),
+        &["/testserver", "write", "/data/keep.txt", "precious"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = stack.difyctl(&["down", "--timeout", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("volumes kept"), "{err}");
+    let volume = format!("{}_data", stack.project);
+    docker()
+        .await
+        .inspect_volume(&volume)
+        .await
+        .expect("down kept the volume");
+    stack.up(&[]);
+    let (_, data) = exec(&c("db"), &["/testserver", "cat", "/data/keep.txt"]).await;
+    assert_eq!(data, "precious");
+    let (code, _, err) = stack.difyctl(&["down", "-v", "--timeout", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("removed volume {volume}")), "{err}");
+    assert!(docker().await.inspect_volume(&volume).await.is_err());
+}
+
+#[tokio::test]
+async fn a_service_that_never_gets_healthy_fails_up_with_its_name_and_check_output() {
+    let compose = r#"services:
+  flaky:
+    image: ${IMAGE}
+    command: ["flaky=0.0.0.0:5000"]
+    healthcheck: {test: ["CMD", "/testserver", "probe", "http://127.0.0.1:1/health"], interval: 1s, retries: 2}
+  after:
+    image: ${IMAGE}
+    command: ["after=0.0.0.0:5000"]
+    depends_on:
+      flaky: {condition: service_healthy}
+"#;
+    let stack = TestStack::new("flaky", compose, "");
+    let (code, _, err) = stack.difyctl(&["up", "--no-proxy", "--wait-timeout", "60"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: service flaky is unhealthy: exit code 1"),
+        "{err}"
+    );
+    assert!(err.contains("127.0.0.1:1"), "the check's own output: {err}");
+    let after = docker()
+        .await
+        .inspect_container(&format!("{}-after-1", stack.project), None)
+        .await;
+    assert!(
+        after.is_err(),
+        "after was created though flaky never got healthy"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_docker_is_named() {
+    let stack = TestStack::new("nodocker", "services:\n  a:\n    image: x\n", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .current_dir(&stack.dir)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["up", "--no-proxy"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+}
+
+/// A stack docker-compose (the Debian package, v1) started: `difyctl up` keeps what matches,
+/// recreates what changed, and the volume's data stays.
+#[tokio::test]
+async fn a_stack_started_by_docker_compose_is_adopted_with_its_data() {
+    let Some(compose_bin) = which("docker-compose") else {
+        panic!("docker-compose (Debian package) is needed: apt-get install docker-compose");
+    };
+    let compose = format!(
+        r#"services:
+  db:
+    image: ${{IMAGE}}
+    command: ["db=0.0.0.0:5432"]
+    volumes: ["data:/data"]
+    healthcheck: {{test: {db}, interval: 1s, timeout: 2s, retries: 30}}
+    restart: always
+  api:
+    image: ${{IMAGE}}
+    command: ["api=0.0.0.0:5001"]
+    environment:
+      MODE: ${{API_MODE:-api}}
+    depends_on:
+      db: {{condition: service_healthy}}
+    restart: always
+volumes:
+  data:
+"#,
+        db = probe(5432)
+    );
+    let stack = TestStack::new("adopt", &compose, "");
+    let out = Command::new(&compose_bin)
+        .current_dir(&stack.dir)
+        .args(["-p", &stack.project, "up", "-d"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1 = |s: &str| format!("{}_{s}_1", stack.project);
+    // Wait for compose's db to be healthy, then put data in its volume.
+    for _ in 0..100 {
+        let state = inspect(&v1("db")).await.state.unwrap();
+        if state.health.and_then(|h| h.status).map(|s| s.to_string()) == Some("healthy".into()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (code, out) = exec(
+        &v1("db"),
+        &["/testserver", "write", "/data/keep.txt", "from compose"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+
+    let adopted = stack.up(&[]);
+    assert_eq!(adopted["db"].0, "unchanged", "{adopted:?}");
+    assert_eq!(adopted["api"].0, "unchanged", "{adopted:?}");
+    assert_eq!(adopted["db"].1, inspect(&v1("db")).await.id.unwrap());
+
+    stack.set_env("API_MODE=changed\n");
+    let changed = stack.up(&[]);
+    assert_eq!(changed["db"].0, "unchanged");
+    assert_eq!(changed["api"].0, "recreated");
+    let (_, data) = exec(&v1("db"), &["/testserver", "cat", "/data/keep.txt"]).await;
+    assert_eq!(data, "from compose");
+    let (code, out, _) = stack.difyctl(&["ps", "--json"]);
+    assert_eq!(code, 0);
+    let names: Vec<String> = serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&format!("{}-api-1", stack.project)),
+        "{names:?}"
+    );
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(bin))
+            .find(|p| Path::new(p).is_file())
+    })
+}
