@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy bench-certs demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up demo-proxy
 
 build:
 	$(CARGO) build
@@ -21,7 +21,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-proxy bench-certs
+bench: bench-proxy bench-certs bench-up
 
 # difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
 bench-proxy:
@@ -30,6 +30,10 @@ bench-proxy:
 # Time to a first certificate against Pebble, difyctl vs certbot (see BENCHMARKS.md).
 bench-certs:
 	./bench/certs.sh
+
+# Ten-service stack up (to all healthy) and down, difyctl vs docker-compose (see BENCHMARKS.md).
+bench-up:
+	./bench/up.sh
 
 # The proxy in front of a stand-in Dify on :8080/:8443; Ctrl-C stops it.
 demo-proxy:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds the stand-in image `difyctl-testserver:test` with no registry: a static build of the
+# project's test server (testserver/) as the only file of a FROM-scratch image, imported into
+# the local Docker engine. Used by the demo and the benchmarks (the tests do the same through
+# the Engine API, tests/it/images.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --quiet -p difyctl-testserver --target x86_64-unknown-linux-gnu --target-dir target/static
+root=$(mktemp -d /tmp/difyctl-image.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+cp target/static/x86_64-unknown-linux-gnu/release/testserver "$root/testserver"
+mkdir -m 1777 "$root/tmp" "$root/data"
+tar -C "$root" -cf - . | docker import -c 'ENTRYPOINT ["/testserver"]' - difyctl-testserver:test >/dev/null
+echo "built difyctl-testserver:test"
