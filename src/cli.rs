@@ -126,6 +126,18 @@ pub struct UpArgs {
     /// Print the result as JSON (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
+    /// Domain to serve and get a certificate for (repeatable) [default: `domains` from
+    /// difyctl.toml, or CERTBOT_DOMAIN]
+    #[arg(long = "domain", value_name = "D")]
+    pub domains: Vec<String>,
+    /// Plain-HTTP listen address [default: 0.0.0.0:80, or EXPOSE_NGINX_PORT]
+    #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// HTTPS listen address [default: 0.0.0.0:443, or EXPOSE_NGINX_SSL_PORT]
+    #[arg(long, env = "DIFYCTL_HTTPS", value_name = "ADDR")]
+    pub https: Option<String>,
+    #[command(flatten)]
+    pub acme: AcmeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,21 +61,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => {
             let opts = load(args.profiles.clone());
             let stack = cmd::load_stack(&opts, &args.replace)?;
-            if !args.no_proxy {
-                return Err(cmd::UsageError(
-                    "`up` with the proxy is not built yet: run `up --no-proxy`, then `difyctl proxy`".into(),
-                )
-                .into());
-            }
             let settings = cmd::up::UpSettings {
                 wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
                 replace: args.replace,
                 json: args.json,
             };
             let file = compose_file.display().to_string();
-            runtime()?
-                .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
-                .map(|_| ())
+            if args.no_proxy {
+                return runtime()?
+                    .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
+                    .map(|_| ());
+            }
+            flags.domains = args.domains;
+            flags.http = args.http;
+            flags.https = args.https;
+            set_acme_flags(&mut flags, args.acme);
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
         }
         Command::Down { volumes, timeout } => {
             let project = cmd::project_name(&load(Vec::new()))?;

@@ -14,6 +14,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
+    serve(config, Routes::new(RouteTable::dify(&upstreams))).await
+}
+
+/// Serves `routes` (which the caller may keep replacing, as `up` does when containers move)
+/// with certificates from `config`, until SIGTERM/SIGINT.
+pub async fn serve(config: Config, routes: Routes) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we listen must stop us cleanly, not kill us.
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -26,7 +32,7 @@ pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
 
     let shared = Arc::new(Shared {
         config: config.proxy.clone(),
-        routes: Routes::new(RouteTable::dify(&upstreams)),
+        routes,
         challenges: tokens,
         tls: tls::server_config(resolver.clone()),
     });

@@ -2,7 +2,11 @@
 //! dependency order, waiting for health), then, unless `--no-proxy`, serve the proxy and run
 //! the certificate manager in the foreground.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use difyctl::proxy::{RouteTable, Routes, Upstream, Upstreams};
 
 use difyctl::engine::progress::Progress;
 use difyctl::engine::reconcile::{self, Action, UpOptions};
@@ -57,4 +61,62 @@ pub async fn reconcile_stack(
         );
     }
     Ok(report.services)
+}
+
+/// The whole install: the stack, then the proxy (routes following the containers) and the
+/// certificate manager in the foreground until SIGTERM/SIGINT. The containers keep running
+/// when difyctl stops (a restart of difyctl, or of its systemd unit, does not restart Dify);
+/// `difyctl down` stops them.
+pub async fn run(
+    stack: Stack,
+    config: difyctl::config::Config,
+    config_file: &str,
+    settings: &UpSettings,
+) -> anyhow::Result<()> {
+    reconcile_stack(&stack, config_file, settings).await?;
+    let engine = super::engine().await?;
+    let addresses = difyctl::engine::addresses::current(&engine, &stack.project).await?;
+    let routes = Routes::new(RouteTable::dify(&upstreams(&addresses)));
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    let follower_routes = routes.clone();
+    tokio::spawn(difyctl::engine::addresses::follow(
+        engine,
+        stack.project.clone(),
+        move |now| {
+            let ups = upstreams(now);
+            for (name, up) in [
+                ("web", &ups.web),
+                ("api", &ups.api),
+                ("plugin_daemon", &ups.plugin),
+            ] {
+                match up {
+                    Some(u) => tracing::info!(service = name, address = %u.authority, "upstream"),
+                    None => tracing::warn!(service = name, "not running: its routes answer 503"),
+                }
+            }
+            follower_routes.replace(RouteTable::dify(&ups));
+        },
+        stop,
+    ));
+    super::proxy::serve(config, routes).await
+}
+
+/// Dify's services the proxy fronts, at their container address and Dify's port.
+fn upstreams(addresses: &BTreeMap<String, IpAddr>) -> Upstreams {
+    let at = |service: &str, port: u16| {
+        addresses.get(service).map(|ip| Upstream {
+            service: service.to_string(),
+            authority: SocketAddr::new(*ip, port)
+                .to_string()
+                .parse()
+                // Invariant: a socket address always renders as a valid authority.
+                .expect("socket address is an authority"),
+        })
+    };
+    Upstreams {
+        web: at("web", 3000),
+        api: at("api", 5001),
+        plugin: at("plugin_daemon", 5002),
+        socket: at("api_websocket", 5001),
+    }
 }

@@ -4,6 +4,7 @@
 //!
 //! - `client`: connecting (DOCKER_HOST or the local socket, API version negotiated) and errors
 //! - `labels`: compose's labels, names and the config hash that decides "recreate or keep"
+//! - `addresses`: where the running services are reached, following Docker events
 //! - `adopt`: is a container compose started still what the service asks for?
 //! - `create`: a `ServiceSpec` as a container-create request
 //! - `images`: pull what is missing, with progress
@@ -12,6 +13,7 @@
 //! - `ops`: `down`, `ps`, `logs`, `restart`
 //! - `progress`: indicatif on a terminal, plain lines otherwise
 
+pub mod addresses;
 pub mod adopt;
 pub mod client;
 pub mod create;

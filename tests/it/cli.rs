@@ -141,9 +141,18 @@ pub fn start_difyctl(
     dir: &Scratch,
     args: &[String],
 ) -> (Proc, std::net::SocketAddr, mpsc::Receiver<String>) {
+    start_difyctl_in(&dir.0, args, Duration::from_secs(20))
+}
+
+/// `start_difyctl` in any folder, waiting up to `within` for the HTTPS address.
+pub fn start_difyctl_in(
+    dir: &Path,
+    args: &[String],
+    within: Duration,
+) -> (Proc, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = difyctl()
         .args(args)
-        .current_dir(&dir.0)
+        .current_dir(dir)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -158,7 +167,7 @@ pub fn start_difyctl(
     });
     let mut seen = String::new();
     loop {
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+        let line = match rx.recv_timeout(within) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();

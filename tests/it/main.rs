@@ -10,3 +10,4 @@ mod proxy;
 mod stack;
 mod support;
 mod testserver;
+mod up;
