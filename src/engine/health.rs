@@ -47,6 +47,10 @@ pub struct Watch<'a> {
     pub service: &'a str,
     pub container: &'a str,
     pub has_healthcheck: bool,
+    /// The healthcheck's command, run by difyctl itself every 200 ms while the service starts:
+    /// Docker's first check only comes after a whole `interval`, and dependents need not wait
+    /// for it. The same command passing is the same condition.
+    pub probe: Option<Vec<String>>,
     /// A dependent waits for it to complete (`service_completed_successfully`).
     pub needs_exit: bool,
     pub timeout: Duration,
@@ -89,7 +93,18 @@ pub async fn follow(
         }
         let health = state.health.unwrap_or_default();
         if w.has_healthcheck {
-            match health.status {
+            let probed = !announced_healthy
+                && state.running == Some(true)
+                && match &w.probe {
+                    Some(cmd) => probe(engine, w.container, cmd).await,
+                    None => false,
+                };
+            let status = if probed {
+                Some(HealthStatusEnum::HEALTHY)
+            } else {
+                health.status
+            };
+            match status {
                 Some(HealthStatusEnum::HEALTHY) if !announced_healthy => {
                     announced_healthy = true;
                     tx.send_replace(Status::Healthy);
@@ -137,6 +152,47 @@ pub async fn follow(
             start.elapsed().as_secs()
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the healthcheck command in the container; `true` when it exits 0 within 5 s.
+async fn probe(engine: &Engine, container: &str, cmd: &[String]) -> bool {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let run = async {
+        let exec = engine
+            .docker
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .ok()?;
+        if let StartExecResults::Attached { mut output, .. } =
+            engine.docker.start_exec(&exec.id, None).await.ok()?
+        {
+            while output.next().await.is_some() {}
+        }
+        engine.docker.inspect_exec(&exec.id).await.ok()?.exit_code
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), run).await,
+        Ok(Some(0))
+    )
+}
+
+/// The command difyctl runs to probe a healthcheck: `CMD` as is, `CMD-SHELL` through `sh -c`.
+pub fn probe_command(test: &[String]) -> Option<Vec<String>> {
+    match test.split_first() {
+        Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+        Some((kind, [line])) if kind == "CMD-SHELL" => {
+            Some(vec!["/bin/sh".into(), "-c".into(), line.clone()])
+        }
+        _ => None,
     }
 }
 

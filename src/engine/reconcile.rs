@@ -124,6 +124,10 @@ pub async fn up(
                         .healthcheck
                         .as_ref()
                         .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")),
+                    probe: spec
+                        .healthcheck
+                        .as_ref()
+                        .and_then(|h| health::probe_command(&h.test)),
                     needs_exit,
                     timeout: opts.timeout,
                 };

@@ -142,6 +142,11 @@ fn probe(port: u16) -> String {
     format!("[\"CMD\", \"/testserver\", \"probe\", \"http://127.0.0.1:{port}/health\"]")
 }
 
+/// A check that passes, but only 700 ms after it starts: proves dependents waited for it.
+fn slow_probe(port: u16) -> String {
+    format!("[\"CMD\", \"/testserver\", \"probe\", \"http://127.0.0.1:{port}/slow?ms=700\"]")
+}
+
 /// Six services (plus two behind profiles) using every depends_on condition, healthchecks,
 /// an internal network, a named volume and a bind mount.
 pub fn six_services() -> String {
@@ -206,8 +211,8 @@ networks:
 volumes:
   data:
 "#,
-        db = probe(5432),
-        redis = probe(6379),
+        db = slow_probe(5432),
+        redis = slow_probe(6379),
         api = probe(5001),
     )
 }
@@ -225,7 +230,7 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     assert!(first.values().all(|(a, _)| a == "created"), "{first:?}");
 
     // Order and gating: db after init completed, api after db and redis were healthy (their
-    // first check runs a second after they start), worker and web after api started.
+    // checks take 700 ms to pass), worker and web after api started.
     let c = |s: &str| format!("{}-{s}-1", stack.project);
     let (init, db, redis, api, worker, web) = (
         inspect(&c("init")).await,
@@ -328,7 +333,12 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
         .find(|r| r["service"] == "api")
         .unwrap();
     assert_eq!(api_row["state"], "running");
-    assert_eq!(api_row["health"], "healthy");
+    // difyctl probes the check itself while starting, so Docker's own first check may not
+    // have run yet.
+    assert!(
+        api_row["health"] == "healthy" || api_row["health"] == "starting",
+        "{api_row}"
+    );
     assert!(api_row["started_at"].is_string());
     let init_row = ps
         .as_array()
@@ -341,7 +351,7 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     let (code, table, _) = stack.difyctl(&["ps"]);
     assert_eq!(code, 0);
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains("running (healthy)"), "{table}");
+    assert!(table.contains("running ("), "{table}");
     let (code, logs, err) = stack.difyctl(&["logs", "api", "db", "--tail", "5"]);
     assert_eq!(code, 0, "{err}");
     assert!(
