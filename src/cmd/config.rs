@@ -7,11 +7,12 @@ use serde_json::{Map, Value};
 
 pub fn run(opts: &LoadOptions, services_only: bool, json: bool) -> anyhow::Result<()> {
     let project = Project::load(opts)?;
-    for var in &project.unset {
-        eprintln!("warning: the {var} variable is not set; using an empty string");
+    // Refuse what `up` would refuse (a missing required dependency, a cycle, a bad port or
+    // volume, a missing env_file) and warn about what it would ignore.
+    let stack = difyctl::stack::model::Stack::from_project(&project, &REPLACED_SERVICES)?;
+    for w in &stack.warnings {
+        eprintln!("warning: {w}");
     }
-    // Refuse what `up` would refuse: a missing required dependency, a cycle.
-    project.start_order(&REPLACED_SERVICES)?;
     let enabled = project.enabled_services(&REPLACED_SERVICES);
     if services_only {
         let names: Vec<&str> = enabled.iter().map(|s| s.name.as_str()).collect();

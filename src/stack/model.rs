@@ -78,6 +78,23 @@ impl Stack {
             .map_err(|e| invalid(format!("services.{}.{}", e.service, e.key), e.message))?;
             services.push(spec);
         }
+        // Only the proxy faces the network: a port published without a host address is
+        // published on loopback (compose would use every interface). Dify's plugin debugging
+        // port (5003) is the usual case.
+        for spec in &mut services {
+            for port in &mut spec.ports {
+                if port.host_ip.is_none() && port.published.is_some() {
+                    port.host_ip = Some("127.0.0.1".into());
+                    warnings.push(format!(
+                        "services.{}.ports: {} is published on 127.0.0.1 only; write `0.0.0.0:{}:{}` to publish it on every interface",
+                        spec.name,
+                        port.published.unwrap_or_default(),
+                        port.published.unwrap_or_default(),
+                        port.target
+                    ));
+                }
+            }
+        }
         let dependencies = project.dependencies(excluded)?;
         let waves = project.start_order(excluded)?;
 
