@@ -60,7 +60,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             let opts = load(args.profiles.clone());
-            let stack = cmd::load_stack(&opts, &args.replace)?;
+            let mut stack = cmd::load_stack(&opts, &args.replace)?;
+            flags.domains = args.domains;
+            flags.http = args.http;
+            flags.https = args.https;
+            set_acme_flags(&mut flags, args.acme);
+            let config = Config::load(&flags)?;
+            cmd::public_urls(&mut stack, &config);
             let settings = cmd::up::UpSettings {
                 wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
                 replace: args.replace,
@@ -72,11 +78,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
                     .map(|_| ());
             }
-            flags.domains = args.domains;
-            flags.http = args.http;
-            flags.https = args.https;
-            set_acme_flags(&mut flags, args.acme);
-            let config = Config::load(&flags)?;
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
         }
         Command::Down { volumes, timeout } => {
@@ -115,7 +116,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             services,
             json,
             profiles,
-        } => cmd::config::run(&load(profiles), services, json),
+        } => {
+            let config = Config::load(&flags)?;
+            cmd::config::run(&load(profiles), &config, services, json)
+        }
         Command::Proxy(args) => {
             let args = *args;
             let upstreams = Upstreams {

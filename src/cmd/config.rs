@@ -5,14 +5,21 @@
 use difyctl::stack::compose::{LoadOptions, Project, REPLACED_SERVICES};
 use serde_json::{Map, Value};
 
-pub fn run(opts: &LoadOptions, services_only: bool, json: bool) -> anyhow::Result<()> {
+pub fn run(
+    opts: &LoadOptions,
+    config: &difyctl::config::Config,
+    services_only: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let project = Project::load(opts)?;
     // Refuse what `up` would refuse (a missing required dependency, a cycle, a bad port or
     // volume, a missing env_file) and warn about what it would ignore.
-    let stack = difyctl::stack::model::Stack::from_project(&project, &REPLACED_SERVICES)?;
+    let mut stack = difyctl::stack::model::Stack::from_project(&project, &REPLACED_SERVICES)?;
     for w in &stack.warnings {
         eprintln!("warning: {w}");
     }
+    // What `up` adds to the services' environment, and why.
+    super::public_urls(&mut stack, config);
     let enabled = project.enabled_services(&REPLACED_SERVICES);
     if services_only {
         let names: Vec<&str> = enabled.iter().map(|s| s.name.as_str()).collect();

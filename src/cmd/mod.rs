@@ -44,6 +44,18 @@ pub fn project_name(opts: &LoadOptions) -> anyhow::Result<String> {
     }
 }
 
+/// Dify's URL settings from the first domain, when there is one (see stack::urls); prints
+/// what was set, once.
+pub fn public_urls(stack: &mut Stack, config: &difyctl::config::Config) {
+    if let Some(domain) = config.domains.first() {
+        for note in
+            difyctl::stack::urls::apply_public_urls(stack, domain, config.proxy.https.port())
+        {
+            eprintln!("{note}");
+        }
+    }
+}
+
 pub async fn engine() -> anyhow::Result<Engine> {
     Ok(Engine::connect().await?)
 }

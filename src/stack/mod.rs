@@ -12,3 +12,4 @@ pub mod model;
 pub mod mounts;
 pub mod ports;
 pub mod service;
+pub mod urls;
