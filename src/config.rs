@@ -66,6 +66,7 @@ pub struct ProxyFile {
     pub read_timeout: Option<String>,
     pub header_timeout: Option<String>,
     pub connect_timeout: Option<String>,
+    pub upstream_wait: Option<String>,
     pub shutdown_grace: Option<String>,
     pub hsts: Option<bool>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -140,6 +141,9 @@ pub struct ProxyConfig {
     /// Time a client has to send its request headers (and finish its TLS handshake).
     pub header_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long a request waits for an upstream that refuses connections (restarting,
+    /// being recreated) before it gets a 502. Zero: fail at once, like nginx.
+    pub upstream_wait: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
     pub hsts: bool,
@@ -158,6 +162,7 @@ impl Default for ProxyConfig {
             read_timeout: Duration::from_secs(3600),
             header_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            upstream_wait: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             hsts: true,
             trusted_proxies: Vec::new(),
@@ -311,6 +316,10 @@ impl Config {
         proxy.connect_timeout = duration(
             pick(&None, "", "connect_timeout", &p.connect_timeout, None),
             proxy.connect_timeout,
+        )?;
+        proxy.upstream_wait = duration(
+            pick(&None, "", "upstream_wait", &p.upstream_wait, None),
+            proxy.upstream_wait,
         )?;
         proxy.shutdown_grace = duration(
             pick(

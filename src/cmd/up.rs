@@ -79,11 +79,15 @@ pub async fn run(
     let routes = Routes::new(RouteTable::dify(&upstreams(&addresses)));
     let (_keep, stop) = tokio::sync::watch::channel(false);
     let follower_routes = routes.clone();
+    // A service keeps its last address while its container is down: requests then wait for
+    // it (proxy.upstream_wait) instead of getting a 503 during a restart.
+    let mut last = addresses.clone();
     tokio::spawn(difyctl::engine::addresses::follow(
         engine,
         stack.project.clone(),
         move |now| {
-            let ups = upstreams(now);
+            last.extend(now.iter().map(|(k, v)| (k.clone(), *v)));
+            let ups = upstreams(&last);
             for (name, up) in [
                 ("web", &ups.web),
                 ("api", &ups.api),

@@ -21,9 +21,10 @@ use super::access_log::AccessEntry;
 use super::body::{drain, BodyWatch, RequestBody, ResponseBody};
 use super::headers::{is_websocket_upgrade, set_forwarding, strip_hop_by_hop, ClientSide};
 use super::pages::{self, gateway_error, plain};
+use super::retry::{backoff, Deferred, Slot};
 use super::{Body, Shared};
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, RequestBody>;
+pub type Client = hyper_util::client::legacy::Client<HttpConnector, Deferred>;
 
 static DIFY_HOOK_URL: HeaderName = HeaderName::from_static("dify-hook-url");
 
@@ -160,22 +161,71 @@ impl Forwarder {
         // Only bodies that may carry data need the shared progress record.
         let watch = (!body.is_end_stream()).then(|| BodyWatch::new(entry.start));
         let body = RequestBody::new(body, config.max_body, config.read_timeout, watch.clone());
-        let upstream_req = Request::from_parts(parts, body);
-
-        let result = {
-            let mut sent = pin!(self.client.request(upstream_req));
-            let mut deadline = entry.start + config.read_timeout;
-            loop {
-                tokio::select! {
-                    r = &mut sent => break Some(r),
-                    _ = tokio::time::sleep_until(deadline.into()) => {
-                        // Time out only after read_timeout without any progress: a long
-                        // upload that keeps moving is not a stuck upstream.
-                        let last = watch.as_ref().map_or(entry.start, |w| w.last_progress());
-                        deadline = last + config.read_timeout;
-                        if deadline <= Instant::now() {
-                            break None;
+        let slot = Slot::new(body);
+        let wait_until = Instant::now() + config.upstream_wait;
+        let mut upstream = upstream;
+        let mut attempt = 0;
+        let result = loop {
+            let mut upstream_req = Request::new(slot.body());
+            *upstream_req.method_mut() = parts.method.clone();
+            *upstream_req.uri_mut() = parts.uri.clone();
+            *upstream_req.version_mut() = parts.version;
+            *upstream_req.headers_mut() = parts.headers.clone();
+            if attempt == 0 {
+                *upstream_req.extensions_mut() = std::mem::take(&mut parts.extensions);
+            }
+            let result = {
+                let mut sent = pin!(self.client.request(upstream_req));
+                let mut deadline = entry.start + config.read_timeout;
+                loop {
+                    tokio::select! {
+                        r = &mut sent => break Some(r),
+                        _ = tokio::time::sleep_until(deadline.into()) => {
+                            // Time out only after read_timeout without any progress: a long
+                            // upload that keeps moving is not a stuck upstream.
+                            let last = watch.as_ref().map_or(entry.start, |w| w.last_progress());
+                            deadline = last + config.read_timeout;
+                            if deadline <= Instant::now() {
+                                break None;
+                            }
                         }
+                    }
+                }
+            };
+            // Refused before a byte was sent: the upstream is restarting or moving. Wait for
+            // it at its current address (the route table follows containers).
+            let refused = matches!(&result, Some(Err(e)) if e.is_connect());
+            if !(refused && slot.untouched() && Instant::now() < wait_until) {
+                break result;
+            }
+            attempt += 1;
+            if attempt == 1 {
+                tracing::info!(service, upstream = %upstream.authority, wait = ?config.upstream_wait, "upstream refuses connections: the request waits for it");
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            let current = self
+                .shared
+                .routes
+                .load()
+                .lookup(parts.uri.path())
+                .upstream
+                .clone();
+            if let Some(now) = current {
+                if now.authority != upstream.authority {
+                    upstream = now;
+                    if let Ok(uri) = Uri::builder()
+                        .scheme(Scheme::HTTP)
+                        .authority(upstream.authority.clone())
+                        .path_and_query(
+                            parts
+                                .uri
+                                .path_and_query()
+                                .cloned()
+                                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+                        )
+                        .build()
+                    {
+                        parts.uri = uri;
                     }
                 }
             }

@@ -13,6 +13,7 @@ mod headers;
 mod listener;
 mod pages;
 mod redirect;
+mod retry;
 mod router;
 mod server;
 mod tunnel;

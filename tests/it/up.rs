@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::cli::{signal, start_difyctl_in, wait_exit};
+use crate::cli::{log_line_within, signal, start_difyctl_in, wait_exit};
 use crate::engine::TestStack;
-use crate::support::{read_response, tls_connect, RawResponse};
+use crate::pebble::{free_port, Pebble, PebbleOptions};
+use crate::support::{read_response, tls_connect_named, RawResponse};
 
 fn hc(port: u16) -> String {
     format!("{{test: [\"CMD\", \"/testserver\", \"probe\", \"http://127.0.0.1:{port}/health\"], interval: 1s, timeout: 2s, retries: 30}}")
@@ -34,6 +37,9 @@ fn dify_like() -> String {
   api:
     image: ${{IMAGE}}
     command: ["api=0.0.0.0:5001"]
+    environment:
+      CONSOLE_API_URL: ${{CONSOLE_API_URL:-}}
+      FILES_URL: https://files.example.com
     healthcheck: {api}
     depends_on:
       db: {{condition: service_healthy}}
@@ -74,17 +80,18 @@ volumes:
 
 async fn https_get(
     addr: std::net::SocketAddr,
+    name: &str,
     roots: &[rustls_pki_types::CertificateDer<'static>],
     path: &str,
 ) -> std::io::Result<RawResponse> {
-    let mut io = tls_connect(addr, roots, &[b"http/1.1"]).await?;
+    let mut io = tls_connect_named(addr, name, roots, &[b"http/1.1"]).await?;
     io.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await?;
-    tokio::time::timeout(Duration::from_secs(10), read_response(&mut io))
+    tokio::time::timeout(Duration::from_secs(40), read_response(&mut io))
         .await
-        .map_err(|_| std::io::Error::other("no response within 10 s"))?
+        .map_err(|_| std::io::Error::other("no response within 40 s"))?
 }
 
 fn service_of(resp: &RawResponse) -> String {
@@ -94,9 +101,19 @@ fn service_of(resp: &RawResponse) -> String {
         .unwrap_or_else(|| format!("{} {}", resp.status, String::from_utf8_lossy(&resp.body)))
 }
 
+/// The whole install, end to end: Pebble issues the certificate through HTTP-01 on difyctl's
+/// own :80, then api, web and plugin_daemon answer over HTTPS at their container addresses;
+/// SSE arrives event by event, WebSocket echoes, a `difyctl restart api` under load fails no
+/// request, a `docker kill`ed api comes back, SIGTERM ends difyctl and leaves the stack up.
 #[tokio::test]
-async fn up_serves_the_stack_over_https_and_follows_a_killed_container() {
+async fn up_is_the_whole_install() {
+    if !crate::pebble::available() {
+        return;
+    }
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(http, https, PebbleOptions::default());
     let stack = TestStack::new("up", &dify_like(), "");
+    let domain = format!("{}.example.com", stack.project);
     let state = stack.dir.join("state");
     let args: Vec<String> = [
         "-p",
@@ -105,33 +122,145 @@ async fn up_serves_the_stack_over_https_and_follows_a_killed_container() {
         &state.display().to_string(),
         "up",
         "--http",
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{http}"),
         "--https",
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{https}"),
         "--wait-timeout",
         "60",
+        "--domain",
+        &domain,
+        "--acme-directory",
+        &pebble.directory,
+        "--acme-ca-root",
+        &pebble.ca_root.display().to_string(),
+        "--email",
+        "ops@example.com",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (mut child, addr, _logs) = start_difyctl_in(&stack.dir, &args, Duration::from_secs(90));
-    let pem = std::fs::read(state.join("tls/self-signed.crt")).unwrap();
-    let roots: Vec<_> = rustls_pemfile_certs(&pem);
+    let (mut child, addr, logs) = start_difyctl_in(&stack.dir, &args, Duration::from_secs(90));
+    log_line_within(&logs, "new certificate in service", Duration::from_secs(60));
+    let roots = [pebble.issuing_root().await];
 
-    let resp = https_get(addr, &roots, "/console/api/apps").await.unwrap();
+    let resp = https_get(addr, &domain, &roots, "/console/api/apps")
+        .await
+        .unwrap();
     assert_eq!(service_of(&resp), "api");
-    let resp = https_get(addr, &roots, "/").await.unwrap();
+    let resp = https_get(addr, &domain, &roots, "/").await.unwrap();
     assert_eq!(service_of(&resp), "web");
-    let resp = https_get(addr, &roots, "/e/hook").await.unwrap();
+    let resp = https_get(addr, &domain, &roots, "/e/hook").await.unwrap();
     assert_eq!(service_of(&resp), "plugin_daemon");
     let nginx = crate::engine::docker()
         .await
         .inspect_container(&format!("{}-nginx-1", stack.project), None)
         .await;
     assert!(nginx.is_err(), "nginx is difyctl's job");
-
-    // Killed: Docker's restart policy brings api back, and difyctl follows it without a restart.
+    // Dify's URL settings follow the domain.
     let api = format!("{}-api-1", stack.project);
+    let env = crate::engine::inspect(&api)
+        .await
+        .config
+        .unwrap()
+        .env
+        .unwrap_or_default();
+    assert!(
+        env.contains(&format!("CONSOLE_API_URL=https://{domain}:{https}")),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&"FILES_URL=https://files.example.com".to_string()),
+        "the user's own"
+    );
+
+    // SSE: three events 300 ms apart arrive one by one, not in a burst at the end.
+    let mut io = tls_connect_named(addr, &domain, &roots, &[b"http/1.1"])
+        .await
+        .unwrap();
+    io.write_all(
+        format!("GET /v1/chat-messages/sse?n=3&gap_ms=300 HTTP/1.1\r\nHost: {domain}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (mut seen, mut arrivals, mut buf) = (0, Vec::new(), [0u8; 4096]);
+    while seen < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "stream ended after {seen} events");
+        let events = String::from_utf8_lossy(&buf[..n]).matches("data:").count();
+        for _ in 0..events {
+            arrivals.push(Instant::now());
+        }
+        seen += events;
+    }
+    assert!(
+        arrivals[2] - arrivals[0] >= Duration::from_millis(400),
+        "SSE arrived in a burst"
+    );
+
+    // WebSocket through the same route Socket.IO uses.
+    let io = tls_connect_named(addr, &domain, &roots, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        format!("wss://{domain}/socket.io/?EIO=4&transport=websocket"),
+        io,
+    )
+    .await
+    .unwrap();
+    ws.send(Message::text("42[\"ping\"]")).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo.into_text().unwrap().as_str(), "42[\"ping\"]");
+
+    // `difyctl restart api` while requests keep coming: none fails, they wait for api.
+    let load = {
+        let (domain, roots) = (domain.clone(), roots.to_vec());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, Vec::new());
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                match https_get(addr, &domain, &roots, "/console/api/ping").await {
+                    Ok(r) if service_of(&r) == "api" => ok += 1,
+                    other => failed.push(format!("{:?}", other.map(|r| service_of(&r)))),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let restart = {
+        let stack_dir = stack.dir.clone();
+        let project = stack.project.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+                .current_dir(stack_dir)
+                .args(["-p", &project, "restart", "api"])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = restart.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during the restart: {failed:?}",
+        failed.len()
+    );
+    assert!(ok > 5, "only {ok} requests went through");
+
+    // Killed: api comes back (its restart policy), and difyctl follows it without a restart.
     crate::engine::docker()
         .await
         .kill_container(
@@ -140,20 +269,14 @@ async fn up_serves_the_stack_over_https_and_follows_a_killed_container() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match https_get(addr, &roots, "/v1/chat-messages").await {
-            Ok(r) if service_of(&r) == "api" => break,
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "api not served again after its restart: {:?}",
-                    other.map(|r| service_of(&r))
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
+    let resp = https_get(addr, &domain, &roots, "/v1/chat-messages")
+        .await
+        .unwrap();
+    assert_eq!(
+        service_of(&resp),
+        "api",
+        "the request waited for api to come back"
+    );
 
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), 0);
@@ -163,11 +286,4 @@ async fn up_serves_the_stack_over_https_and_follows_a_killed_container() {
         Some(true),
         "containers keep running after difyctl stops"
     );
-}
-
-fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'static>> {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
-        .map(|c| c.unwrap())
-        .collect()
 }
