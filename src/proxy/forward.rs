@@ -160,6 +160,11 @@ impl Forwarder {
 
         // Only bodies that may carry data need the shared progress record.
         let watch = (!body.is_end_stream()).then(|| BodyWatch::new(entry.start));
+        let retryable_method = body.is_end_stream()
+            && matches!(
+                parts.method,
+                http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+            );
         let body = RequestBody::new(body, config.max_body, config.read_timeout, watch.clone());
         let slot = Slot::new(body);
         let wait_until = Instant::now() + config.upstream_wait;
@@ -194,13 +199,16 @@ impl Forwarder {
             };
             // Refused before a byte was sent: the upstream is restarting or moving. Wait for
             // it at its current address (the route table follows containers).
-            let refused = matches!(&result, Some(Err(e)) if e.is_connect());
-            if !(refused && slot.untouched() && Instant::now() < wait_until) {
+            let refused = matches!(&result, Some(Err(e)) if e.is_connect()) && slot.untouched();
+            // A bodiless GET/HEAD/OPTIONS cut off before its answer (the upstream stopped while
+            // handling it) is safe to send again, as nginx's proxy_next_upstream does.
+            let cut_off = matches!(&result, Some(Err(_))) && retryable_method && !websocket;
+            if !((refused || cut_off) && Instant::now() < wait_until) {
                 break result;
             }
             attempt += 1;
             if attempt == 1 {
-                tracing::info!(service, upstream = %upstream.authority, wait = ?config.upstream_wait, "upstream refuses connections: the request waits for it");
+                tracing::info!(service, upstream = %upstream.authority, wait = ?config.upstream_wait, "upstream not answering (restarting?): the request waits for it");
             }
             tokio::time::sleep(backoff(attempt)).await;
             let current = self

@@ -341,9 +341,14 @@ async fn unreachable_upstream_gives_502_page() {
     let mut ups = dify_upstreams().await;
     ups.api =
         Some(difyctl::proxy::Upstream::parse("api", &dead_address().await.to_string()).unwrap());
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_millis(300));
     let mut h1 = proxy.h1().await;
+    let asked = std::time::Instant::now();
     let resp = h1.send_request(get("/console/api/setup")).await.unwrap();
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "gave up before upstream_wait"
+    );
     assert_eq!(resp.status(), 502);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let page = resp.into_body().collect().await.unwrap().to_bytes();
@@ -668,4 +673,31 @@ async fn idle_websocket_is_closed_after_the_read_timeout() {
         .await
         .expect("closed by the proxy");
     assert!(!matches!(closed, Some(Ok(Message::Text(_)))), "{closed:?}");
+}
+
+/// An upstream that refuses connections for a while (restarting) is waited for: the request,
+/// body included, reaches it once it listens again.
+#[tokio::test]
+async fn a_request_waits_for_a_restarting_upstream() {
+    let mut ups = dify_upstreams().await;
+    let addr = dead_address().await;
+    ups.api = Some(difyctl::proxy::Upstream::parse("api", &addr.to_string()).unwrap());
+    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_secs(10));
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        crate::testserver::serve(listener, "api".to_string()).await;
+    });
+    let mut h1 = proxy.h1().await;
+    let req = http::Request::post("/console/api/upload")
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"0123456789",
+        )))
+        .unwrap();
+    let resp = h1.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = body_json(resp).await;
+    assert_eq!(body["service"], "api");
+    assert_eq!(body["bytes"], 10, "the body survived the waiting");
 }
