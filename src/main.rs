@@ -67,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             set_acme_flags(&mut flags, args.acme);
             let config = Config::load(&flags)?;
             cmd::public_urls(&mut stack, &config);
+            cmd::warn_public_secrets(&stack);
             let settings = cmd::up::UpSettings {
                 wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
                 replace: args.replace,

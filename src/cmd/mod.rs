@@ -56,6 +56,19 @@ pub fn public_urls(stack: &mut Stack, config: &difyctl::config::Config) {
     }
 }
 
+/// Says loudly when Dify's public default secrets (from `.env.example`) are in use.
+pub fn warn_public_secrets(stack: &Stack) {
+    let found = difyctl::stack::secrets::public_defaults(stack);
+    if found.is_empty() {
+        return;
+    }
+    eprintln!("WARNING: this install uses secrets everyone can read in Dify's .env.example:");
+    for f in &found {
+        eprintln!("WARNING:   {f}");
+    }
+    eprintln!("WARNING: set fresh values in .env (a new install: `difyctl init` generates them); a database or Redis already created with the old password also needs it changed inside (ALTER USER / CONFIG SET requirepass)");
+}
+
 pub async fn engine() -> anyhow::Result<Engine> {
     Ok(Engine::connect().await?)
 }

@@ -11,5 +11,6 @@ pub mod keys;
 pub mod model;
 pub mod mounts;
 pub mod ports;
+pub mod secrets;
 pub mod service;
 pub mod urls;

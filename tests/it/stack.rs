@@ -298,3 +298,25 @@ fn dify_fixtures_type_into_the_engine_model() {
         );
     }
 }
+
+/// `.env.example` kept as is: its public secrets are found, by variable.
+#[test]
+fn public_default_secrets_of_the_fixture_are_found() {
+    let Some(dir) = fixture("1.13.3") else { return };
+    let project = load(&dir, &[]);
+    let stack = difyctl::stack::model::Stack::from_project(&project, &REPLACED_SERVICES).unwrap();
+    let found = difyctl::stack::secrets::public_defaults(&stack);
+    let text = found.join("\n");
+    for needle in [
+        "DB_PASSWORD",
+        "REDIS_PASSWORD",
+        "CELERY_BROKER_URL",
+        "SECRET_KEY",
+        "SANDBOX_API_KEY",
+        "PLUGIN_DAEMON_KEY",
+        "PLUGIN_DIFY_INNER_API_KEY",
+        "WEAVIATE_API_KEY",
+    ] {
+        assert!(text.contains(needle), "{needle} not reported:\n{text}");
+    }
+}
