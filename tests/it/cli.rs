@@ -375,3 +375,25 @@ async fn access_log_lines_in_plain_and_json() {
         assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
     }
 }
+
+/// The systemd unit's command line is one difyctl accepts (its flags exist and parse).
+#[test]
+fn systemd_unit_runs_a_valid_command() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/difyctl.service"),
+    )
+    .unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/difyctl"));
+    let args: Vec<&str> = words.collect();
+    assert_eq!(args.last(), Some(&"up"), "{exec}");
+    let out = difyctl().args(&args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for needed in ["Requires=docker.service", "After=docker.service", "Restart=on-failure", "AmbientCapabilities=CAP_NET_BIND_SERVICE"] {
+        assert!(unit.contains(needed), "{needed}");
+    }
+}
