@@ -90,6 +90,15 @@ pub enum Command {
         #[arg(long = "profile", value_name = "P")]
         profiles: Vec<String>,
     },
+    /// Preflight: Docker, ports 80/443, DNS of each domain, disk, state directory, clock
+    Doctor {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// Domain to check (repeatable) [default: the configured domains]
+        #[arg(long = "domain", value_name = "D")]
+        domains: Vec<String>,
+    },
     /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
     Config {
         /// Only the names of the services `up` would start

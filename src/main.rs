@@ -81,6 +81,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
         }
+        Command::Doctor { json, domains } => {
+            flags.domains = domains;
+            let config = Config::load(&flags)?;
+            let dir = compose_file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(
+                    || std::path::PathBuf::from("."),
+                    std::path::Path::to_path_buf,
+                );
+            runtime()?.block_on(cmd::doctor::run(&config, &dir, json))
+        }
         Command::Down { volumes, timeout } => {
             let project = cmd::project_name(&load(Vec::new()))?;
             runtime()?.block_on(cmd::down::run(

@@ -9,6 +9,7 @@ pub mod proxy;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+pub mod doctor;
 pub mod down;
 pub mod logs;
 pub mod ps;

@@ -392,8 +392,66 @@ fn systemd_unit_runs_a_valid_command() {
     let args: Vec<&str> = words.collect();
     assert_eq!(args.last(), Some(&"up"), "{exec}");
     let out = difyctl().args(&args).arg("--help").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for needed in ["Requires=docker.service", "After=docker.service", "Restart=on-failure", "AmbientCapabilities=CAP_NET_BIND_SERVICE"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needed in [
+        "Requires=docker.service",
+        "After=docker.service",
+        "Restart=on-failure",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+    ] {
         assert!(unit.contains(needed), "{needed}");
     }
+}
+
+/// `doctor` names what is wrong and what to do: a taken port fails, a local domain passes.
+#[test]
+fn doctor_reports_a_taken_port_and_checks_dns() {
+    let dir = Scratch::new("doctor");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        dir.path("difyctl.toml"),
+        format!("[proxy]\nhttp = \"127.0.0.1:{port}\"\nhttps = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let out = difyctl()
+        .current_dir(&dir.0)
+        .args(["--state-dir", &dir.path("state").display().to_string()])
+        .args(["doctor", "--json", "--domain", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |check: &str| {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check)
+            .unwrap_or_else(|| panic!("no {check} in {findings}"))
+            .clone()
+    };
+    let http = by("http");
+    assert_eq!(http["status"], "fail");
+    assert!(
+        http["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port} is taken")),
+        "{http}"
+    );
+    assert!(!http["fix"].as_str().unwrap().is_empty());
+    assert_eq!(by("https")["status"], "ok");
+    assert_eq!(
+        by("docker")["status"],
+        "ok",
+        "these tests run with a Docker engine"
+    );
+    assert_eq!(by("dns localhost")["status"], "ok");
+    assert_eq!(by("state")["status"], "ok");
+    drop(taken);
 }

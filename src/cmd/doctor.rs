@@ -1,0 +1,292 @@
+//! `difyctl doctor`: the preflight before `up`. Each check gives ok, warn or fail, what it saw
+//! and what to do. Exit 1 when something fails.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::Path;
+
+use serde::Serialize;
+
+use difyctl::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about it; empty when nothing.
+    pub fix: String,
+}
+
+fn finding(check: &str, status: Status, detail: String, fix: &str) -> Finding {
+    Finding {
+        check: check.to_string(),
+        status,
+        detail,
+        fix: fix.to_string(),
+    }
+}
+
+pub async fn run(config: &Config, compose_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let mut findings = vec![docker().await];
+    let running = tokio::net::UnixStream::connect(difyctl::control::socket_path(&config.state_dir))
+        .await
+        .is_ok();
+    findings.push(port("http", config.proxy.http, running));
+    findings.push(port("https", config.proxy.https, running));
+    findings.extend(dns(&config.domains).await);
+    findings.push(disk("disk", compose_dir));
+    findings.push(state_dir(&config.state_dir));
+    findings.push(clock());
+
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        for f in &findings {
+            let status = match f.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            println!("{status}  {:<8} {}", f.check, f.detail);
+            if !f.fix.is_empty() {
+                println!("      {:<8} -> {}", "", f.fix);
+            }
+        }
+    }
+    let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+async fn docker() -> Finding {
+    match difyctl::engine::Engine::connect().await {
+        Ok(e) => finding(
+            "docker",
+            Status::Ok,
+            format!(
+                "Docker {} (API {}) at {}",
+                e.version, e.api_version, e.endpoint
+            ),
+            "",
+        ),
+        Err(e) => finding(
+            "docker",
+            Status::Fail,
+            difyctl::error_chain(&e),
+            "install Docker and start it (systemctl enable --now docker), or set DOCKER_HOST",
+        ),
+    }
+}
+
+fn port(name: &str, addr: SocketAddr, difyctl_running: bool) -> Finding {
+    match TcpListener::bind(addr) {
+        Ok(_) => finding(name, Status::Ok, format!("{addr} is free"), ""),
+        Err(_) if difyctl_running => finding(
+            name,
+            Status::Ok,
+            format!("{addr} is in use, by the running difyctl"),
+            "",
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => finding(
+            name,
+            Status::Fail,
+            format!("{addr}: not allowed to bind ({e})"),
+            "run as root or give the binary CAP_NET_BIND_SERVICE (the systemd unit does)",
+        ),
+        Err(e) => finding(
+            name,
+            Status::Fail,
+            format!("{addr} is taken by another program ({e})"),
+            "stop it (Dify's nginx container? `docker stop <project>-nginx-1`; find it with `ss -ltnp`) or choose another address in difyctl.toml [proxy]",
+        ),
+    }
+}
+
+async fn dns(domains: &[String]) -> Vec<Finding> {
+    let local = local_addresses();
+    let mut out = Vec::new();
+    for domain in domains {
+        let check = format!("dns {domain}");
+        let resolved: Vec<IpAddr> = match tokio::net::lookup_host((domain.as_str(), 443)).await {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(e) => {
+                out.push(finding(
+                    &check,
+                    Status::Fail,
+                    format!("{domain} does not resolve: {e}"),
+                    "create A (and AAAA) records pointing to this host; Let's Encrypt cannot validate without them",
+                ));
+                continue;
+            }
+        };
+        let list = resolved
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if resolved.iter().any(|ip| local.contains(ip)) {
+            out.push(finding(
+                &check,
+                Status::Ok,
+                format!("{domain} -> {list}: this host"),
+                "",
+            ));
+        } else {
+            out.push(finding(
+                &check,
+                Status::Warn,
+                format!("{domain} -> {list}: not an address of this host"),
+                "fine when a router or load balancer forwards ports 80 and 443 here; otherwise point the records at this host",
+            ));
+        }
+    }
+    out
+}
+
+/// Every address on this host's interfaces.
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we only read and then free once.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let node = unsafe { &*cur };
+        if !node.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family says which struct it is.
+            let family = i32::from(unsafe { (*node.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: family AF_INET means a sockaddr_in.
+                let sin = unsafe { &*(node.ifa_addr as *const libc::sockaddr_in) };
+                out.push(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: family AF_INET6 means a sockaddr_in6.
+                let sin6 = unsafe { &*(node.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+        }
+        cur = node.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed exactly once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+fn disk(check: &str, dir: &Path) -> Finding {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return finding(
+            check,
+            Status::Warn,
+            format!("{}: odd path", dir.display()),
+            "",
+        );
+    };
+    // SAFETY: statvfs writes into a zeroed struct we own, given a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return finding(
+            check,
+            Status::Warn,
+            format!("cannot read free space of {}", dir.display()),
+            "",
+        );
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let gib = free as f64 / (1u64 << 30) as f64;
+    let detail = format!(
+        "{gib:.1} GiB free where Dify's volumes live ({})",
+        dir.display()
+    );
+    match gib {
+        g if g < 1.0 => finding(
+            check,
+            Status::Fail,
+            detail,
+            "free space: PostgreSQL stops accepting writes on a full disk",
+        ),
+        g if g < 10.0 => finding(
+            check,
+            Status::Warn,
+            detail,
+            "Dify's database, uploads and images grow: keep 10 GiB or more free",
+        ),
+        _ => finding(check, Status::Ok, detail, ""),
+    }
+}
+
+fn state_dir(dir: &Path) -> Finding {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(dir) {
+        Err(_) => finding(
+            "state",
+            Status::Ok,
+            format!("{} will be created (0700)", dir.display()),
+            "",
+        ),
+        Ok(m) if m.mode() & 0o077 != 0 => finding(
+            "state",
+            Status::Warn,
+            format!(
+                "{} is readable by others (mode {:o}); it holds private keys",
+                dir.display(),
+                m.mode() & 0o777
+            ),
+            &format!("chmod 700 {}", dir.display()),
+        ),
+        // SAFETY: geteuid has no preconditions.
+        Ok(m) if m.uid() != unsafe { libc::geteuid() } => finding(
+            "state",
+            Status::Warn,
+            format!(
+                "{} belongs to uid {}, not to this user",
+                dir.display(),
+                m.uid()
+            ),
+            "run difyctl as that user, or chown the folder",
+        ),
+        Ok(_) => finding(
+            "state",
+            Status::Ok,
+            format!("{} is private", dir.display()),
+            "",
+        ),
+    }
+}
+
+/// The kernel knows whether NTP keeps the clock in sync (adjtimex's STA_UNSYNC).
+fn clock() -> Finding {
+    // SAFETY: adjtimex with modes = 0 only reads the clock state into our zeroed struct.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    let unsynced = state == libc::TIME_ERROR || tx.status & libc::STA_UNSYNC != 0;
+    let now = difyctl::timefmt::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    if unsynced {
+        finding(
+            "clock",
+            Status::Warn,
+            format!("{now}, not synchronised by NTP"),
+            "enable time sync (systemctl enable --now systemd-timesyncd, or chrony): certificate validity and ACME depend on the clock",
+        )
+    } else {
+        finding("clock", Status::Ok, format!("{now}, synchronised"), "")
+    }
+}
