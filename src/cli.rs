@@ -49,6 +49,18 @@ pub enum Command {
     /// Certificates: where they stand, and renewal on demand
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// A new install in a folder: Dify's stack, a .env with fresh secrets, difyctl.toml
+    Init {
+        /// The domain Dify is served on (Let's Encrypt certificate)
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        /// Contact e-mail for Let's Encrypt
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+        /// Folder to write to (created when missing)
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Start the stack (create, recreate or keep each service's container, in dependency order)
     Up(UpArgs),
     /// Stop and remove the stack's containers and networks; volumes (your data) only with -v

@@ -81,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
         }
+        Command::Init { domain, email, dir } => {
+            cmd::init::run(&dir, domain.as_deref(), email.as_deref())
+        }
         Command::Doctor { json, domains } => {
             flags.domains = domains;
             let config = Config::load(&flags)?;

@@ -11,6 +11,7 @@ pub struct UsageError(pub String);
 
 pub mod doctor;
 pub mod down;
+pub mod init;
 pub mod logs;
 pub mod ps;
 pub mod pull;

@@ -455,3 +455,121 @@ fn doctor_reports_a_taken_port_and_checks_dns() {
     assert_eq!(by("state")["status"], "ok");
     drop(taken);
 }
+
+/// `init` writes a complete install with fresh secrets, and never overwrites.
+#[test]
+fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = Scratch::new("init-a");
+    let b = Scratch::new("init-b");
+    for dir in [&a, &b] {
+        let out = difyctl()
+            .args([
+                "init",
+                "--domain",
+                "dify.example.com",
+                "--email",
+                "ops@example.com",
+                "--dir",
+            ])
+            .arg(&dir.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let env_a = std::fs::read_to_string(a.path(".env")).unwrap();
+    let env_b = std::fs::read_to_string(b.path(".env")).unwrap();
+    let mode = std::fs::metadata(a.path(".env"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, ".env holds secrets");
+    assert!(!env_a.contains("{{"), "a placeholder was left: {env_a}");
+    for key in [
+        "SECRET_KEY",
+        "DB_PASSWORD",
+        "REDIS_PASSWORD",
+        "SANDBOX_API_KEY",
+        "PLUGIN_DAEMON_KEY",
+        "PLUGIN_DIFY_INNER_API_KEY",
+        "WEAVIATE_API_KEY",
+    ] {
+        let value = |env: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} missing"))
+                .to_string()
+        };
+        assert!(value(&env_a).len() >= 32, "{key} is short");
+        assert_ne!(
+            value(&env_a),
+            value(&env_b),
+            "{key} is the same on two installs"
+        );
+    }
+    assert!(std::fs::read_to_string(a.path("difyctl.toml"))
+        .unwrap()
+        .contains("domains = [\"dify.example.com\"]"));
+    assert!(a.path("ssrf_proxy/squid.conf").is_file());
+
+    // The stack reads back: the default profiles' services, no public secret, no warning.
+    let out = difyctl()
+        .current_dir(&a.0)
+        .args(["config", "--services"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let services = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        services.lines().collect::<Vec<_>>(),
+        [
+            "init_permissions",
+            "api",
+            "worker",
+            "worker_beat",
+            "web",
+            "db_postgres",
+            "redis",
+            "sandbox",
+            "plugin_daemon",
+            "ssrf_proxy",
+            "weaviate"
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(
+        stderr.contains("NEXT_PUBLIC_SOCKET_URL=wss://dify.example.com"),
+        "{stderr}"
+    );
+    let project = difyctl::stack::compose::Project::load(&difyctl::stack::compose::LoadOptions {
+        compose_file: a.path("docker-compose.yaml"),
+        ..Default::default()
+    })
+    .unwrap();
+    let stack = difyctl::stack::model::Stack::from_project(&project, &[]).unwrap();
+    assert!(difyctl::stack::secrets::public_defaults(&stack).is_empty());
+
+    // Again: everything kept, byte for byte.
+    let out = difyctl()
+        .args(["init", "--dir"])
+        .arg(&a.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(a.path(".env")).unwrap(), env_a);
+}

@@ -1,0 +1,119 @@
+//! `difyctl init`: a fresh install in a folder: the default Dify stack (compose/, embedded in
+//! the binary), a `.env` whose secrets are generated here (0600), difyctl.toml with the domain
+//! and e-mail, and the SSRF proxy's configuration. An existing file is never overwritten: it is
+//! kept and named.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+const COMPOSE: &str = include_str!("../../compose/docker-compose.yaml");
+const ENV_TEMPLATE: &str = include_str!("../../compose/env.template");
+const SQUID: &str = include_str!("../../compose/squid.conf");
+
+/// The secrets `.env` gets, each freshly generated.
+const SECRETS: &[(&str, Secret)] = &[
+    ("SECRET_KEY", Secret::Key),
+    ("DB_PASSWORD", Secret::Password),
+    ("REDIS_PASSWORD", Secret::Password),
+    ("SANDBOX_API_KEY", Secret::Token),
+    ("PLUGIN_DAEMON_KEY", Secret::Token),
+    ("PLUGIN_DIFY_INNER_API_KEY", Secret::Token),
+    ("WEAVIATE_API_KEY", Secret::Token),
+];
+
+#[derive(Clone, Copy)]
+enum Secret {
+    /// Like Dify's `sk-$(openssl rand -base64 42)`.
+    Key,
+    /// Letters and digits only: it also goes inside a redis:// URL.
+    Password,
+    Token,
+}
+
+pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut env = ENV_TEMPLATE.to_string();
+    for (name, kind) in SECRETS {
+        let value = match kind {
+            Secret::Key => format!("sk-{}", random_text(56)?),
+            Secret::Password => random_text(32)?,
+            Secret::Token => random_text(48)?,
+        };
+        env = env.replace(&format!("{{{{{name}}}}}"), &value);
+    }
+    let toml = difyctl_toml(domain, email);
+    let files: [(&str, &str, u32); 4] = [
+        ("docker-compose.yaml", COMPOSE, 0o644),
+        (".env", &env, 0o600),
+        ("difyctl.toml", &toml, 0o644),
+        ("ssrf_proxy/squid.conf", SQUID, 0o644),
+    ];
+    let mut kept = Vec::new();
+    for (name, content, mode) in files {
+        let path = dir.join(name);
+        if path.exists() {
+            kept.push(path);
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        difyctl::fsutil::write_atomic(&path, content.as_bytes(), mode)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    for path in &kept {
+        eprintln!(
+            "kept {} (it exists; difyctl init never overwrites)",
+            path.display()
+        );
+    }
+    eprintln!();
+    eprintln!("Next, in {}:", dir.display());
+    eprintln!("  difyctl doctor     # Docker, ports 80/443, DNS, disk, clock");
+    eprintln!("  difyctl up         # pulls Dify's images, starts it, serves https");
+    if domain.is_none() {
+        eprintln!("No --domain: difyctl serves a self-signed certificate; add `domains` to difyctl.toml for Let's Encrypt.");
+    }
+    Ok(())
+}
+
+fn difyctl_toml(domain: Option<&str>, email: Option<&str>) -> String {
+    let mut out = String::from("# difyctl settings (written by `difyctl init`; every key is optional).\n# All keys: https://github.com/difyctl/difyctl/blob/main/assets/difyctl.example.toml\n");
+    match domain {
+        Some(d) => out.push_str(&format!("domains = [\"{d}\"]\n")),
+        None => {
+            out.push_str("# domains = [\"dify.example.com\"]   # none: a self-signed certificate\n")
+        }
+    }
+    match email {
+        Some(e) => out.push_str(&format!("email = \"{e}\"\n")),
+        None => {
+            out.push_str("# email = \"ops@example.com\"        # Let's Encrypt's expiry notices\n")
+        }
+    }
+    out.push_str("\n[acme]\ndirectory = \"letsencrypt\"\n");
+    out
+}
+
+/// `len` characters from [A-Za-z0-9], from the system's CSPRNG (rejection sampling: uniform).
+fn random_text(len: usize) -> anyhow::Result<String> {
+    use aws_lc_rs::rand::SecureRandom;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        rng.fill(&mut buf)
+            .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+        for b in buf {
+            // 62 * 4 = 248: bytes from 248 up would bias the first letters.
+            if b < 248 && out.len() < len {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}
