@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up demo demo-proxy
 
 build:
 	$(CARGO) build
@@ -34,6 +34,11 @@ bench-certs:
 # Ten-service stack up (to all healthy) and down, difyctl vs docker-compose (see BENCHMARKS.md).
 bench-up:
 	./bench/up.sh
+
+# The whole main job with no internet: `difyctl up` on a Dify-shaped stand-in stack, with a
+# certificate from Pebble (a local ACME CA); prints the URL and curl commands. Ctrl-C cleans up.
+demo:
+	./scripts/demo.sh
 
 # The proxy in front of a stand-in Dify on :8080/:8443; Ctrl-C stops it.
 demo-proxy:
