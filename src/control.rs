@@ -1,4 +1,4 @@
-//! The control socket: how `difyctl certs renew` (and later `ps`) talks to the difyctl that is
+//! The control socket: how `difyctl certs renew` and `difyctl ps` talk to the difyctl that is
 //! serving. A Unix socket at `<state>/difyctl.sock`, 0600, one JSON line in, one JSON line out.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +28,50 @@ pub enum ControlError {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Renew { force: bool },
+    Status,
+}
+
+/// What the running difyctl says about itself (`ps`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    /// Unix seconds.
+    pub started: u64,
+    pub http: String,
+    pub https: String,
+    /// The compose project `up` runs; none for `proxy`.
+    pub project: Option<String>,
+    /// Service -> upstream address it is served from now (none: not running).
+    pub upstreams: Vec<(String, Option<String>)>,
+}
+
+/// Where the status answer comes from: fixed facts plus the live route table.
+#[derive(Clone)]
+pub struct StatusSource {
+    pub started: u64,
+    pub http: String,
+    pub https: String,
+    pub project: Option<String>,
+    pub routes: crate::proxy::Routes,
+}
+
+impl StatusSource {
+    fn now(&self) -> Status {
+        Status {
+            pid: std::process::id(),
+            started: self.started,
+            http: self.http.clone(),
+            https: self.https.clone(),
+            project: self.project.clone(),
+            upstreams: self
+                .routes
+                .load()
+                .upstreams()
+                .into_iter()
+                .map(|(s, a)| (s.to_string(), a))
+                .collect(),
+        }
+    }
 }
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -56,6 +100,7 @@ pub async fn bind(state_dir: &Path) -> Result<UnixListener, ControlError> {
 pub async fn serve(
     listener: UnixListener,
     renew: Option<mpsc::Sender<ControlRequest>>,
+    status: StatusSource,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -63,8 +108,9 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let renew = renew.clone();
+                let status = status.now();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, renew).await {
+                    if let Err(e) = answer(stream, renew, status).await {
                         tracing::debug!("control connection: {e}");
                     }
                 });
@@ -82,6 +128,7 @@ pub async fn serve(
 async fn answer(
     stream: UnixStream,
     renew: Option<mpsc::Sender<ControlRequest>>,
+    status: Status,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -100,6 +147,7 @@ async fn answer(
                 "this difyctl manages no ACME certificate (no domain, or --cert/--key given)",
             ),
         },
+        Ok(Request::Status) => serde_json::to_string(&status)?,
         Err(e) => error_reply(&format!("bad request: {e}")),
     };
     write.write_all(reply.as_bytes()).await?;
@@ -138,6 +186,31 @@ pub async fn request_renew(
             return Err(ControlError::BadReply(e.to_string()));
         }
     }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))
+}
+
+/// Asks the running difyctl about itself. `Ok(None)` when none is running.
+pub async fn request_status(state_dir: &Path) -> Result<Option<Status>, ControlError> {
+    let path = socket_path(state_dir);
+    let Ok(stream) = UnixStream::connect(&path).await else {
+        return Ok(None);
+    };
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let (read, mut write) = stream.into_split();
+    let request = serde_json::to_string(&Request::Status)
+        .map_err(|e| ControlError::BadReply(e.to_string()))?;
+    write.write_all(request.as_bytes()).await.map_err(io)?;
+    write.write_all(b"\n").await.map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .map_err(io)?;
     serde_json::from_str(&line)
         .map(Some)
         .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))

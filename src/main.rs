@@ -106,7 +106,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ps { json } => {
             let project = cmd::project_name(&load(Vec::new()))?;
-            runtime()?.block_on(cmd::ps::run(&project, json))
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::ps::run(&project, &config.state_dir, json))
         }
         Command::Logs {
             services,

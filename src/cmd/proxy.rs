@@ -14,12 +14,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
-    serve(config, Routes::new(RouteTable::dify(&upstreams))).await
+    serve(config, Routes::new(RouteTable::dify(&upstreams)), None).await
 }
 
 /// Serves `routes` (which the caller may keep replacing, as `up` does when containers move)
 /// with certificates from `config`, until SIGTERM/SIGINT.
-pub async fn serve(config: Config, routes: Routes) -> anyhow::Result<()> {
+pub async fn serve(config: Config, routes: Routes, project: Option<String>) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we listen must stop us cleanly, not kill us.
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -32,7 +32,7 @@ pub async fn serve(config: Config, routes: Routes) -> anyhow::Result<()> {
 
     let shared = Arc::new(Shared {
         config: config.proxy.clone(),
-        routes,
+        routes: routes.clone(),
         challenges: tokens,
         tls: tls::server_config(resolver.clone()),
     });
@@ -43,7 +43,16 @@ pub async fn serve(config: Config, routes: Routes) -> anyhow::Result<()> {
         tokio::spawn(manager.run(rx, stop_rx.clone()));
         tx
     });
-    tokio::spawn(difyctl::control::serve(control, renew_tx, stop_rx));
+    let status = difyctl::control::StatusSource {
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        http: running.http_addr.to_string(),
+        https: running.https_addr.to_string(),
+        project,
+        routes,
+    };
+    tokio::spawn(difyctl::control::serve(control, renew_tx, status, stop_rx));
 
     let pem = certs.pem;
     let mut seen = pem.as_ref().and_then(PemPair::fingerprint);

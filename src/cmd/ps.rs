@@ -1,13 +1,42 @@
-//! `difyctl ps [--json]`: the project's containers with state, health, ports and uptime.
+//! `difyctl ps [--json]`: the project's containers with state, health, ports and uptime, and,
+//! when `difyctl up` is running, what it serves and from which container addresses (asked
+//! through its control socket).
+
+use std::path::Path;
 
 use difyctl::engine::ops::{self, PsEntry};
 
-pub async fn run(project: &str, json: bool) -> anyhow::Result<()> {
+pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     let entries = ops::ps(&engine, project).await?;
+    // A difyctl serving another project (or a stale socket) is not this one's.
+    let running = difyctl::control::request_status(state_dir)
+        .await
+        .unwrap_or(None)
+        .filter(|s| s.project.as_deref().is_none_or(|p| p == project));
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        let out = serde_json::json!({ "difyctl": running, "containers": entries });
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
+    }
+    match &running {
+        Some(s) => {
+            let served: Vec<String> = s
+                .upstreams
+                .iter()
+                .map(|(svc, addr)| {
+                    format!("{svc} -> {}", addr.as_deref().unwrap_or("(not running)"))
+                })
+                .collect();
+            println!(
+                "difyctl (pid {}) serves https on {} and http on {}: {}",
+                s.pid,
+                s.https,
+                s.http,
+                served.join(", ")
+            );
+        }
+        None => println!("difyctl: not running for this project (`difyctl up` serves it)"),
     }
     let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
     let header = ["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"].map(String::from);

@@ -102,7 +102,7 @@ pub async fn run(
         },
         stop,
     ));
-    super::proxy::serve(config, routes).await
+    super::proxy::serve(config, routes, Some(stack.project.clone())).await
 }
 
 /// Dify's services the proxy fronts, at their container address and Dify's port.

@@ -102,6 +102,21 @@ impl RouteTable {
 
     /// The route for `path`; every path starts with `/`, which always matches, but a path
     /// that does not (an absolute-form oddity) falls to the last route too.
+    /// Each service the table routes to, with its upstream address (none: not running).
+    pub fn upstreams(&self) -> Vec<(&'static str, Option<String>)> {
+        let mut out: Vec<(&'static str, Option<String>)> = Vec::new();
+        for r in &self.routes {
+            if !out.iter().any(|(s, _)| *s == r.service) {
+                out.push((
+                    r.service,
+                    r.upstream.as_ref().map(|u| u.authority.to_string()),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub fn lookup(&self, path: &str) -> &Route {
         self.routes
             .iter()

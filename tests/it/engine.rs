@@ -326,6 +326,11 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     let (code, out, err) = stack.difyctl(&["ps", "--json"]);
     assert_eq!(code, 0, "{err}");
     let ps: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ps["difyctl"].is_null(),
+        "no difyctl up runs for this project"
+    );
+    let ps = ps["containers"].clone();
     let api_row = ps
         .as_array()
         .unwrap()
@@ -350,7 +355,7 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     assert_eq!(init_row["exit_code"], 0);
     let (code, table, _) = stack.difyctl(&["ps"]);
     assert_eq!(code, 0);
-    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("\nNAME"), "{table}");
     assert!(table.contains("running ("), "{table}");
     let (code, logs, err) = stack.difyctl(&["logs", "api", "db", "--tail", "5"]);
     assert_eq!(code, 0, "{err}");
@@ -507,8 +512,7 @@ volumes:
     assert_eq!(data, "from compose");
     let (code, out, _) = stack.difyctl(&["ps", "--json"]);
     assert_eq!(code, 0);
-    let names: Vec<String> = serde_json::from_str::<Value>(&out)
-        .unwrap()
+    let names: Vec<String> = serde_json::from_str::<Value>(&out).unwrap()["containers"]
         .as_array()
         .unwrap()
         .iter()

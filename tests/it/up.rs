@@ -156,6 +156,39 @@ async fn up_is_the_whole_install() {
         .inspect_container(&format!("{}-nginx-1", stack.project), None)
         .await;
     assert!(nginx.is_err(), "nginx is difyctl's job");
+    // `ps` asks the running difyctl what it serves, and from where.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .current_dir(&stack.dir)
+        .args([
+            "-p",
+            &stack.project,
+            "--state-dir",
+            &state.display().to_string(),
+            "ps",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ps["difyctl"]["project"], stack.project.as_str());
+    assert_eq!(ps["difyctl"]["https"], addr.to_string());
+    let api_upstream = ps["difyctl"]["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u[0] == "api")
+        .map(|u| u[1].clone())
+        .unwrap();
+    assert!(
+        api_upstream.as_str().is_some_and(|a| a.ends_with(":5001")),
+        "{ps}"
+    );
+    assert_eq!(ps["containers"].as_array().unwrap().len(), 6, "{ps}");
     // Dify's URL settings follow the domain.
     let api = format!("{}-api-1", stack.project);
     let env = crate::engine::inspect(&api)
