@@ -83,7 +83,7 @@ pub async fn down(
             format!("project {project}"),
             "cannot list its networks",
         ))?;
-    for n in networks {
+    let removals = networks.into_iter().map(|n| async move {
         let name = n.name.unwrap_or_default();
         engine
             .docker
@@ -93,8 +93,9 @@ pub async fn down(
                 format!("network {name}"),
                 "cannot remove it",
             ))?;
-        report.networks.push(name);
-    }
+        Ok::<_, EngineError>(name)
+    });
+    report.networks = futures_util::future::try_join_all(removals).await?;
     if volumes {
         let list = engine
             .docker
