@@ -12,10 +12,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Run a self-hosted Dify: stack, HTTPS proxy and certificates in one binary"
 )]
 pub struct Cli {
-    /// Compose file (default: ./docker-compose.yaml); before the command, as with compose
+    /// Compose file; repeat to merge several, later ones winning (default: ./compose.yaml or
+    /// ./docker-compose.yaml, plus its .override file). Before the command, as with compose
     /// (`logs -f` is follow)
-    #[arg(short = 'f', long = "file", env = "COMPOSE_FILE", value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "COMPOSE_FILE",
+        value_name = "FILE",
+        value_delimiter = ':'
+    )]
+    pub file: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, else the compose file's folder name)
     #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
     pub project_name: Option<String>,

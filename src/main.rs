@@ -45,13 +45,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..Flags::default()
     };
-    let compose_file = cli
-        .file
-        .clone()
-        .unwrap_or_else(|| "docker-compose.yaml".into());
+    let (compose_file, overrides) = match cli.file.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => difyctl::stack::compose::default_files(std::path::Path::new("")),
+    };
     let project_name = cli.project_name.clone();
     let load = |profiles: Vec<String>| difyctl::stack::compose::LoadOptions {
         compose_file: compose_file.clone(),
+        overrides: overrides.clone(),
         env_file: flags.env_file.clone(),
         project_name: project_name.clone(),
         profiles,
@@ -73,7 +74,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replace: args.replace,
                 json: args.json,
             };
-            let file = compose_file.display().to_string();
+            let file = std::iter::once(&compose_file)
+                .chain(&overrides)
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",");
             if args.no_proxy {
                 return runtime()?
                     .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))

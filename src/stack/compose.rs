@@ -45,6 +45,8 @@ pub enum StackError {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub compose_file: PathBuf,
+    /// Further files merged over it in order (`-f` again, or the `.override` file).
+    pub overrides: Vec<PathBuf>,
     /// `.env` to read (default: beside the compose file); absent is fine.
     pub env_file: Option<PathBuf>,
     /// `-p`; else COMPOSE_PROJECT_NAME; else the compose file's folder name.
@@ -96,10 +98,21 @@ impl Project {
             None => opts.process_env.clone(),
         };
 
-        let raw: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
+        let mut raw: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        for extra in &opts.overrides {
+            let text = std::fs::read_to_string(extra).map_err(|source| StackError::Read {
+                path: extra.clone(),
+                source,
+            })?;
+            let over: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
+                path: extra.clone(),
+                message: e.to_string(),
+            })?;
+            raw = super::merge::merge_documents(raw, over);
+        }
         let mut unset = Vec::new();
         let document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
 
@@ -402,4 +415,32 @@ mod tests {
         assert!(matches!(err, StackError::Yaml { .. }), "{err}");
         assert!(err.to_string().contains("docker-compose.yaml"), "{err}");
     }
+}
+
+/// The compose files to read when `-f` is not given, as compose finds them in `dir`: the first
+/// of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml (docker-compose.yaml
+/// when none exists, for the error message), then its `.override` twin when present.
+pub fn default_files(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let main = [
+        "compose.yaml",
+        "compose.yml",
+        "docker-compose.yaml",
+        "docker-compose.yml",
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| dir.join("docker-compose.yaml"));
+    let over = main
+        .with_extension("")
+        .with_extension(match main.extension() {
+            Some(ext) => format!("override.{}", ext.to_string_lossy()),
+            None => "override.yaml".into(),
+        });
+    let overrides = if over.is_file() {
+        vec![over]
+    } else {
+        Vec::new()
+    };
+    (main, overrides)
 }

@@ -8,6 +8,7 @@ pub mod depends;
 pub mod envfile;
 pub mod interpolate;
 pub mod keys;
+pub mod merge;
 pub mod model;
 pub mod mounts;
 pub mod ports;

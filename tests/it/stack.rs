@@ -27,6 +27,7 @@ fn load(dir: &std::path::Path, profiles: &[&str]) -> Project {
         project_name: None,
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         process_env: Default::default(),
+        overrides: Vec::new(),
     })
     .unwrap()
 }
@@ -319,4 +320,62 @@ fn public_default_secrets_of_the_fixture_are_found() {
     ] {
         assert!(text.contains(needle), "{needle} not reported:\n{text}");
     }
+}
+
+/// A `docker-compose.override.yaml` beside the main file is read as compose reads it (a user's
+/// customisations must not be silently dropped), and `-f a -f b` merges in order.
+#[test]
+fn override_file_and_repeated_f_are_merged() {
+    let dir = std::env::temp_dir().join(format!("difyctl-override-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yaml"),
+        "services:\n  api:\n    image: api:1\n    environment:\n      MODE: api\n  web:\n    image: web:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docker-compose.override.yaml"),
+        "services:\n  api:\n    environment:\n      - LOG_LEVEL=DEBUG\n  extra:\n    image: extra:1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("later.yaml"),
+        "services:\n  web:\n    image: web:2\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+            .current_dir(&dir)
+            .env_remove("COMPOSE_FILE")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let merged = run(&["config", "--json"]);
+    assert_eq!(merged["services"]["api"]["environment"]["MODE"], "api");
+    assert_eq!(
+        merged["services"]["api"]["environment"]["LOG_LEVEL"],
+        "DEBUG"
+    );
+    assert_eq!(merged["services"]["extra"]["image"], "extra:1");
+    let explicit = run(&[
+        "-f",
+        "docker-compose.yaml",
+        "-f",
+        "later.yaml",
+        "config",
+        "--json",
+    ]);
+    assert_eq!(explicit["services"]["web"]["image"], "web:2");
+    assert!(
+        explicit["services"].get("extra").is_none(),
+        "-f given: no implicit override file"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
