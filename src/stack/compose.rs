@@ -325,6 +325,34 @@ fn interpolate_tree(
     })
 }
 
+/// The compose files to read when `-f` is not given, as compose finds them in `dir`: the first
+/// of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml (docker-compose.yaml
+/// when none exists, for the error message), then its `.override` twin when present.
+pub fn default_files(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let main = [
+        "compose.yaml",
+        "compose.yml",
+        "docker-compose.yaml",
+        "docker-compose.yml",
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| dir.join("docker-compose.yaml"));
+    let over = main
+        .with_extension("")
+        .with_extension(match main.extension() {
+            Some(ext) => format!("override.{}", ext.to_string_lossy()),
+            None => "override.yaml".into(),
+        });
+    let overrides = if over.is_file() {
+        vec![over]
+    } else {
+        Vec::new()
+    };
+    (main, overrides)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,32 +443,4 @@ mod tests {
         assert!(matches!(err, StackError::Yaml { .. }), "{err}");
         assert!(err.to_string().contains("docker-compose.yaml"), "{err}");
     }
-}
-
-/// The compose files to read when `-f` is not given, as compose finds them in `dir`: the first
-/// of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml (docker-compose.yaml
-/// when none exists, for the error message), then its `.override` twin when present.
-pub fn default_files(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-    let main = [
-        "compose.yaml",
-        "compose.yml",
-        "docker-compose.yaml",
-        "docker-compose.yml",
-    ]
-    .iter()
-    .map(|n| dir.join(n))
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| dir.join("docker-compose.yaml"));
-    let over = main
-        .with_extension("")
-        .with_extension(match main.extension() {
-            Some(ext) => format!("override.{}", ext.to_string_lossy()),
-            None => "override.yaml".into(),
-        });
-    let overrides = if over.is_file() {
-        vec![over]
-    } else {
-        Vec::new()
-    };
-    (main, overrides)
 }
