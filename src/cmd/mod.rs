@@ -25,7 +25,18 @@ use difyctl::stack::model::Stack;
 /// Loads the compose project and types the services `up` starts (minus `replaced`); prints
 /// its warnings once.
 pub fn load_stack(opts: &LoadOptions, replaced: &[String]) -> anyhow::Result<Stack> {
-    let project = Project::load(opts)?;
+    let project = match Project::load(opts) {
+        Err(difyctl::stack::compose::StackError::Read { path, source })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(UsageError(format!(
+                "no compose file at {}: run difyctl in Dify's docker/ folder, give -f FILE, or start a new install with `difyctl init`",
+                path.display()
+            ))
+            .into())
+        }
+        other => other?,
+    };
     let replaced: Vec<&str> = replaced.iter().map(String::as_str).collect();
     let stack = Stack::from_project(&project, &replaced)?;
     for w in &stack.warnings {

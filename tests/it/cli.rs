@@ -573,3 +573,21 @@ fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
     );
     assert_eq!(std::fs::read_to_string(a.path(".env")).unwrap(), env_a);
 }
+
+/// `up` where there is no compose file says where it looked and what to do (exit 2).
+#[test]
+fn up_without_a_compose_file_points_to_init() {
+    let dir = Scratch::new("nocompose");
+    let out = difyctl()
+        .current_dir(&dir.0)
+        .env_remove("COMPOSE_FILE")
+        .args(["up", "--no-proxy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no compose file at docker-compose.yaml") && err.contains("difyctl init"),
+        "{err}"
+    );
+}
