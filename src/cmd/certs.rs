@@ -61,8 +61,13 @@ pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    if let Some(reason) = &self_signed {
-        println!("self-signed certificate in use: {reason}\n");
+    match (&self_signed, rows.is_empty()) {
+        (Some(reason), true) => println!("self-signed certificate in use: {reason}\n"),
+        // A difyctl started with --domain may be serving these: say what this config says.
+        (Some(reason), false) => println!(
+            "this configuration has no ACME certificate ({reason}); stored certificates:\n"
+        ),
+        _ => {}
     }
     if rows.is_empty() {
         println!(

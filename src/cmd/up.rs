@@ -76,7 +76,8 @@ pub async fn run(
     reconcile_stack(&stack, config_file, settings).await?;
     let engine = super::engine().await?;
     let addresses = difyctl::engine::addresses::current(&engine, &stack.project).await?;
-    let routes = Routes::new(RouteTable::dify(&upstreams(&addresses)));
+    let ports = Ports::of(&stack);
+    let routes = Routes::new(RouteTable::dify(&upstreams(&addresses, ports)));
     let (_keep, stop) = tokio::sync::watch::channel(false);
     let follower_routes = routes.clone();
     // A service keeps its last address while its container is down: requests then wait for
@@ -87,7 +88,7 @@ pub async fn run(
         stack.project.clone(),
         move |now| {
             last.extend(now.iter().map(|(k, v)| (k.clone(), *v)));
-            let ups = upstreams(&last);
+            let ups = upstreams(&last, ports);
             for (name, up) in [
                 ("web", &ups.web),
                 ("api", &ups.api),
@@ -105,8 +106,36 @@ pub async fn run(
     super::proxy::serve(config, routes, Some(stack.project.clone())).await
 }
 
-/// Dify's services the proxy fronts, at their container address and Dify's port.
-fn upstreams(addresses: &BTreeMap<String, IpAddr>) -> Upstreams {
+/// The ports Dify's services listen on inside their containers: Dify's defaults unless the
+/// service's environment moves them (api: DIFY_PORT, web: PORT, plugin_daemon: SERVER_PORT).
+#[derive(Clone, Copy)]
+struct Ports {
+    web: u16,
+    api: u16,
+    plugin: u16,
+    socket: u16,
+}
+
+impl Ports {
+    fn of(stack: &Stack) -> Ports {
+        let port = |service: &str, key: &str, default: u16| {
+            stack
+                .service(service)
+                .and_then(|s| s.environment.get(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Ports {
+            web: port("web", "PORT", 3000),
+            api: port("api", "DIFY_PORT", 5001),
+            plugin: port("plugin_daemon", "SERVER_PORT", 5002),
+            socket: port("api_websocket", "DIFY_PORT", 5001),
+        }
+    }
+}
+
+/// Dify's services the proxy fronts, at their container address and port.
+fn upstreams(addresses: &BTreeMap<String, IpAddr>, ports: Ports) -> Upstreams {
     let at = |service: &str, port: u16| {
         addresses.get(service).map(|ip| Upstream {
             service: service.to_string(),
@@ -118,9 +147,9 @@ fn upstreams(addresses: &BTreeMap<String, IpAddr>) -> Upstreams {
         })
     };
     Upstreams {
-        web: at("web", 3000),
-        api: at("api", 5001),
-        plugin: at("plugin_daemon", 5002),
-        socket: at("api_websocket", 5001),
+        web: at("web", ports.web),
+        api: at("api", ports.api),
+        plugin: at("plugin_daemon", ports.plugin),
+        socket: at("api_websocket", ports.socket),
     }
 }

@@ -54,7 +54,10 @@ fn dify_like() -> String {
     restart: always
   plugin_daemon:
     image: ${{IMAGE}}
-    command: ["plugin_daemon=0.0.0.0:5002"]
+    # Not Dify's default port: difyctl follows SERVER_PORT.
+    command: ["plugin_daemon=0.0.0.0:5012"]
+    environment:
+      SERVER_PORT: "5012"
     depends_on:
       db: {{condition: service_healthy}}
     restart: always
