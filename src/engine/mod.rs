@@ -8,7 +8,9 @@
 //! - `adopt`: is a container compose started still what the service asks for?
 //! - `create`: a `ServiceSpec` as a container-create request
 //! - `images`: pull what is missing, with progress
+//! - `container`: one service's container: keep, start or recreate it
 //! - `reconcile`: `up`: networks, volumes, then every service after its dependencies
+//! - `resources`: networks, named volumes and bind folders, created before the services
 //! - `health`: waiting for started / healthy / completed, with the last health output on failure
 //! - `ops`: `down`, `ps`, `logs`, `restart`
 //! - `progress`: indicatif on a terminal, plain lines otherwise
@@ -16,6 +18,7 @@
 pub mod addresses;
 pub mod adopt;
 pub mod client;
+pub mod container;
 pub mod create;
 pub mod health;
 pub mod images;
@@ -23,5 +26,6 @@ pub mod labels;
 pub mod ops;
 pub mod progress;
 pub mod reconcile;
+pub mod resources;
 
 pub use client::{Engine, EngineError};

@@ -6,6 +6,7 @@
 pub mod compose;
 pub mod depends;
 pub mod envfile;
+pub mod fields;
 pub mod interpolate;
 pub mod keys;
 pub mod merge;

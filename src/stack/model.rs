@@ -96,6 +96,25 @@ impl Stack {
             }
         }
         let dependencies = project.dependencies(excluded)?;
+        // `service_healthy` on a service without a healthcheck could never be met.
+        for (service, deps) in &dependencies {
+            for d in deps {
+                let checked = services
+                    .iter()
+                    .find(|s| s.name == d.service)
+                    .and_then(|s| s.healthcheck.as_ref())
+                    .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+                if d.condition == super::depends::Condition::Healthy && !checked {
+                    return Err(invalid(
+                        format!("services.{service}.depends_on.{}", d.service),
+                        format!(
+                            "condition service_healthy, but {} has no healthcheck",
+                            d.service
+                        ),
+                    ));
+                }
+            }
+        }
         let waves = project.start_order(excluded)?;
 
         let declared_networks = top("networks");

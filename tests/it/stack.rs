@@ -379,3 +379,31 @@ fn override_file_and_repeated_f_are_merged() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `service_healthy` on a service without a healthcheck could never be met: a configuration
+/// error naming both (exit 2), before anything starts.
+#[test]
+fn service_healthy_without_a_healthcheck_is_refused() {
+    let dir = std::env::temp_dir().join(format!("difyctl-nohc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yaml"),
+        "services:\n  db:\n    image: db\n  api:\n    image: api\n    depends_on:\n      db: {condition: service_healthy}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .current_dir(&dir)
+        .env_remove("COMPOSE_FILE")
+        .args(["config", "--services"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "services.api.depends_on.db: condition service_healthy, but db has no healthcheck"
+        ),
+        "{err}"
+    );
+}

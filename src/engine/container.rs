@@ -1,0 +1,245 @@
+//! One service's container during `up`: keep it when it still matches the service (difyctl's
+//! config-hash label, or field by field for one compose started), start it when stopped,
+//! recreate it otherwise (volumes untouched); and stop the containers of services difyctl
+//! replaces (nginx, certbot).
+
+use bollard::models::{ContainerSummary, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
+};
+
+use super::adopt::differences;
+use super::labels::{self, config_hash};
+use super::progress::Line;
+use super::reconcile::{service_label, Action, ServiceResult, UpOptions};
+use super::{create, Engine, EngineError};
+use crate::stack::model::Stack;
+use crate::stack::service::ServiceSpec;
+
+pub async fn ensure_container(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    mine: &[&ContainerSummary],
+    opts: &UpOptions,
+    line: &Line,
+) -> Result<ServiceResult, EngineError> {
+    let name = spec.container_name(&stack.project);
+    let hash = config_hash(spec);
+    let mut keep = None;
+    for c in mine {
+        let Some(id) = c.id.as_deref() else { continue };
+        if keep.is_some() {
+            continue;
+        }
+        let info = engine
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(EngineError::api(&spec.name, "cannot inspect its container"))?;
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let matches = match labels.get(labels::DIFYCTL_HASH) {
+            Some(h) => *h == hash,
+            None => {
+                let diff = differences(stack, spec, &info);
+                if !diff.is_empty() {
+                    tracing::info!(service = %spec.name, "recreating the container compose started: {}", diff.join("; "));
+                }
+                diff.is_empty()
+            }
+        };
+        if matches {
+            keep = Some((id.to_string(), c.state));
+        }
+    }
+    let stop = |id: String| async move {
+        let t = spec
+            .stop_grace_period
+            .map_or(10, |d| d.as_secs().min(600) as i32);
+        let _ = engine
+            .docker
+            .stop_container(
+                &id,
+                Some(StopContainerOptions {
+                    t: Some(t),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        engine
+            .docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(EngineError::api(
+                &spec.name,
+                "cannot remove its old container",
+            ))
+    };
+    // Extra containers of the service (scaled by hand, or left by a crash) go.
+    for c in mine {
+        let id = c.id.clone().unwrap_or_default();
+        if keep.as_ref().is_some_and(|(k, _)| *k == id) {
+            continue;
+        }
+        line.set("removing the old container");
+        stop(id).await?;
+    }
+    let container = c_name(mine, keep.as_ref().map(|(id, _)| id.as_str())).unwrap_or(name.clone());
+    if let Some((id, state)) = keep {
+        let running = matches!(
+            state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
+        if !running {
+            line.set("starting");
+            start(engine, &spec.name, &id).await?;
+        }
+        return Ok(ServiceResult {
+            service: spec.name.clone(),
+            container,
+            id,
+            action: if running {
+                Action::Unchanged
+            } else {
+                Action::Started
+            },
+        });
+    }
+
+    if engine.docker.inspect_container(&name, None).await.is_ok() {
+        return Err(EngineError::NameTaken {
+            name,
+            service: spec.name.clone(),
+            project: stack.project.clone(),
+        });
+    }
+    line.set("creating");
+    let depends: Vec<String> = stack
+        .dependencies
+        .get(&spec.name)
+        .into_iter()
+        .flatten()
+        .map(|d| d.service.clone())
+        .collect();
+    let labels = labels::container_labels(
+        &stack.project,
+        &stack.dir.display().to_string(),
+        &opts.config_file,
+        spec,
+        &depends,
+    );
+    let body = create::container_body(stack, spec, labels);
+    let created = engine
+        .docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(EngineError::api(
+            &spec.name,
+            format!("cannot create container {name}"),
+        ))?;
+    for (network, settings) in create::endpoints(stack, spec).into_iter().skip(1) {
+        engine
+            .docker
+            .connect_network(
+                &network,
+                NetworkConnectRequest {
+                    container: created.id.clone(),
+                    endpoint_config: Some(settings),
+                },
+            )
+            .await
+            .map_err(EngineError::api(
+                &spec.name,
+                format!("cannot join network {network}"),
+            ))?;
+    }
+    line.set("starting");
+    start(engine, &spec.name, &created.id).await?;
+    Ok(ServiceResult {
+        service: spec.name.clone(),
+        container: name,
+        id: created.id,
+        action: if mine.is_empty() {
+            Action::Created
+        } else {
+            Action::Recreated
+        },
+    })
+}
+
+fn c_name(mine: &[&ContainerSummary], id: Option<&str>) -> Option<String> {
+    let c = mine.iter().find(|c| c.id.as_deref() == id)?;
+    c.names
+        .as_ref()?
+        .first()
+        .map(|n| n.trim_start_matches('/').to_string())
+}
+
+async fn start(engine: &Engine, service: &str, id: &str) -> Result<(), EngineError> {
+    engine
+        .docker
+        .start_container(id, None)
+        .await
+        .map_err(EngineError::api(service, "cannot start its container"))
+}
+
+/// Stops running containers of retired services (nginx, certbot); warns about orphans.
+pub async fn retire(
+    engine: &Engine,
+    stack: &Stack,
+    opts: &UpOptions,
+    existing: &[ContainerSummary],
+    warnings: &mut Vec<String>,
+) -> Result<(), EngineError> {
+    for c in existing {
+        let Some(service) = service_label(c) else {
+            continue;
+        };
+        if stack.service(service).is_some() {
+            continue;
+        }
+        let running = matches!(
+            c.state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
+        let name = c_name(&[c], c.id.as_deref()).unwrap_or_default();
+        if opts.retired.iter().any(|r| r == service) {
+            if running {
+                warnings.push(format!(
+                    "stopped {name} (service {service}): difyctl does its job; `down` removes it"
+                ));
+                let _ = engine
+                    .docker
+                    .stop_container(
+                        &name,
+                        Some(StopContainerOptions {
+                            t: Some(10),
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+        } else {
+            warnings.push(format!(
+                "{name} belongs to service {service}, which this stack does not start (a disabled profile or a removed service): `down` removes it"
+            ));
+        }
+    }
+    Ok(())
+}
