@@ -38,6 +38,7 @@ fn dify_like() -> String {
     image: ${{IMAGE}}
     command: ["api=0.0.0.0:5001"]
     environment:
+      MODE: ${{API_MODE:-api}}
       CONSOLE_API_URL: ${{CONSOLE_API_URL:-}}
       FILES_URL: https://files.example.com
     healthcheck: {api}
@@ -292,6 +293,74 @@ async fn up_is_the_whole_install() {
     assert!(
         failed.is_empty(),
         "{} requests failed during the restart: {failed:?}",
+        failed.len()
+    );
+    assert!(ok > 5, "only {ok} requests went through");
+
+    // A changed setting applied with `up --no-proxy` while difyctl serves: api is recreated (a
+    // new container, maybe a new address), the proxy follows, no request fails.
+    stack.set_env("API_MODE=changed\n");
+    let load = {
+        let (domain, roots) = (domain.clone(), roots.to_vec());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, Vec::new());
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                match https_get(addr, &domain, &roots, "/console/api/ping").await {
+                    Ok(r) if service_of(&r) == "api" => ok += 1,
+                    other => failed.push(format!("{:?}", other.map(|r| service_of(&r)))),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let old_id = crate::engine::inspect(&api).await.id.unwrap();
+    let apply = {
+        let args: Vec<String> = [
+            "-p",
+            &stack.project,
+            "--state-dir",
+            &state.display().to_string(),
+            "up",
+            "--no-proxy",
+            "--json",
+            "--domain",
+            &domain,
+            "--https",
+            &format!("127.0.0.1:{https}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dir = stack.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = apply.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let actions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for s in actions.as_array().unwrap() {
+        let expected = if s["service"] == "api" {
+            "recreated"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(s["action"], expected, "{actions}");
+    }
+    assert_ne!(crate::engine::inspect(&api).await.id.unwrap(), old_id);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed while api was recreated: {failed:?}",
         failed.len()
     );
     assert!(ok > 5, "only {ok} requests went through");
