@@ -142,15 +142,14 @@ pub async fn follow(
                 ),
             });
         }
-        line.set(&format!(
-            "{} ({}s)",
+        line.waiting(
             if w.has_healthcheck && !announced_healthy {
                 "waiting to be healthy"
             } else {
                 "waiting to complete"
             },
-            start.elapsed().as_secs()
-        ));
+            start.elapsed(),
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -71,6 +71,14 @@ impl Line {
         }
     }
 
+    /// A wait: the elapsed time ticks on a terminal; plain output says it once.
+    pub fn waiting(&self, what: &str, elapsed: Duration) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{what} ({}s)", elapsed.as_secs())),
+            None => self.set(what),
+        }
+    }
+
     /// A transfer: `current` of `total` bytes (pulls).
     pub fn bytes(&self, status: &str, current: u64, total: u64) {
         match &self.bar {
