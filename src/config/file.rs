@@ -1,0 +1,74 @@
+//! `difyctl.toml` as written: every key optional, unknown keys refused (with their line).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `difyctl.toml` as written; every key optional, unknown keys refused with their name and line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub domains: Option<Vec<String>>,
+    pub email: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub proxy: ProxyFile,
+    #[serde(default)]
+    pub acme: AcmeFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeFile {
+    /// `letsencrypt`, `letsencrypt-staging` or a directory URL.
+    pub directory: Option<String>,
+    pub ca_root: Option<PathBuf>,
+    pub challenge: Option<String>,
+    pub profile: Option<String>,
+    /// Command run after each certificate attempt.
+    pub hook: Option<String>,
+    pub check_interval: Option<String>,
+    pub retry_initial: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyFile {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub max_body: Option<String>,
+    pub read_timeout: Option<String>,
+    pub header_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub upstream_wait: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub hsts: Option<bool>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub workers: Option<usize>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Reads `path`; with `required == false` a missing file is the empty config.
+    pub fn read(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(FileConfig::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
