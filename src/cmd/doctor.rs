@@ -39,8 +39,20 @@ pub async fn run(config: &Config, compose_dir: &Path, json: bool) -> anyhow::Res
     let running = tokio::net::UnixStream::connect(difyctl::control::socket_path(&config.state_dir))
         .await
         .is_ok();
-    findings.push(port("http", config.proxy.http, running));
-    findings.push(port("https", config.proxy.https, running));
+    for (name, addr) in [("http", config.proxy.http), ("https", config.proxy.https)] {
+        let mut f = port(name, addr, running);
+        if f.status == Status::Fail {
+            if let Some(replaced) = replaced_holder(addr.port()).await {
+                f = finding(
+                    name,
+                    Status::Warn,
+                    format!("{addr} is published by the container {replaced}"),
+                    "`difyctl up` stops it: difyctl does its job",
+                );
+            }
+        }
+        findings.push(f);
+    }
     findings.extend(dns(&config.domains).await);
     findings.push(disk("disk", compose_dir));
     findings.push(state_dir(&config.state_dir));
@@ -86,6 +98,36 @@ async fn docker() -> Finding {
             "install Docker and start it (systemctl enable --now docker), or set DOCKER_HOST",
         ),
     }
+}
+
+/// A running container of a service difyctl replaces (compose's nginx or certbot) that
+/// publishes `port`: `up` stops those, so the port is not really in the way.
+async fn replaced_holder(port: u16) -> Option<String> {
+    let engine = difyctl::engine::Engine::connect().await.ok()?;
+    let containers = engine
+        .docker
+        .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
+        .await
+        .ok()?;
+    containers.into_iter().find_map(|c| {
+        let service = c
+            .labels
+            .as_ref()?
+            .get(difyctl::engine::labels::SERVICE)?
+            .clone();
+        let publishes = c
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.public_port == Some(port));
+        (publishes && ["nginx", "certbot"].contains(&service.as_str())).then(|| {
+            c.names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string()
+        })
+    })
 }
 
 fn port(name: &str, addr: SocketAddr, difyctl_running: bool) -> Finding {

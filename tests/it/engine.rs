@@ -467,12 +467,17 @@ async fn a_stack_started_by_docker_compose_is_adopted_with_its_data() {
     depends_on:
       db: {{condition: service_healthy}}
     restart: always
+  nginx:
+    image: ${{IMAGE}}
+    command: ["nginx=0.0.0.0:80"]
+    ports: ["127.0.0.1:${{NGINX_PORT}}:80"]
 volumes:
   data:
 "#,
         db = probe(5432)
     );
-    let stack = TestStack::new("adopt", &compose, "");
+    let nginx_port = crate::pebble::free_port();
+    let stack = TestStack::new("adopt", &compose, &format!("NGINX_PORT={nginx_port}\n"));
     let out = Command::new(&compose_bin)
         .current_dir(&stack.dir)
         .args(["-p", &stack.project, "up", "-d"])
@@ -499,7 +504,32 @@ volumes:
     .await;
     assert_eq!(code, 0, "{out}");
 
+    // doctor sees compose's nginx on the proxy's port, and knows `up` will stop it.
+    std::fs::write(
+        stack.dir.join("difyctl.toml"),
+        format!("[proxy]\nhttp = \"127.0.0.1:{nginx_port}\"\nhttps = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let (_, out, _) = stack.difyctl(&["doctor", "--json"]);
+    let doctor: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let http = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "http")
+        .unwrap()
+        .clone();
+    assert_eq!(http["status"], "warn", "{http}");
+    assert!(
+        http["detail"].as_str().unwrap().contains(&v1("nginx")),
+        "{http}"
+    );
+
     let adopted = stack.up(&[]);
+    assert!(!adopted.contains_key("nginx"), "nginx is difyctl's job");
+    let nginx_state = inspect(&v1("nginx")).await.state.unwrap();
+    assert_eq!(nginx_state.running, Some(false), "up stops compose's nginx");
+    std::net::TcpListener::bind(("127.0.0.1", nginx_port)).expect("its port is free again");
     assert_eq!(adopted["db"].0, "unchanged", "{adopted:?}");
     assert_eq!(adopted["api"].0, "unchanged", "{adopted:?}");
     assert_eq!(adopted["db"].1, inspect(&v1("db")).await.id.unwrap());
