@@ -20,6 +20,8 @@ const SECRETS: &[(&str, Secret)] = &[
     ("PLUGIN_DAEMON_KEY", Secret::Token),
     ("PLUGIN_DIFY_INNER_API_KEY", Secret::Token),
     ("WEAVIATE_API_KEY", Secret::Token),
+    ("DIFY_AGENT_SERVER_SECRET_KEY", Secret::Base64Url32),
+    ("DIFY_AGENT_SHELLCTL_AUTH_TOKEN", Secret::Token),
 ];
 
 #[derive(Clone, Copy)]
@@ -29,6 +31,8 @@ enum Secret {
     /// Letters and digits only: it also goes inside a redis:// URL.
     Password,
     Token,
+    /// 32 random bytes, base64url without padding (what the agent backend expects).
+    Base64Url32,
 }
 
 pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
@@ -39,6 +43,7 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
             Secret::Key => format!("sk-{}", random_text(56)?),
             Secret::Password => random_text(32)?,
             Secret::Token => random_text(48)?,
+            Secret::Base64Url32 => base64url(&random_bytes::<32>()?),
         };
         env = env.replace(&format!("{{{{{name}}}}}"), &value);
     }
@@ -98,6 +103,29 @@ fn difyctl_toml(domain: Option<&str>, email: Option<&str>) -> String {
     out
 }
 
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut buf = [0u8; N];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    Ok(buf)
+}
+
+/// Base64url without padding (RFC 4648 section 5).
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// `len` characters from [A-Za-z0-9], from the system's CSPRNG (rejection sampling: uniform).
 fn random_text(len: usize) -> anyhow::Result<String> {
     use aws_lc_rs::rand::SecureRandom;
@@ -116,4 +144,14 @@ fn random_text(len: usize) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64url_without_padding() {
+        assert_eq!(super::base64url(b"Man"), "TWFu");
+        assert_eq!(super::base64url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(super::base64url(&[0u8; 32]).len(), 43);
+    }
 }

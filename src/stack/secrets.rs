@@ -25,6 +25,10 @@ const PUBLIC: &[(&str, &str)] = &[
         "WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih",
         "the Weaviate API key",
     ),
+    (
+        "replace-with-base64url-32-byte-secret",
+        "DIFY_AGENT_SERVER_SECRET_KEY",
+    ),
 ];
 
 /// One line per public secret in use: what it is and the variables (with services) holding it.

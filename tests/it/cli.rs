@@ -498,6 +498,8 @@ fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
         "PLUGIN_DAEMON_KEY",
         "PLUGIN_DIFY_INNER_API_KEY",
         "WEAVIATE_API_KEY",
+        "DIFY_AGENT_SERVER_SECRET_KEY",
+        "DIFY_AGENT_SHELLCTL_AUTH_TOKEN",
     ] {
         let value = |env: &str| {
             env.lines()
@@ -541,6 +543,8 @@ fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
             "redis",
             "sandbox",
             "plugin_daemon",
+            "agent_backend",
+            "local_sandbox",
             "ssrf_proxy",
             "weaviate"
         ]
