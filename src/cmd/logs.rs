@@ -4,7 +4,7 @@
 use futures_util::StreamExt;
 use std::io::Write;
 
-use difyctl::engine::ops;
+use difyctl::engine::logs;
 
 pub async fn run(
     project: &str,
@@ -13,7 +13,7 @@ pub async fn run(
     tail: Option<u64>,
 ) -> anyhow::Result<()> {
     let engine = super::engine().await?;
-    let mut lines = ops::logs(&engine, project, services, follow, tail).await?;
+    let mut lines = logs::logs(&engine, project, services, follow, tail).await?;
     let mut out = std::io::stdout().lock();
     while let Some(line) = lines.next().await {
         // A closed pipe (`| head`) ends the command quietly.

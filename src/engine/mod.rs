@@ -12,7 +12,8 @@
 //! - `reconcile`: `up`: networks, volumes, then every service after its dependencies
 //! - `resources`: networks, named volumes and bind folders, created before the services
 //! - `health`: waiting for started / healthy / completed, with the last health output on failure
-//! - `ops`: `down`, `ps`, `logs`, `restart`
+//! - `ops`: `down`, `ps`, `restart`
+//! - `logs`: merged, prefixed output; `-f` follows restarts and recreation
 //! - `progress`: indicatif on a terminal, plain lines otherwise
 
 pub mod addresses;
@@ -23,6 +24,7 @@ pub mod create;
 pub mod health;
 pub mod images;
 pub mod labels;
+pub mod logs;
 pub mod ops;
 pub mod progress;
 pub mod reconcile;

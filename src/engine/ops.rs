@@ -2,15 +2,13 @@
 //! what compose started too, and `down` also removes containers of services no longer in the
 //! file.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::{
-    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
-    RestartContainerOptions, StopContainerOptions,
+    ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RestartContainerOptions,
+    StopContainerOptions,
 };
-use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use super::labels;
@@ -244,75 +242,4 @@ pub async fn restart(
         Ok::<_, EngineError>(name)
     });
     futures_util::future::try_join_all(restarts).await
-}
-
-/// One merged stream of `service-1  | line` for the chosen services, like compose's logs.
-pub async fn logs(
-    engine: &Engine,
-    project: &str,
-    services: &[String],
-    follow: bool,
-    tail: Option<u64>,
-) -> Result<impl Stream<Item = String> + use<>, EngineError> {
-    let containers = project_containers(engine, project, true).await?;
-    for s in services {
-        if !containers
-            .iter()
-            .any(|c| service_label(c) == Some(s.as_str()))
-        {
-            return Err(EngineError::UnknownService(s.clone()));
-        }
-    }
-    let mut chosen: Vec<(String, String)> = containers
-        .iter()
-        .filter(|c| {
-            services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
-        })
-        .map(|c| {
-            let service = service_label(c).unwrap_or("?");
-            let number = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::NUMBER))
-                .map_or("1", String::as_str);
-            (
-                format!("{service}-{number}"),
-                c.id.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    chosen.sort();
-    let width = chosen.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
-    let mut streams = Vec::new();
-    for (prefix, id) in chosen {
-        let options = LogsOptions {
-            follow,
-            stdout: true,
-            stderr: true,
-            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..Default::default()
-        };
-        let prefix = format!("{prefix:<width$}  | ");
-        let mut partial: HashMap<(), String> = HashMap::new();
-        let stream = engine
-            .docker
-            .logs(&id, Some(options))
-            .flat_map(move |chunk| {
-                let text = match chunk {
-                    Ok(c) => String::from_utf8_lossy(&c.into_bytes()).into_owned(),
-                    Err(e) => format!("(log stream ended: {e})\n"),
-                };
-                // Docker frames are not lines: keep an unfinished line for the next frame.
-                let buf = partial.entry(()).or_default();
-                buf.push_str(&text);
-                let mut lines = Vec::new();
-                while let Some(i) = buf.find('\n') {
-                    let line: String = buf.drain(..=i).collect();
-                    lines.push(format!("{prefix}{}", line.trim_end_matches(['\n', '\r'])));
-                }
-                futures_util::stream::iter(lines)
-            });
-        streams.push(stream.boxed());
-    }
-    Ok(futures_util::stream::select_all(streams))
 }

@@ -367,6 +367,44 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
         logs.contains("db-1   | testserver: db on 0.0.0.0:5432"),
         "{logs}"
     );
+    // `logs -f` goes on after a restart, like compose's.
+    // Killed on drop, also when an assertion fails.
+    let mut follow = crate::cli::Proc(
+        Command::new(env!("CARGO_BIN_EXE_difyctl"))
+            .current_dir(&stack.dir)
+            .args(["-p", &stack.project, "logs", "-f", "api"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let started_line = |rx: &std::sync::mpsc::Receiver<String>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while let Ok(l) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if l.contains("testserver: api on") {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(started_line(&rx), "logs -f did not show api's start");
+    let (code, _, err) = stack.difyctl(&["restart", "api"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(started_line(&rx), "logs -f stopped at the restart");
+    drop(follow);
+
     let (code, _, err) = stack.difyctl(&["logs", "nosuch"]);
     assert_eq!(code, 2);
     assert!(err.contains("no service named nosuch"), "{err}");
