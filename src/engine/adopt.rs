@@ -102,3 +102,104 @@ pub fn differences(
     }
     diff
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{
+        ContainerConfig, EndpointSettings, HostConfig, MountPoint, NetworkSettings, PortBinding,
+        RestartPolicy, RestartPolicyNameEnum,
+    };
+    use std::collections::HashMap;
+
+    fn stack() -> Stack {
+        let dir = std::env::temp_dir().join(format!("difyctl-adopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("docker-compose.yaml"),
+            "services:\n  api:\n    image: api:1\n    environment:\n      MODE: api\n    volumes: ['data:/data', '/srv/x:/x']\n    ports: ['127.0.0.1:5003:5003']\n    restart: always\nvolumes:\n  data:\n",
+        )
+        .unwrap();
+        let project = crate::stack::compose::Project::load(&crate::stack::compose::LoadOptions {
+            compose_file: dir.join("docker-compose.yaml"),
+            project_name: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        Stack::from_project(&project, &[]).unwrap()
+    }
+
+    /// What docker-compose 1.29 creates for that service.
+    fn compose_started() -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            config: Some(ContainerConfig {
+                image: Some("api:1".into()),
+                env: Some(vec!["PATH=/usr/bin".into(), "MODE=api".into()]),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    "5003/tcp".to_string(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some("5003".into()),
+                    }]),
+                )])),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::ALWAYS),
+                    maximum_retry_count: Some(0),
+                }),
+                ..Default::default()
+            }),
+            mounts: Some(vec![
+                MountPoint {
+                    name: Some("p_data".into()),
+                    destination: Some("/data".into()),
+                    ..Default::default()
+                },
+                MountPoint {
+                    source: Some("/srv/x".into()),
+                    destination: Some("/x".into()),
+                    ..Default::default()
+                },
+            ]),
+            network_settings: Some(NetworkSettings {
+                networks: Some(HashMap::from([(
+                    "p_default".to_string(),
+                    EndpointSettings::default(),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_equal_container_is_kept_and_each_difference_is_named() {
+        let stack = stack();
+        let spec = stack.service("api").unwrap();
+        assert_eq!(
+            differences(&stack, spec, &compose_started()),
+            Vec::<String>::new()
+        );
+
+        let mut other = compose_started();
+        other.config.as_mut().unwrap().env = Some(vec!["MODE=worker".into()]);
+        other.config.as_mut().unwrap().image = Some("api:0".into());
+        other.mounts.as_mut().unwrap()[0].name = Some("q_data".into());
+        other.host_config.as_mut().unwrap().port_bindings = Some(HashMap::new());
+        other.network_settings = None;
+        let diff = differences(&stack, spec, &other);
+        assert_eq!(
+            diff,
+            [
+                "image api:0 -> api:1",
+                "environment MODE",
+                "volume at /data",
+                "port 5003/tcp",
+                "network p_default"
+            ]
+        );
+    }
+}
