@@ -28,7 +28,7 @@ pub enum EngineError {
         source: std::io::Error,
     },
     #[error(
-        "image {image} (service {services}) is not on this machine and cannot be pulled: {detail}"
+        "image {image} (for {services}) is not on this machine and cannot be pulled: {detail}"
     )]
     Pull {
         image: String,
