@@ -599,3 +599,19 @@ fn which(bin: &str) -> Option<PathBuf> {
             .find(|p| Path::new(p).is_file())
     })
 }
+
+/// An image that is neither here nor pullable fails `up` naming it and the services needing it.
+#[tokio::test]
+async fn a_missing_image_names_the_image_and_its_services() {
+    let image = format!("difyctl-test/absent-{}:1", std::process::id());
+    let compose = format!("services:\n  a:\n    image: {image}\n  b:\n    image: {image}\n");
+    let stack = TestStack::new("noimage", &compose, "");
+    let (code, _, err) = stack.difyctl(&["up", "--no-proxy"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: image {image} (for a, b) is not on this machine and cannot be pulled"
+        )),
+        "{err}"
+    );
+}
