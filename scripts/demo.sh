@@ -125,7 +125,7 @@ Try (in another terminal):
   curl $R https://$DOMAIN:$HTTPS_PORT/console/api/apps          # api: a JSON echo of what it received
   curl $R -N "https://$DOMAIN:$HTTPS_PORT/v1/chat-messages/sse?n=10&gap_ms=500"   # SSE, event by event
   curl $R https://$DOMAIN:$HTTPS_PORT/e/hook-1                  # plugin daemon, with Dify-Hook-Url
-  (cd $work/dify && $DIFYCTL -p difyctl-demo ps)                # the containers
+  (cd $work/dify && $DIFYCTL -p difyctl-demo --state-dir $work/state ps)   # what difyctl serves, the containers
   (cd $work/dify && $DIFYCTL -p difyctl-demo restart api)       # requests wait for api meanwhile
   (cd $work/dify && $DIFYCTL --state-dir $work/state certs status)
 Ctrl-C stops difyctl and removes the demo stack, its volumes and Pebble.
