@@ -74,6 +74,14 @@ pub async fn run(
     settings: &UpSettings,
 ) -> anyhow::Result<()> {
     reconcile_stack(&stack, config_file, settings).await?;
+    let host = config.domains.first().map_or("localhost", String::as_str);
+    let port = config.proxy.https.port();
+    let url = if port == 443 {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{port}")
+    };
+    tracing::info!(%url, "Dify is served here; Ctrl-C or SIGTERM stops difyctl (the containers keep running)");
     let engine = super::engine().await?;
     let addresses = difyctl::engine::addresses::current(&engine, &stack.project).await?;
     let ports = Ports::of(&stack);
