@@ -16,32 +16,9 @@ work=$(mktemp -d /tmp/difyctl-bench-certs.XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-HTTP=$(free_port); HTTPS=$(free_port); ACME=$(free_port); MGMT=$(free_port); DNS=$(free_port); CTS=$(free_port)
-
-# Pebble's own TLS certificate: a self-signed leaf (CA:FALSE, which rustls insists on).
-cat > "$work/req.cnf" <<CNF
-[req]
-distinguished_name = dn
-x509_extensions = ext
-prompt = no
-[dn]
-CN = localhost
-[ext]
-basicConstraints = critical,CA:FALSE
-subjectAltName = DNS:localhost,IP:127.0.0.1
-CNF
-openssl req -x509 -config "$work/req.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -keyout "$work/pebble.key" -out "$work/pebble.pem" 2>/dev/null
-cat > "$work/pebble.json" <<JSON
-{"pebble": {"listenAddress": "127.0.0.1:$ACME", "managementListenAddress": "127.0.0.1:$MGMT",
- "certificate": "$work/pebble.pem", "privateKey": "$work/pebble.key", "httpPort": $HTTP, "tlsPort": $HTTPS,
- "ocspResponderURL": "", "externalAccountBindingRequired": false}}
-JSON
-pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$DNS" -management "127.0.0.1:$CTS" \
-  -http01 "" -https01 "" -tlsalpn01 "" >/dev/null 2>&1 & pids+=($!)
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$work/pebble.json" -dnsserver "127.0.0.1:$DNS" >"$work/pebble.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ACME") 2>/dev/null && break; sleep 0.1; done
+source scripts/pebble.sh
+HTTP=$(free_port); HTTPS=$(free_port)
+PEBBLE_ENV="PEBBLE_WFE_NONCEREJECT=0" start_pebble "$work" "$HTTP" "$HTTPS"
 DIR="https://localhost:$ACME/dir"
 
 now_ms() { date +%s%3N; }
@@ -50,13 +27,13 @@ for i in $(seq "$RUNS"); do
   d="run$i-$RANDOM.bench.example.com"
   s=$(now_ms)
   ./target/release/difyctl --state-dir "$work/d$i" certs renew --name "$d" --email ops@example.com \
-    --acme-directory "$DIR" --acme-ca-root "$work/pebble.pem" --http "127.0.0.1:$HTTP" --https "127.0.0.1:$HTTPS" \
+    --acme-directory "$DIR" --acme-ca-root "$PEBBLE_CERT" --http "127.0.0.1:$HTTP" --https "127.0.0.1:$HTTPS" \
     >"$work/difyctl-$i.log" 2>&1 || { cat "$work/difyctl-$i.log" >&2; exit 1; }
   t_difyctl+=($(( $(now_ms) - s )))
 
   d="certbot$i-$RANDOM.bench.example.com"
   s=$(now_ms)
-  REQUESTS_CA_BUNDLE="$work/pebble.pem" certbot certonly --standalone --non-interactive --agree-tos \
+  REQUESTS_CA_BUNDLE="$PEBBLE_CERT" certbot certonly --standalone --non-interactive --agree-tos \
     -m ops@example.com --server "$DIR" --http-01-port "$HTTP" --http-01-address 127.0.0.1 -d "$d" \
     --config-dir "$work/c$i/config" --work-dir "$work/c$i/work" --logs-dir "$work/c$i/logs" \
     >"$work/certbot-$i.log" 2>&1 || { cat "$work/certbot-$i.log" >&2; exit 1; }

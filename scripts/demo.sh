@@ -34,30 +34,8 @@ trap cleanup EXIT INT TERM
 
 # Pebble: its own TLS certificate, a DNS server that answers 127.0.0.1 for every name, and
 # validation against difyctl's ports.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ACME=$(free_port); MGMT=$(free_port); DNS=$(free_port); CTS=$(free_port)
-cat > "$work/req.cnf" <<CNF
-[req]
-distinguished_name = dn
-x509_extensions = ext
-prompt = no
-[dn]
-CN = localhost
-[ext]
-basicConstraints = critical,CA:FALSE
-subjectAltName = DNS:localhost,IP:127.0.0.1
-CNF
-openssl req -x509 -config "$work/req.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -keyout "$work/pebble.key" -out "$work/pebble.pem" 2>/dev/null
-cat > "$work/pebble.json" <<JSON
-{"pebble": {"listenAddress": "127.0.0.1:$ACME", "managementListenAddress": "127.0.0.1:$MGMT",
- "certificate": "$work/pebble.pem", "privateKey": "$work/pebble.key", "httpPort": $HTTP_PORT, "tlsPort": $HTTPS_PORT,
- "ocspResponderURL": "", "externalAccountBindingRequired": false}}
-JSON
-pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "127.0.0.1:$DNS" -management "127.0.0.1:$CTS" \
-  -http01 "" -https01 "" -tlsalpn01 "" >/dev/null 2>&1 & pids+=($!)
-PEBBLE_VA_NOSLEEP=1 pebble -config "$work/pebble.json" -dnsserver "127.0.0.1:$DNS" >"$work/pebble.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$ACME") 2>/dev/null && break; sleep 0.1; done
+source scripts/pebble.sh
+start_pebble "$work" "$HTTP_PORT" "$HTTPS_PORT"
 
 # A stack shaped like Dify's, played by the stand-in image.
 mkdir -p "$work/dify"
@@ -107,7 +85,7 @@ YAML
 cd "$work/dify"
 "$DIFYCTL" -p difyctl-demo --state-dir "$work/state" up --domain "$DOMAIN" \
   --http "127.0.0.1:$HTTP_PORT" --https "127.0.0.1:$HTTPS_PORT" \
-  --acme-directory "https://localhost:$ACME/dir" --acme-ca-root "$work/pebble.pem" --email ops@example.com &
+  --acme-directory "https://localhost:$ACME/dir" --acme-ca-root "$PEBBLE_CERT" --email ops@example.com &
 pids+=($!)
 for _ in $(seq 120); do
   [ -n "$(ls "$work/state/certs" 2>/dev/null)" ] && break

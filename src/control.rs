@@ -163,6 +163,20 @@ pub async fn request_renew(
     state_dir: &Path,
     force: bool,
 ) -> Result<Option<RenewOutcome>, ControlError> {
+    ask(state_dir, &Request::Renew { force }).await
+}
+
+/// Asks the running difyctl about itself. `Ok(None)` when none is running.
+pub async fn request_status(state_dir: &Path) -> Result<Option<Status>, ControlError> {
+    ask(state_dir, &Request::Status).await
+}
+
+/// One request line, one reply line. `Ok(None)` when nothing answers on the socket; an
+/// `{"error": ...}` reply is an error.
+async fn ask<T: serde::de::DeserializeOwned>(
+    state_dir: &Path,
+    request: &Request,
+) -> Result<Option<T>, ControlError> {
     let path = socket_path(state_dir);
     let Ok(stream) = UnixStream::connect(&path).await else {
         return Ok(None);
@@ -172,8 +186,8 @@ pub async fn request_renew(
         source,
     };
     let (read, mut write) = stream.into_split();
-    let request = serde_json::to_string(&Request::Renew { force })
-        .map_err(|e| ControlError::BadReply(e.to_string()))?;
+    let request =
+        serde_json::to_string(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
     write.write_all(request.as_bytes()).await.map_err(io)?;
     write.write_all(b"\n").await.map_err(io)?;
     let mut line = String::new();
@@ -186,31 +200,6 @@ pub async fn request_renew(
             return Err(ControlError::BadReply(e.to_string()));
         }
     }
-    serde_json::from_str(&line)
-        .map(Some)
-        .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))
-}
-
-/// Asks the running difyctl about itself. `Ok(None)` when none is running.
-pub async fn request_status(state_dir: &Path) -> Result<Option<Status>, ControlError> {
-    let path = socket_path(state_dir);
-    let Ok(stream) = UnixStream::connect(&path).await else {
-        return Ok(None);
-    };
-    let io = |source| ControlError::Io {
-        path: path.clone(),
-        source,
-    };
-    let (read, mut write) = stream.into_split();
-    let request = serde_json::to_string(&Request::Status)
-        .map_err(|e| ControlError::BadReply(e.to_string()))?;
-    write.write_all(request.as_bytes()).await.map_err(io)?;
-    write.write_all(b"\n").await.map_err(io)?;
-    let mut line = String::new();
-    BufReader::new(read)
-        .read_line(&mut line)
-        .await
-        .map_err(io)?;
     serde_json::from_str(&line)
         .map(Some)
         .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))

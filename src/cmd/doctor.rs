@@ -120,13 +120,8 @@ async fn replaced_holder(port: u16) -> Option<String> {
             .iter()
             .flatten()
             .any(|p| p.public_port == Some(port));
-        (publishes && ["nginx", "certbot"].contains(&service.as_str())).then(|| {
-            c.names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string()
-        })
+        (publishes && ["nginx", "certbot"].contains(&service.as_str()))
+            .then(|| difyctl::engine::reconcile::display_name(&c))
     })
 }
 

@@ -4,7 +4,7 @@
 //! replaced, so the proxy never keeps a dead address (nginx's classic stale-IP 502).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::query_parameters::EventsOptions;
@@ -166,9 +166,4 @@ async fn revive(engine: Engine, id: String, stopped: Stopped) {
             tracing::error!(container = %name.trim_start_matches('/'), "cannot start the dead container again: {e}")
         }
     }
-}
-
-/// `ip:port` for a service's port.
-pub fn socket(ip: IpAddr, port: u16) -> SocketAddr {
-    SocketAddr::new(ip, port)
 }

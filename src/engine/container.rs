@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 use super::adopt::differences;
 use super::labels::{self, config_hash};
 use super::progress::Line;
-use super::reconcile::{service_label, Action, ServiceResult, UpOptions};
+use super::reconcile::{display_name, service_label, Action, ServiceResult, UpOptions};
 use super::{create, Engine, EngineError};
 use crate::stack::model::Stack;
 use crate::stack::service::ServiceSpec;
@@ -56,35 +56,6 @@ pub async fn ensure_container(
             keep = Some((id.to_string(), c.state));
         }
     }
-    let stop = |id: String| async move {
-        let t = spec
-            .stop_grace_period
-            .map_or(10, |d| d.as_secs().min(600) as i32);
-        let _ = engine
-            .docker
-            .stop_container(
-                &id,
-                Some(StopContainerOptions {
-                    t: Some(t),
-                    ..Default::default()
-                }),
-            )
-            .await;
-        engine
-            .docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(EngineError::api(
-                &spec.name,
-                "cannot remove its old container",
-            ))
-    };
     // Extra containers of the service (scaled by hand, or left by a crash) go.
     for c in mine {
         let id = c.id.clone().unwrap_or_default();
@@ -92,9 +63,23 @@ pub async fn ensure_container(
             continue;
         }
         line.set("removing the old container");
-        stop(id).await?;
+        let grace = spec
+            .stop_grace_period
+            .map_or(10, |d| d.as_secs().min(600) as i32);
+        stop_and_remove(engine, &id, grace)
+            .await
+            .map_err(EngineError::api(
+                &spec.name,
+                "cannot remove its old container",
+            ))?;
     }
-    let container = c_name(mine, keep.as_ref().map(|(id, _)| id.as_str())).unwrap_or(name.clone());
+    let container = mine
+        .iter()
+        .find(|c| {
+            keep.as_ref()
+                .is_some_and(|(id, _)| c.id.as_deref() == Some(id.as_str()))
+        })
+        .map_or_else(|| name.clone(), |c| display_name(c));
     if let Some((id, state)) = keep {
         let running = matches!(
             state,
@@ -183,12 +168,33 @@ pub async fn ensure_container(
     })
 }
 
-fn c_name(mine: &[&ContainerSummary], id: Option<&str>) -> Option<String> {
-    let c = mine.iter().find(|c| c.id.as_deref() == id)?;
-    c.names
-        .as_ref()?
-        .first()
-        .map(|n| n.trim_start_matches('/').to_string())
+/// Stops a container (giving it `grace` seconds after SIGTERM; one already stopped is fine),
+/// then removes it. Its volumes stay.
+pub async fn stop_and_remove(
+    engine: &Engine,
+    id: &str,
+    grace: i32,
+) -> Result<(), bollard::errors::Error> {
+    let _ = engine
+        .docker
+        .stop_container(
+            id,
+            Some(StopContainerOptions {
+                t: Some(grace),
+                ..Default::default()
+            }),
+        )
+        .await;
+    engine
+        .docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
 }
 
 async fn start(engine: &Engine, service: &str, id: &str) -> Result<(), EngineError> {
@@ -218,7 +224,7 @@ pub async fn retire(
             c.state,
             Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
         );
-        let name = c_name(&[c], c.id.as_deref()).unwrap_or_default();
+        let name = display_name(c);
         if opts.retired.iter().any(|r| r == service) {
             if running {
                 warnings.push(format!(

@@ -4,15 +4,12 @@
 
 use std::time::Duration;
 
-use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
-use bollard::query_parameters::{
-    ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RestartContainerOptions,
-    StopContainerOptions,
-};
+use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions, RestartContainerOptions};
 use serde::Serialize;
 
+use super::container::stop_and_remove;
 use super::labels;
-use super::reconcile::{project_containers, service_label};
+use super::reconcile::{display_name, project_containers, service_label};
 use super::{Engine, EngineError};
 
 #[derive(Debug, Default, Serialize)]
@@ -33,32 +30,8 @@ pub async fn down(
     let containers = project_containers(engine, project, true).await?;
     let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
     let removals = containers.iter().map(|c| async move {
-        let id = c.id.clone().unwrap_or_default();
         let name = display_name(c);
-        if matches!(
-            c.state,
-            Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::RESTARTING)
-        ) {
-            let _ = engine
-                .docker
-                .stop_container(
-                    &id,
-                    Some(StopContainerOptions {
-                        t: Some(t),
-                        ..Default::default()
-                    }),
-                )
-                .await;
-        }
-        engine
-            .docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
+        stop_and_remove(engine, c.id.as_deref().unwrap_or_default(), t)
             .await
             .map_err(EngineError::api(
                 format!("container {name}"),
@@ -119,14 +92,6 @@ pub async fn down(
         }
     }
     Ok(report)
-}
-
-fn display_name(c: &ContainerSummary) -> String {
-    c.names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -152,6 +152,15 @@ pub async fn up(
     }
 }
 
+/// The container's name without Docker's leading `/` (its ID when it has none).
+pub fn display_name(c: &ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
+}
+
 pub fn service_label(c: &ContainerSummary) -> Option<&str> {
     c.labels
         .as_ref()

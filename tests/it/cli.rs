@@ -10,7 +10,10 @@ use crate::support::tls_connect;
 
 pub fn difyctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_difyctl"));
-    cmd.env_remove("RUST_LOG").stdin(Stdio::null());
+    // The caller's compose settings must not leak into a test.
+    cmd.env_remove("RUST_LOG")
+        .env_remove("COMPOSE_FILE")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -584,7 +587,6 @@ fn up_without_a_compose_file_points_to_init() {
     let dir = Scratch::new("nocompose");
     let out = difyctl()
         .current_dir(&dir.0)
-        .env_remove("COMPOSE_FILE")
         .args(["up", "--no-proxy"])
         .output()
         .unwrap();

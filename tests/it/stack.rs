@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use difyctl::stack::compose::{LoadOptions, Project, REPLACED_SERVICES};
 
+use crate::cli::{difyctl, Scratch};
+
 fn fixture(version: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures")
@@ -247,9 +249,8 @@ fn dify_fixtures_type_into_the_engine_model() {
         };
         // Dify's api reads ./.env as an env_file (the user copies .env.example there), so the
         // fixture runs from a scratch copy.
-        let dir =
-            std::env::temp_dir().join(format!("difyctl-model-{version}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new(&format!("model-{version}"));
+        let dir = scratch.0.clone();
         std::fs::copy(
             fixture.join("docker-compose.yaml"),
             dir.join("docker-compose.yaml"),
@@ -258,9 +259,8 @@ fn dify_fixtures_type_into_the_engine_model() {
         std::fs::copy(fixture.join(".env.example"), dir.join(".env")).unwrap();
         std::fs::copy(fixture.join(".env.example"), dir.join(".env.example")).unwrap();
         let project = load(&dir, &[]);
-        let stack = Stack::from_project(&project, &REPLACED_SERVICES);
-        let _ = std::fs::remove_dir_all(&dir);
-        let stack = stack.unwrap_or_else(|e| panic!("{version}: {}", difyctl::error_chain(&e)));
+        let stack = Stack::from_project(&project, &REPLACED_SERVICES)
+            .unwrap_or_else(|e| panic!("{version}: {}", difyctl::error_chain(&e)));
         assert_eq!(
             stack
                 .services
@@ -326,8 +326,8 @@ fn public_default_secrets_of_the_fixture_are_found() {
 /// customisations must not be silently dropped), and `-f a -f b` merges in order.
 #[test]
 fn override_file_and_repeated_f_are_merged() {
-    let dir = std::env::temp_dir().join(format!("difyctl-override-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("override");
+    let dir = &scratch.0;
     std::fs::write(
         dir.join("docker-compose.yaml"),
         "services:\n  api:\n    image: api:1\n    environment:\n      MODE: api\n  web:\n    image: web:1\n",
@@ -344,12 +344,7 @@ fn override_file_and_repeated_f_are_merged() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
-            .current_dir(&dir)
-            .env_remove("COMPOSE_FILE")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = difyctl().current_dir(dir).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -377,27 +372,24 @@ fn override_file_and_repeated_f_are_merged() {
         explicit["services"].get("extra").is_none(),
         "-f given: no implicit override file"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `service_healthy` on a service without a healthcheck could never be met: a configuration
 /// error naming both (exit 2), before anything starts.
 #[test]
 fn service_healthy_without_a_healthcheck_is_refused() {
-    let dir = std::env::temp_dir().join(format!("difyctl-nohc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("nohc");
+    let dir = &scratch.0;
     std::fs::write(
         dir.join("docker-compose.yaml"),
         "services:\n  db:\n    image: db\n  api:\n    image: api\n    depends_on:\n      db: {condition: service_healthy}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
-        .current_dir(&dir)
-        .env_remove("COMPOSE_FILE")
+    let out = difyctl()
+        .current_dir(dir)
         .args(["config", "--services"])
         .output()
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

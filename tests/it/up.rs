@@ -98,6 +98,27 @@ async fn https_get(
         .map_err(|_| std::io::Error::other("no response within 40 s"))?
 }
 
+/// Six seconds of sequential GETs to api on fresh connections, in the background:
+/// (answered by api, everything else as text).
+fn api_load(
+    addr: std::net::SocketAddr,
+    domain: &str,
+    roots: &[rustls_pki_types::CertificateDer<'static>],
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    let (domain, roots) = (domain.to_string(), roots.to_vec());
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, Vec::new());
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            match https_get(addr, &domain, &roots, "/console/api/ping").await {
+                Ok(r) if service_of(&r) == "api" => ok += 1,
+                other => failed.push(format!("{:?}", other.map(|r| service_of(&r)))),
+            }
+        }
+        (ok, failed)
+    })
+}
+
 fn service_of(resp: &RawResponse) -> String {
     serde_json::from_slice::<serde_json::Value>(&resp.body)
         .ok()
@@ -257,20 +278,7 @@ async fn up_is_the_whole_install() {
     assert_eq!(echo.into_text().unwrap().as_str(), "42[\"ping\"]");
 
     // `difyctl restart api` while requests keep coming: none fails, they wait for api.
-    let load = {
-        let (domain, roots) = (domain.clone(), roots.to_vec());
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, Vec::new());
-            let until = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < until {
-                match https_get(addr, &domain, &roots, "/console/api/ping").await {
-                    Ok(r) if service_of(&r) == "api" => ok += 1,
-                    other => failed.push(format!("{:?}", other.map(|r| service_of(&r)))),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = api_load(addr, &domain, &roots);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let restart = {
         let stack_dir = stack.dir.clone();
@@ -300,20 +308,7 @@ async fn up_is_the_whole_install() {
     // A changed setting applied with `up --no-proxy` while difyctl serves: api is recreated (a
     // new container, maybe a new address), the proxy follows, no request fails.
     stack.set_env("API_MODE=changed\n");
-    let load = {
-        let (domain, roots) = (domain.clone(), roots.to_vec());
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0, Vec::new());
-            let until = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < until {
-                match https_get(addr, &domain, &roots, "/console/api/ping").await {
-                    Ok(r) if service_of(&r) == "api" => ok += 1,
-                    other => failed.push(format!("{:?}", other.map(|r| service_of(&r)))),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = api_load(addr, &domain, &roots);
     let old_id = crate::engine::inspect(&api).await.id.unwrap();
     let apply = {
         let args: Vec<String> = [
