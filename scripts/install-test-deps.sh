@@ -4,7 +4,9 @@
 # (aws-lc-sys builds with gcc) and Pebble (the ACME test CA, Debian package `pebble`, with
 # pebble-challtestsrv), docker-compose (the Debian package: the adoption test starts a stack
 # with it), glibc's static libraries (the test image is a static build of the project's test
-# server) and a running Docker engine (started here when it is installed but not running).
+# server), mmdebstrap (the test database image is built from Debian's postgresql and
+# redis-server packages, scripts/test-db-image.sh) and a running Docker engine (started here
+# when it is installed but not running).
 set -euo pipefail
 
 need_apt=()
@@ -13,6 +15,8 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || need_apt+=(pebble)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
@@ -51,3 +55,6 @@ if ! docker_up; then
     exit 1
   fi
 fi
+
+# Real PostgreSQL and Redis for the backup tests, from Debian's packages (built once per machine).
+"$(dirname "$0")/test-db-image.sh"
