@@ -118,6 +118,39 @@ pub enum Command {
         #[arg(long = "domain", value_name = "D")]
         domains: Vec<String>,
     },
+    /// One verified archive of the install: database dumps, volumes and data folders, env and
+    /// compose files, difyctl.toml and difyctl's state
+    Backup {
+        /// Folder for the archive [default: `[backup] dir`, else <state dir>/backups]
+        #[arg(long, env = "DIFYCTL_BACKUP_DIR", value_name = "DIR")]
+        to: Option<PathBuf>,
+        /// After a successful backup, keep only the N newest archives of this project
+        #[arg(long, env = "DIFYCTL_BACKUP_KEEP", value_name = "N")]
+        keep: Option<usize>,
+        /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+        #[arg(long = "profile", value_name = "P")]
+        profiles: Vec<String>,
+        /// Print a JSON summary (progress stays on stderr)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a backup archive back into an empty install (this machine or another), then start it
+    Restore {
+        /// The archive (`difyctl-<project>-<time>.tar`)
+        archive: PathBuf,
+        /// The install folder to restore into [default: the current folder]
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+        /// Overwrite a non-empty folder, volumes, database files or state
+        #[arg(long)]
+        force: bool,
+        /// Seconds a service may take to become healthy once restored
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        wait_timeout: u64,
+        /// Print a JSON summary (progress stays on stderr)
+        #[arg(long)]
+        json: bool,
+    },
     /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
     Config {
         /// Only the names of the services `up` would start

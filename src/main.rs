@@ -134,6 +134,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stack = cmd::load_stack(&load(profiles), &["nginx".into(), "certbot".into()])?;
             runtime()?.block_on(cmd::pull::run(&stack))
         }
+        Command::Backup {
+            to,
+            keep,
+            profiles,
+            json,
+        } => {
+            let opts = load(profiles);
+            let stack = cmd::load_stack(&opts, &["nginx".into(), "certbot".into()])?;
+            flags.backup_dir = to;
+            flags.backup_keep = keep;
+            let config = Config::load(&flags)?;
+            let files = std::iter::once(&opts.compose_file)
+                .chain(&opts.overrides)
+                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+                .collect();
+            runtime()?.block_on(cmd::backup::run(stack, files, config, json))
+        }
+        Command::Restore {
+            archive,
+            dir,
+            force,
+            wait_timeout,
+            json,
+        } => {
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::restore::run(cmd::restore::RestoreArgs {
+                archive,
+                dir,
+                force,
+                project_name,
+                state_dir: config.state_dir,
+                wait_timeout: std::time::Duration::from_secs(wait_timeout),
+                json,
+            }))
+        }
         Command::Config {
             services,
             json,

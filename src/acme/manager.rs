@@ -325,29 +325,19 @@ impl CertManager {
         }
     }
 
-    /// Runs the user's hook with the outcome in DIFYCTL_CERT_* variables (60 s at most).
+    /// Runs the user's hook with the outcome in DIFYCTL_CERT_* variables.
     async fn run_hook(&self, result: &str, cert: Option<&StoredCert>, error: Option<&str>) {
-        let Some(hook) = self.cfg.hook.as_deref().filter(|h| !h.is_empty()) else {
-            return;
-        };
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(hook)
-            .env("DIFYCTL_CERT_NAME", self.cfg.cert_name())
-            .env("DIFYCTL_CERT_DOMAINS", self.cfg.domains.join(","))
-            .env("DIFYCTL_CERT_RESULT", result)
-            .env(
+        let env = [
+            ("DIFYCTL_CERT_NAME", self.cfg.cert_name().to_string()),
+            ("DIFYCTL_CERT_DOMAINS", self.cfg.domains.join(",")),
+            ("DIFYCTL_CERT_RESULT", result.to_string()),
+            (
                 "DIFYCTL_CERT_DAYS_LEFT",
                 cert.map_or(String::new(), |c| days_left(c.info.not_after()).to_string()),
-            )
-            .env("DIFYCTL_CERT_ERROR", error.unwrap_or(""))
-            .kill_on_drop(true);
-        match tokio::time::timeout(Duration::from_secs(60), cmd.status()).await {
-            Ok(Ok(status)) if status.success() => {}
-            Ok(Ok(status)) => tracing::warn!(hook, %status, "certificate hook failed"),
-            Ok(Err(e)) => tracing::warn!(hook, "certificate hook could not run: {e}"),
-            Err(_) => tracing::warn!(hook, "certificate hook still running after 60 s: stopped"),
-        }
+            ),
+            ("DIFYCTL_CERT_ERROR", error.unwrap_or("").to_string()),
+        ];
+        crate::hook::run(self.cfg.hook.as_deref(), &env, "certificate").await;
     }
 }
 

@@ -9,6 +9,7 @@ pub mod proxy;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+pub mod backup;
 pub mod doctor;
 pub mod down;
 pub mod init;
@@ -16,6 +17,7 @@ pub mod logs;
 pub mod ps;
 pub mod pull;
 pub mod restart;
+pub mod restore;
 pub mod up;
 
 use difyctl::engine::Engine;

@@ -14,8 +14,9 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
         .await
         .unwrap_or(None)
         .filter(|s| s.project.as_deref().is_none_or(|p| p == project));
+    let last_backup = difyctl::backup::status::read(state_dir);
     if json {
-        let out = serde_json::json!({ "difyctl": running, "containers": entries });
+        let out = serde_json::json!({ "difyctl": running, "containers": entries, "last_backup": last_backup });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -37,6 +38,21 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
             );
         }
         None => println!("difyctl: not running for this project (`difyctl up` serves it)"),
+    }
+    match &last_backup {
+        Some(b) if b.result == "success" => println!(
+            "last backup: success at {} ({}), {}",
+            b.at,
+            b.by,
+            b.archive.as_ref().map_or(String::new(), |a| a.display().to_string())
+        ),
+        Some(b) => println!(
+            "last backup: failure at {} ({}): {}",
+            b.at,
+            b.by,
+            b.error.as_deref().unwrap_or("")
+        ),
+        None => println!("last backup: none recorded (`difyctl backup`, or `[backup] schedule` in difyctl.toml)"),
     }
     let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
     let header = ["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"].map(String::from);

@@ -17,6 +17,21 @@ pub struct FileConfig {
     pub proxy: ProxyFile,
     #[serde(default)]
     pub acme: AcmeFile,
+    #[serde(default)]
+    pub backup: BackupFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupFile {
+    /// Where archives go.
+    pub dir: Option<PathBuf>,
+    /// Archives of the project kept after a successful backup.
+    pub keep: Option<usize>,
+    /// Cron expression (UTC) for `up`'s own backups.
+    pub schedule: Option<String>,
+    /// Command run after each backup.
+    pub hook: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

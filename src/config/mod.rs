@@ -3,14 +3,16 @@
 //! defaults. Each component then gets its own typed part; nothing re-reads settings later.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod acme;
+mod backup;
 mod file;
 
 pub use acme::{directory_url, AcmeConfig, ChallengeKind, LETSENCRYPT, LETSENCRYPT_STAGING};
-pub use file::{AcmeFile, FileConfig, ProxyFile};
+pub use backup::BackupConfig;
+pub use file::{AcmeFile, BackupFile, FileConfig, ProxyFile};
 
 use acme::acme_config;
 
@@ -58,6 +60,10 @@ pub struct Flags {
     pub acme_directory: Option<String>,
     pub acme_ca_root: Option<PathBuf>,
     pub challenge: Option<String>,
+    /// `backup --to`.
+    pub backup_dir: Option<PathBuf>,
+    /// `backup --keep`.
+    pub backup_keep: Option<usize>,
 }
 
 /// Log line format (the access log follows the rest of the log).
@@ -130,20 +136,26 @@ pub struct Config {
     pub acme: Option<AcmeConfig>,
     /// Why a self-signed certificate is served instead, when it is.
     pub self_signed_reason: Option<String>,
+    pub backup: BackupConfig,
+    /// The difyctl.toml that was read, if any.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
-        let file = match &flags.config {
-            Some(path) => FileConfig::read(path, true)?,
-            None => FileConfig::read(Path::new("difyctl.toml"), false)?,
-        };
+        let path = flags
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("difyctl.toml"));
+        let file = FileConfig::read(&path, flags.config.is_some())?;
         let env_path = flags
             .env_file
             .clone()
             .unwrap_or_else(|| PathBuf::from(".env"));
         let env = EnvFile::read_optional(&env_path)?;
-        Self::merge(flags, file, env.as_ref())
+        let mut config = Self::merge(flags, file, env.as_ref())?;
+        config.config_file = path.is_file().then(|| std::path::absolute(&path).unwrap_or(path));
+        Ok(config)
     }
 
     pub fn merge(
@@ -350,6 +362,7 @@ impl Config {
             &state_dir,
             cert_files.is_some(),
         )?;
+        let backup = backup::backup_config(flags, &file.backup, &state_dir)?;
         Ok(Config {
             state_dir,
             domains,
@@ -358,6 +371,8 @@ impl Config {
             cert_files,
             acme,
             self_signed_reason,
+            backup,
+            config_file: None,
         })
     }
 }

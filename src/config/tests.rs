@@ -1,4 +1,5 @@
 //! Tests of the configuration merge.
+use std::path::Path;
 use super::*;
 
 fn env(text: &str) -> EnvFile {

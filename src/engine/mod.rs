@@ -17,6 +17,7 @@
 //! - `progress`: indicatif on a terminal, plain lines otherwise
 
 pub mod addresses;
+pub mod exec;
 pub mod adopt;
 pub mod client;
 pub mod container;

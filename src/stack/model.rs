@@ -15,6 +15,8 @@ use super::service::{scalar, ServiceSpec};
 pub struct Stack {
     pub project: String,
     pub dir: PathBuf,
+    /// Profiles in effect (`--profile` and COMPOSE_PROFILES).
+    pub profiles: Vec<String>,
     /// Enabled services in file order.
     pub services: Vec<ServiceSpec>,
     pub dependencies: BTreeMap<String, Vec<Dependency>>,
@@ -181,6 +183,7 @@ impl Stack {
         Ok(Stack {
             project: project.name.clone(),
             dir: project.dir.clone(),
+            profiles: project.profiles.clone(),
             services,
             dependencies,
             waves,
@@ -188,6 +191,39 @@ impl Stack {
             volumes,
             warnings,
         })
+    }
+
+    /// The part of the stack `names` need: those services and, transitively, what they
+    /// depend on (a restore starts the database alone first).
+    pub fn only(&self, names: &[String]) -> Stack {
+        let mut keep: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = names.to_vec();
+        while let Some(name) = todo.pop() {
+            if keep.contains(&name) {
+                continue;
+            }
+            for d in self.dependencies.get(&name).into_iter().flatten() {
+                todo.push(d.service.clone());
+            }
+            keep.push(name);
+        }
+        let kept = |n: &String| keep.contains(n);
+        Stack {
+            services: self.services.iter().filter(|s| kept(&s.name)).cloned().collect(),
+            dependencies: self
+                .dependencies
+                .iter()
+                .filter(|(k, _)| kept(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            waves: self
+                .waves
+                .iter()
+                .map(|w| w.iter().filter(|n| kept(n)).cloned().collect::<Vec<_>>())
+                .filter(|w| !w.is_empty())
+                .collect(),
+            ..self.clone()
+        }
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {

@@ -16,10 +16,16 @@ use crate::images::test_image;
 pub struct TestStack {
     pub dir: PathBuf,
     pub project: String,
+    pub image: String,
 }
 
 impl TestStack {
     pub fn new(tag: &str, compose: &str, env: &str) -> TestStack {
+        Self::with_image(tag, compose, env, test_image())
+    }
+
+    /// A stack whose `${IMAGE}` is `image`.
+    pub fn with_image(tag: &str, compose: &str, env: &str, image: &str) -> TestStack {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let project = format!("dfyt{}{tag}{n}", std::process::id());
@@ -27,16 +33,16 @@ impl TestStack {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
-        std::fs::write(dir.join(".env"), format!("IMAGE={}\n{env}", test_image())).unwrap();
-        TestStack { dir, project }
+        std::fs::write(dir.join(".env"), format!("IMAGE={image}\n{env}")).unwrap();
+        TestStack {
+            dir,
+            project,
+            image: image.to_string(),
+        }
     }
 
     pub fn set_env(&self, env: &str) {
-        std::fs::write(
-            self.dir.join(".env"),
-            format!("IMAGE={}\n{env}", test_image()),
-        )
-        .unwrap();
+        std::fs::write(self.dir.join(".env"), format!("IMAGE={}\n{env}", self.image)).unwrap();
     }
 
     /// Runs difyctl in the folder with `-p project`: (exit code, stdout, stderr).

@@ -10,6 +10,14 @@ use futures_util::StreamExt;
 
 pub const IMAGE: &str = "difyctl-testserver:test";
 
+/// PostgreSQL 15 and Redis from Debian's packages, built by scripts/test-db-image.sh (which
+/// the README's test command runs).
+pub const DB_IMAGE: &str = "difyctl-testdb:current";
+
+/// The database image plus the test server at /testserver: the backup tests' db, redis and
+/// api (whose `/notes` writes rows through `psql`).
+pub const APP_IMAGE: &str = "difyctl-testapp:test";
+
 /// Builds and imports the image once per test run; panics with the reason when it cannot
 /// (no Docker engine, no static toolchain): these tests need both.
 pub fn test_image() -> &'static str {
@@ -30,6 +38,60 @@ pub fn test_image() -> &'static str {
         panic!("cannot build the test image {IMAGE}: {e}");
     }
     IMAGE
+}
+
+/// Builds `APP_IMAGE` once per test run (FROM the local database image: no registry).
+pub fn app_image() -> &'static str {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = READY.get_or_init(|| {
+        std::thread::spawn(|| {
+            let binary = build_static()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(build_app(&binary))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the image builder panicked".into()))
+    });
+    if let Err(e) = result {
+        panic!("cannot build the test image {APP_IMAGE}: {e}");
+    }
+    APP_IMAGE
+}
+
+async fn build_app(binary: &std::path::Path) -> Result<(), String> {
+    let engine = difyctl::engine::Engine::connect()
+        .await
+        .map_err(|e| difyctl::error_chain(&e))?;
+    if engine.docker.inspect_image(DB_IMAGE).await.is_err() {
+        return Err(format!(
+            "{DB_IMAGE} is missing: run ./scripts/install-test-deps.sh (it builds it from Debian's packages)"
+        ));
+    }
+    let data = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let dockerfile = format!("FROM {DB_IMAGE}\nCOPY testserver /testserver\n");
+    let mut tar = Vec::new();
+    tar_entry(&mut tar, "Dockerfile", 0o644, dockerfile.as_bytes());
+    tar_entry(&mut tar, "testserver", 0o755, &data);
+    tar.extend_from_slice(&[0u8; 1024]);
+    let options = bollard::query_parameters::BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(APP_IMAGE.into()),
+        rm: true,
+        ..Default::default()
+    };
+    let mut stream = engine
+        .docker
+        .build_image(options, None, Some(bollard::body_full(tar.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| e.to_string())?;
+        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// `cargo build` of the test server, static (glibc's static libs come with gcc's libc6-dev).

@@ -7,6 +7,11 @@
 //!   time it was sent
 //! - paths containing `upload`: reads the whole body, answers `{"bytes": n, "fnv": hash}`
 //! - `/slow?ms=N`: waits N ms, then echoes
+//! - `.../notes` (the stand-in api's data): POST stores the body as a row in PostgreSQL
+//!   (`psql` with the PG* environment, table `notes`), GET lists the rows as a JSON array;
+//!   needs `psql` in the container (the test database image has it)
+//! - `.../store/NAME`: PUT/POST writes the body to `$STORAGE_DIR/NAME` (default
+//!   /app/api/storage, Dify's), GET reads it back
 //! - WebSocket upgrade on any path: echoes every text and binary message
 //! - anything else: JSON echo of service name, method, path, query and headers
 
@@ -113,6 +118,12 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
         let json = serde_json::json!({"service": name, "bytes": bytes, "fnv": hash});
         return Ok(text(StatusCode::OK, "application/json", json.to_string()));
     }
+    if path.ends_with("/notes") {
+        return Ok(notes(req).await);
+    }
+    if let Some(file) = path.split_once("/store/").map(|(_, f)| f.to_string()) {
+        return Ok(store(req, &file).await);
+    }
     if path == "/slow" {
         let ms = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -135,6 +146,68 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
         "headers": headers,
     });
     Ok(text(StatusCode::OK, "application/json", json.to_string()))
+}
+
+/// Rows in PostgreSQL through `psql`: the stand-in api's database writes.
+async fn notes(req: Request<Incoming>) -> Response<Out> {
+    let post = req.method() == http::Method::POST;
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
+    };
+    let sql = if post {
+        let hex: String = body.iter().map(|b| format!("{b:02x}")).collect();
+        format!("CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL); INSERT INTO notes (body) VALUES (convert_from('\\x{hex}'::bytea, 'UTF8'))")
+    } else {
+        "SELECT coalesce(json_agg(body ORDER BY id), '[]') FROM notes".to_string()
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-Atq", "-c", &sql])
+            .output()
+    })
+    .await;
+    match out {
+        Ok(Ok(o)) if o.status.success() => {
+            let rows = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let rows = if post { "{\"stored\": true}".to_string() } else { rows };
+            text(StatusCode::OK, "application/json", rows)
+        }
+        Ok(Ok(o)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ),
+        other => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("psql: {other:?}\n")),
+    }
+}
+
+/// Files in the storage folder: the stand-in api's uploads.
+async fn store(req: Request<Incoming>, file: &str) -> Response<Out> {
+    if file.contains("..") || file.contains('/') || file.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "text/plain", "bad name\n".into());
+    }
+    let dir = std::env::var("STORAGE_DIR").unwrap_or_else(|_| "/app/api/storage".into());
+    let path = std::path::Path::new(&dir).join(file);
+    if req.method() == http::Method::GET {
+        return match std::fs::read(&path) {
+            Ok(data) => {
+                let mut resp = Response::new(Full::new(Bytes::from(data)).boxed());
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, "application/octet-stream".parse().unwrap());
+                resp
+            }
+            Err(e) => text(StatusCode::NOT_FOUND, "text/plain", format!("{e}\n")),
+        };
+    }
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
+    };
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &body)) {
+        Ok(()) => text(StatusCode::OK, "application/json", format!("{{\"bytes\": {}}}", body.len())),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
+    }
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Out> {

@@ -1,0 +1,240 @@
+//! Folders on this host as tar streams, and tar streams back into folders. The `tar` crate is
+//! synchronous, so each runs in a blocking thread and talks to the async side over a bounded
+//! channel of chunks: the data is never held whole in memory. Entries are relative to the
+//! folder, whose own entry is `./` (so its mode and owner come back too); modes, owners,
+//! times and symlinks are kept; sockets, pipes and devices are left out (they are not data).
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const CHUNK: usize = 256 << 10;
+
+/// What a copy saw besides the data.
+#[derive(Debug, Default, Clone)]
+pub struct TarStats {
+    pub files: u64,
+    pub bytes: u64,
+    /// Sockets, pipes and devices left out.
+    pub specials: u64,
+    /// Files whose size changed while they were read (a writer that was not paused).
+    pub changed: Vec<PathBuf>,
+}
+
+/// Streams a tar of `root` (a folder, or one file) leaving out `excluded` paths and what is
+/// below them. The handle's result says how it went; the stream ends early on an error.
+pub fn stream(
+    root: PathBuf,
+    excluded: Vec<PathBuf>,
+) -> (mpsc::Receiver<Bytes>, JoinHandle<io::Result<TarStats>>) {
+    let (tx, rx) = mpsc::channel(8);
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let stats = write_tar(&root, &excluded, &mut out)?;
+        out.flush()?;
+        Ok(stats)
+    });
+    (rx, handle)
+}
+
+fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::Result<TarStats> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    let mut stats = TarStats::default();
+    let meta = fs::symlink_metadata(root).map_err(|e| at(root, e))?;
+    if meta.is_file() {
+        let name = root.file_name().map_or("file".into(), PathBuf::from);
+        append_file(&mut builder, root, &name, &meta, &mut stats)?;
+        builder.into_inner()?;
+        return Ok(stats);
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    builder
+        .append_data(&mut header, "./", io::empty())
+        .map_err(|e| at(root, e))?;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .map_err(|e| at(&dir, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| at(&dir, e))?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            if excluded.iter().any(|x| path.starts_with(x)) {
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
+            let kind = meta.file_type();
+            let mut header = tar::Header::new_gnu();
+            header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+            if kind.is_dir() {
+                builder
+                    .append_data(&mut header, &rel, io::empty())
+                    .map_err(|e| at(&path, e))?;
+                pending.push(path);
+            } else if kind.is_symlink() {
+                let target = fs::read_link(&path).map_err(|e| at(&path, e))?;
+                builder
+                    .append_link(&mut header, &rel, &target)
+                    .map_err(|e| at(&path, e))?;
+            } else if kind.is_file() {
+                append_file(&mut builder, &path, &rel, &meta, &mut stats)?;
+            } else if kind.is_socket() || kind.is_fifo() || kind.is_block_device() || kind.is_char_device() {
+                stats.specials += 1;
+            }
+        }
+    }
+    builder.into_inner()?;
+    Ok(stats)
+}
+
+/// One file, exactly as long as its header says even when a writer changes it meanwhile
+/// (cut, or padded with zeros), so the tar stays readable; the change is reported.
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &Path,
+    meta: &fs::Metadata,
+    stats: &mut TarStats,
+) -> io::Result<()> {
+    let file = fs::File::open(path).map_err(|e| at(path, e))?;
+    let size = meta.len();
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    let mut exact = Exact {
+        inner: file.take(size),
+        left: size,
+        short: false,
+    };
+    builder
+        .append_data(&mut header, rel, &mut exact)
+        .map_err(|e| at(path, e))?;
+    let grew = fs::symlink_metadata(path).is_ok_and(|m| m.len() != size);
+    if exact.short || grew {
+        stats.changed.push(path.to_path_buf());
+    }
+    stats.files += 1;
+    stats.bytes += size;
+    Ok(())
+}
+
+/// Reads exactly `left` bytes: the inner reader's, then zeros if it ends early.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+    short: bool,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let mut n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.short = true;
+            buf[..want].fill(0);
+            n = want;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Unpacks a tar stream into `dest` (created when missing), keeping modes, times and (as root)
+/// owners. Paths that would leave `dest` are refused by the `tar` crate.
+pub fn unpack(dest: PathBuf, rx: mpsc::Receiver<Bytes>) -> JoinHandle<io::Result<()>> {
+    tokio::task::spawn_blocking(move || {
+        fs::create_dir_all(&dest).map_err(|e| at(&dest, e))?;
+        let mut archive = tar::Archive::new(ChannelReader {
+            rx,
+            current: Bytes::new(),
+        });
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
+        archive.set_overwrite(true);
+        archive.unpack(&dest).map_err(|e| at(&dest, e))
+    })
+}
+
+/// Names of the entries of a tar stream (to say what a restore would overwrite).
+pub fn list(rx: mpsc::Receiver<Bytes>) -> JoinHandle<io::Result<Vec<PathBuf>>> {
+    tokio::task::spawn_blocking(move || {
+        let mut archive = tar::Archive::new(ChannelReader {
+            rx,
+            current: Bytes::new(),
+        });
+        let mut names = Vec::new();
+        for entry in archive.entries()? {
+            let entry = entry?;
+            if entry.header().entry_type().is_file() {
+                names.push(entry.path()?.into_owned());
+            }
+        }
+        Ok(names)
+    })
+}
+
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// The blocking side of a chunk channel, as `Write`.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the archive writer stopped"))
+    }
+}
+
+/// The blocking side of a chunk channel, as `Read`. The stream's end is the file's end.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}

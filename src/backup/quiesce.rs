@@ -1,0 +1,86 @@
+//! Pausing the services that write a folder or volume while it is copied, so the copy is not
+//! torn. `docker pause` freezes the processes where they are (their connections stay open,
+//! requests to them wait in the kernel's queue and are answered once they are unpaused), so
+//! the proxy in front holds requests meanwhile; nothing restarts. Unpausing always follows,
+//! whatever the copy's outcome; a pause left behind by a killed difyctl is undone by the next
+//! backup (`unpause_leftovers`).
+
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerStateStatusEnum;
+
+use crate::engine::{Engine, EngineError};
+
+/// The paused containers of one copy.
+pub struct Paused {
+    containers: Vec<(String, String)>,
+    since: Instant,
+}
+
+impl Paused {
+    pub fn services(&self) -> Vec<String> {
+        self.containers.iter().map(|(s, _)| s.clone()).collect()
+    }
+}
+
+/// Pauses each `(service, container)` that is running now.
+pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paused, EngineError> {
+    let mut paused = Paused {
+        containers: Vec::new(),
+        since: Instant::now(),
+    };
+    for (service, id) in targets {
+        let running = engine
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.status)
+            == Some(ContainerStateStatusEnum::RUNNING);
+        if !running {
+            continue;
+        }
+        if let Err(e) = engine.docker.pause_container(id).await {
+            resume(engine, paused).await;
+            return Err(EngineError::Api {
+                object: format!("service {service}"),
+                action: "cannot pause it for a consistent copy".into(),
+                source: e,
+            });
+        }
+        paused.containers.push((service.clone(), id.clone()));
+    }
+    paused.since = Instant::now();
+    Ok(paused)
+}
+
+/// Unpauses them; how long they were paused. A failure is logged: it is not the copy's.
+pub async fn resume(engine: &Engine, paused: Paused) -> Duration {
+    let took = paused.since.elapsed();
+    for (service, id) in &paused.containers {
+        if let Err(e) = engine.docker.unpause_container(id).await {
+            tracing::error!(service, "cannot unpause it after the backup copy: {e}; run `docker unpause {id}`");
+        }
+    }
+    took
+}
+
+/// Unpauses the project's containers a killed backup left paused; names them.
+pub async fn unpause_leftovers(engine: &Engine, containers: &[bollard::models::ContainerSummary]) -> Vec<String> {
+    let mut done = Vec::new();
+    for c in containers {
+        if c.state == Some(bollard::models::ContainerSummaryStateEnum::PAUSED) {
+            let name = crate::engine::reconcile::display_name(c);
+            if engine
+                .docker
+                .unpause_container(c.id.as_deref().unwrap_or_default())
+                .await
+                .is_ok()
+            {
+                done.push(name);
+            }
+        }
+    }
+    done
+}

@@ -1,0 +1,140 @@
+//! Loading the archive's database dumps: the database services (and what they depend on) are
+//! started alone and waited for, then each dump is streamed into the server's own restore
+//! tool through stdin: roles first (`globals.sql`), then each database, created when the
+//! fresh server does not have it yet. A database that already holds tables is refused (the
+//! preflight made sure the server's files were empty, so this is a last guard).
+
+use tokio::io::AsyncWriteExt;
+
+use super::parts::feed_writer;
+use super::{up_options, Request, RestoreError};
+use crate::backup::archive::Verified;
+use crate::backup::databases::{self, ident};
+use crate::backup::manifest::PartKind;
+use crate::backup::meter::Meter;
+use crate::backup::plan::{self, Database, DbKind};
+use crate::engine::exec;
+use crate::engine::progress::Progress;
+use crate::engine::reconcile::{self, project_containers, service_label};
+use crate::engine::Engine;
+use crate::stack::model::Stack;
+
+pub async fn load_all(
+    engine: &Engine,
+    v: &Verified,
+    stack: &Stack,
+    req: &Request,
+    progress: &Progress,
+    meter: &Meter,
+) -> Result<(), RestoreError> {
+    let servers: Vec<Database> = plan::plan(stack, &[])
+        .databases
+        .into_iter()
+        .filter(|d| v.manifest.parts.iter().any(|p| part_service(&p.kind) == Some(&d.service)))
+        .collect();
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = servers.iter().map(|d| d.service.clone()).collect();
+    let opts = up_options(v, &stack.dir, req);
+    reconcile::up(engine, &stack.only(&names), &opts, progress).await?;
+    let containers = project_containers(engine, &stack.project, false).await?;
+    for db in &servers {
+        let id = containers
+            .iter()
+            .find(|c| service_label(c) == Some(db.service.as_str()))
+            .and_then(|c| c.id.clone())
+            .unwrap_or_default();
+        for part in &v.manifest.parts {
+            if part_service(&part.kind) != Some(&db.service) {
+                continue;
+            }
+            let Some(member) = v.member(&part.name) else { continue };
+            meter.begin(&part.name);
+            let (cmd, what) = match &part.kind {
+                PartKind::PostgresGlobals { .. } => (databases::pg_globals_restore_command(db), "roles".to_string()),
+                PartKind::PostgresDatabase { database, .. } => {
+                    prepare_postgres(engine, db, &id, database).await?;
+                    (databases::pg_restore_command(db, database), format!("database {database}"))
+                }
+                PartKind::MysqlDatabase { database, .. } => {
+                    (databases::mysql_restore_command(), format!("database {database}"))
+                }
+                _ => continue,
+            };
+            let done = load(engine, v, member, meter, db, &id, &cmd).await?;
+            // Roles: "already exists" for the server's own superuser is expected.
+            let tolerated = matches!(part.kind, PartKind::PostgresGlobals { .. });
+            if done.code != 0 && !tolerated {
+                return Err(RestoreError::Load {
+                    service: db.service.clone(),
+                    what: cmd.join(" "),
+                    code: done.code,
+                    stderr: done.stderr,
+                });
+            }
+            meter.end(&format!("{what} loaded into {}", db.service));
+        }
+    }
+    Ok(())
+}
+
+fn part_service(kind: &PartKind) -> Option<&String> {
+    match kind {
+        PartKind::PostgresGlobals { service }
+        | PartKind::PostgresDatabase { service, .. }
+        | PartKind::MysqlDatabase { service, .. } => Some(service),
+        _ => None,
+    }
+}
+
+/// The database exists and is empty: created when missing, refused when it holds tables.
+async fn prepare_postgres(engine: &Engine, db: &Database, container: &str, name: &str) -> Result<(), RestoreError> {
+    debug_assert_eq!(db.kind, DbKind::Postgres);
+    let quoted = name.replace('\'', "''");
+    let exists = databases::query(
+        engine,
+        db,
+        container,
+        "postgres",
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{quoted}'"),
+    )
+    .await?;
+    if exists.is_empty() {
+        let sql = format!("CREATE DATABASE {} OWNER {}", ident(name), ident(&db.user));
+        databases::query(engine, db, container, "postgres", &sql).await?;
+        return Ok(());
+    }
+    let count = databases::query(engine, db, container, name, databases::PG_USER_RELATIONS).await?;
+    if count.first().is_some_and(|c| c.trim() != "0") {
+        return Err(RestoreError::WouldOverwrite(vec![format!(
+            "database {name} of service {} (it already holds tables)",
+            db.service
+        )]));
+    }
+    Ok(())
+}
+
+/// Streams a member into `cmd`'s stdin while reading its output.
+async fn load(
+    engine: &Engine,
+    v: &Verified,
+    member: &crate::backup::archive::Located,
+    meter: &Meter,
+    db: &Database,
+    container: &str,
+    cmd: &[String],
+) -> Result<exec::Finished, RestoreError> {
+    let mut run = exec::start(engine, &db.service, container, cmd, &databases::env(db), true).await?;
+    let mut input = run.take_input();
+    let writing = async {
+        let Some(input) = input.as_mut() else { return Ok(()) };
+        let fed = feed_writer(v, member, meter, input).await;
+        let _ = input.shutdown().await;
+        fed
+    };
+    let reading = run.finish(engine, false);
+    let (fed, done) = tokio::join!(writing, reading);
+    fed?;
+    Ok(done?)
+}

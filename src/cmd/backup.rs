@@ -1,0 +1,102 @@
+//! `difyctl backup`: one verified archive of the running install (see `difyctl::backup`),
+//! its outcome recorded for `ps` and passed to `[backup] hook`. Ctrl-C or SIGTERM abandons
+//! it: paused services are unpaused and no archive is left.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use difyctl::backup::meter::Meter;
+use difyctl::backup::status::{self, LastBackup};
+use difyctl::backup::take::{self, Report, Request};
+use difyctl::config::Config;
+use difyctl::stack::model::Stack;
+use indicatif::HumanBytes;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub async fn run(stack: Stack, compose_files: Vec<PathBuf>, config: Config, json: bool) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let engine = super::engine().await?;
+    let req = Request {
+        stack: &stack,
+        compose_files,
+        config_file: config.config_file.clone(),
+        state_dir: config.state_dir.clone(),
+        to: config.backup.dir.clone(),
+        keep: config.backup.keep,
+    };
+    let meter = Meter::new(json);
+    let taking = take::take(&engine, &req, &meter, stop);
+    tokio::pin!(taking);
+    let result = loop {
+        tokio::select! {
+            r = &mut taking => break r,
+            _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+            _ = term.recv() => { let _ = stop_tx.send(true); }
+        }
+    };
+    meter.finish();
+    let last = outcome(&result, "command");
+    status::record(&config.state_dir, &last);
+    status::run_hook(config.backup.hook.as_deref(), &stack.project, &last).await;
+    let report = result?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    println!(
+        "backup {} ({}, {} parts, {:.1} s)",
+        report.archive.display(),
+        HumanBytes(report.size),
+        report.parts.len(),
+        report.seconds
+    );
+    for p in report.parts.iter().filter(|p| !p.paused.is_empty()) {
+        println!(
+            "  {} paused {} ms while {} was copied",
+            p.paused.join(", "),
+            p.paused_ms.unwrap_or(0),
+            p.name
+        );
+    }
+    for old in &report.pruned {
+        println!("  removed the older {}", old.display());
+    }
+}
+
+/// What `ps` and the hook are told.
+pub fn outcome(result: &Result<Report, difyctl::backup::BackupError>, by: &str) -> LastBackup {
+    let at = difyctl::timefmt::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    match result {
+        Ok(r) => LastBackup {
+            at,
+            result: "success".into(),
+            archive: Some(r.archive.clone()),
+            size: Some(r.size),
+            seconds: Some(r.seconds),
+            error: None,
+            by: by.into(),
+        },
+        Err(e) => LastBackup {
+            at,
+            result: "failure".into(),
+            archive: None,
+            size: None,
+            seconds: None,
+            error: Some(difyctl::error_chain(e)),
+            by: by.into(),
+        },
+    }
+}
