@@ -3,11 +3,11 @@
 //! it owns.
 
 pub mod acme;
+pub mod backup;
 pub mod cidr;
 pub mod config;
 pub mod control;
 pub mod engine;
-pub mod backup;
 pub mod fsutil;
 pub mod hook;
 pub mod lock;

@@ -76,7 +76,8 @@ mod tests {
         let first = Lock::try_acquire(&path, "a backup of project x").unwrap();
         let err = Lock::try_acquire(&path, "a backup of project x").unwrap_err();
         assert!(
-            err.to_string().contains(&format!("pid {}", std::process::id())),
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
         drop(first);

@@ -21,7 +21,7 @@ if [ "${1:-}" = postgres ]; then
     printf '%s\n' "${POSTGRES_PASSWORD:-}" >"$pwfile"
     chown postgres "$pwfile"
     run_as_postgres initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" \
-      --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+      --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     rm -f "$pwfile"
     echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
     if [ "$POSTGRES_DB" != postgres ]; then

@@ -146,8 +146,8 @@ impl ArchiveWriter {
             .write_all(&vec![0u8; pad as usize])
             .await
             .map_err(&err)?;
-        let header = header(&open.name, open.mode, open.size)
-            .map_err(|detail| ArchiveError::Member {
+        let header =
+            header(&open.name, open.mode, open.size).map_err(|detail| ArchiveError::Member {
                 path: self.path.clone(),
                 member: open.name.clone(),
                 detail,
@@ -232,7 +232,9 @@ pub async fn verify(path: &Path) -> Result<Verified, ArchiveError> {
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let mut block = [0u8; BLOCK as usize];
-        let last = sums.last().map_or("the start", |s: &MemberSum| s.name.as_str());
+        let last = sums
+            .last()
+            .map_or("the start", |s: &MemberSum| s.name.as_str());
         match reader.read_exact(&mut block).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {

@@ -54,7 +54,15 @@ pub fn mysqldump_command(database: &str) -> Vec<String> {
 /// A `psql` query, tuples only, against `database`.
 fn psql(db: &Database, database: &str, sql: &str) -> Vec<String> {
     strings(&[
-        "psql", "-U", &db.user, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql,
+        "psql",
+        "-U",
+        &db.user,
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-Atc",
+        sql,
     ])
 }
 
@@ -99,7 +107,14 @@ pub async fn postgres_databases(
 pub const PG_USER_RELATIONS: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')";
 
 pub fn pg_restore_command(db: &Database, database: &str) -> Vec<String> {
-    strings(&["pg_restore", "-U", &db.user, "--exit-on-error", "-d", database])
+    strings(&[
+        "pg_restore",
+        "-U",
+        &db.user,
+        "--exit-on-error",
+        "-d",
+        database,
+    ])
 }
 
 /// Roles from `pg_dumpall --globals-only`: the server's own superuser exists already, so

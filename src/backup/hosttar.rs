@@ -90,7 +90,11 @@ fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::
                     .map_err(|e| at(&path, e))?;
             } else if kind.is_file() {
                 append_file(&mut builder, &path, &rel, &meta, &mut stats)?;
-            } else if kind.is_socket() || kind.is_fifo() || kind.is_block_device() || kind.is_char_device() {
+            } else if kind.is_socket()
+                || kind.is_fifo()
+                || kind.is_block_device()
+                || kind.is_char_device()
+            {
                 stats.specials += 1;
             }
         }
@@ -141,7 +145,9 @@ impl<R: Read> Read for Exact<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let mut n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             self.short = true;

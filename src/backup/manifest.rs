@@ -73,7 +73,10 @@ pub enum PartKind {
     Config { path: PathBuf },
     /// A bind-mounted data folder as a tar whose root is the folder. `path` is relative to the
     /// install folder when it is inside it, else absolute.
-    Folder { path: PathBuf, services: Vec<String> },
+    Folder {
+        path: PathBuf,
+        services: Vec<String>,
+    },
     /// A named volume, as Docker's archive API gives it (one top-level entry: the mount
     /// target's last component).
     Volume {
@@ -123,7 +126,10 @@ impl Manifest {
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
 
-    pub fn parts_of<'a>(&'a self, f: impl Fn(&PartKind) -> bool + 'a) -> impl Iterator<Item = &'a Part> + 'a {
+    pub fn parts_of<'a>(
+        &'a self,
+        f: impl Fn(&PartKind) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Part> + 'a {
         self.parts.iter().filter(move |p| f(&p.kind))
     }
 }
@@ -134,7 +140,10 @@ mod tests {
 
     #[test]
     fn a_newer_format_is_recognised_even_when_its_parts_are_not() {
-        let m = Manifest::parse(br#"{"format": 7, "difyctl_version": "9.0.0", "parts": [{"kind": "hologram"}]}"#).unwrap();
+        let m = Manifest::parse(
+            br#"{"format": 7, "difyctl_version": "9.0.0", "parts": [{"kind": "hologram"}]}"#,
+        )
+        .unwrap();
         assert_eq!(m.format, 7);
         assert_eq!(m.difyctl_version, "9.0.0");
     }

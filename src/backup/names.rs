@@ -80,7 +80,10 @@ pub fn prune(dir: &Path, project: &str, keep: usize, warnings: &mut Vec<String>)
     for old in all.into_iter().take(excess) {
         match std::fs::remove_file(&old) {
             Ok(()) => removed.push(old),
-            Err(e) => warnings.push(format!("cannot remove the old backup {}: {e}", old.display())),
+            Err(e) => warnings.push(format!(
+                "cannot remove the old backup {}: {e}",
+                old.display()
+            )),
         }
     }
     removed
@@ -97,7 +100,11 @@ pub fn folder_member(path: &Path, install: &Path) -> String {
             _ => None,
         })
         .collect();
-    let inside = if path.starts_with(install) { "" } else { "_root/" };
+    let inside = if path.starts_with(install) {
+        ""
+    } else {
+        "_root/"
+    };
     format!("folders/{inside}{}.tar", parts.join("/"))
 }
 
@@ -135,7 +142,9 @@ mod tests {
         assert_eq!(removed, vec![dir.join("difyctl-dify-20261101T000000Z.tar")]);
         assert!(dir.join("difyctl-dify-2-20261101T000000Z.tar").exists());
         remove_partials(&dir, "dify");
-        assert!(!dir.join(".difyctl-dify-20261104T000000Z.tar.partial").exists());
+        assert!(!dir
+            .join(".difyctl-dify-20261104T000000Z.tar.partial")
+            .exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

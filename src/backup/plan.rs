@@ -164,7 +164,12 @@ fn nest(mut folders: Vec<Folder>) -> Vec<Folder> {
 
 /// A PostgreSQL or MySQL server, recognised by its image or its command.
 fn database(spec: &ServiceSpec) -> Option<Database> {
-    let image = spec.image.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+    let image = spec
+        .image
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let image = image.split([':', '@']).next().unwrap_or("");
     let program = spec
         .command

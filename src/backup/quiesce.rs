@@ -60,14 +60,20 @@ pub async fn resume(engine: &Engine, paused: Paused) -> Duration {
     let took = paused.since.elapsed();
     for (service, id) in &paused.containers {
         if let Err(e) = engine.docker.unpause_container(id).await {
-            tracing::error!(service, "cannot unpause it after the backup copy: {e}; run `docker unpause {id}`");
+            tracing::error!(
+                service,
+                "cannot unpause it after the backup copy: {e}; run `docker unpause {id}`"
+            );
         }
     }
     took
 }
 
 /// Unpauses the project's containers a killed backup left paused; names them.
-pub async fn unpause_leftovers(engine: &Engine, containers: &[bollard::models::ContainerSummary]) -> Vec<String> {
+pub async fn unpause_leftovers(
+    engine: &Engine,
+    containers: &[bollard::models::ContainerSummary],
+) -> Vec<String> {
     let mut done = Vec::new();
     for c in containers {
         if c.state == Some(bollard::models::ContainerSummaryStateEnum::PAUSED) {

@@ -87,7 +87,9 @@ impl Schedule {
 
 /// One field: `*`, `*/n`, `a`, `a-b`, `a-b/n`, and lists of them.
 fn field(text: &str, lo: u32, hi: u32, name: &str) -> Result<Vec<u32>, String> {
-    let bad = || format!("{name} `{text}`: expected {lo}-{hi}, `*`, a range `a-b`, a step `*/n`, or a list");
+    let bad = || {
+        format!("{name} `{text}`: expected {lo}-{hi}, `*`, a range `a-b`, a step `*/n`, or a list")
+    };
     let mut out = Vec::new();
     for item in text.split(',') {
         let (range, step) = match item.split_once('/') {

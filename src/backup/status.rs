@@ -35,7 +35,10 @@ pub fn record(state_dir: &Path, last: &LastBackup) {
         .map_err(std::io::Error::other)
         .and_then(|json| crate::fsutil::write_atomic(&path(state_dir), &json, 0o600));
     if let Err(e) = write {
-        tracing::warn!("cannot record the backup's outcome in {}: {e}", path(state_dir).display());
+        tracing::warn!(
+            "cannot record the backup's outcome in {}: {e}",
+            path(state_dir).display()
+        );
     }
 }
 
@@ -46,10 +49,18 @@ pub async fn run_hook(hook: Option<&str>, project: &str, last: &LastBackup) {
         ("DIFYCTL_BACKUP_RESULT", last.result.clone()),
         (
             "DIFYCTL_BACKUP_ARCHIVE",
-            last.archive.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            last.archive
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
         ),
-        ("DIFYCTL_BACKUP_SIZE", last.size.map_or(String::new(), |s| s.to_string())),
-        ("DIFYCTL_BACKUP_ERROR", last.error.clone().unwrap_or_default()),
+        (
+            "DIFYCTL_BACKUP_SIZE",
+            last.size.map_or(String::new(), |s| s.to_string()),
+        ),
+        (
+            "DIFYCTL_BACKUP_ERROR",
+            last.error.clone().unwrap_or_default(),
+        ),
     ];
     crate::hook::run(hook, &env, "backup").await;
 }

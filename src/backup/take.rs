@@ -134,7 +134,9 @@ async fn write_archive(
     let containers = project_containers(engine, &stack.project, true).await?;
     let mut warnings = Vec::new();
     for name in quiesce::unpause_leftovers(engine, &containers).await {
-        warnings.push(format!("{name} was left paused (by a backup that was killed?): unpaused"));
+        warnings.push(format!(
+            "{name} was left paused (by a backup that was killed?): unpaused"
+        ));
     }
     let container_of = |service: &str| -> Option<(String, bool)> {
         containers
@@ -147,13 +149,17 @@ async fn write_archive(
                 )
             })
     };
-    let mut excluded = vec![req.to.clone(), req.state_dir.clone()];
+    let mut excluded = vec![absolute(&req.to), absolute(&req.state_dir)];
     excluded.extend(req.config_file.iter().cloned());
     let plan = plan::plan(stack, &excluded);
     for db in &plan.databases {
         match container_of(&db.service) {
             Some((_, true)) => {}
-            _ => return Err(BackupError::NotRunning { service: db.service.clone() }),
+            _ => {
+                return Err(BackupError::NotRunning {
+                    service: db.service.clone(),
+                })
+            }
         }
     }
     let mut w = Copier {
@@ -173,7 +179,9 @@ async fn write_archive(
         let services = paused.services();
         let name = names::folder_member(&folder.path, &stack.dir);
         w.meter.begin(&name);
-        let copied = w.host_tar(&name, &folder.path, &plan.excluded).await;
+        let copied = w
+            .host_tar(&name, &folder.path, &below(&plan.excluded, &folder.path))
+            .await;
         let took = quiesce::resume(engine, paused).await;
         let (sum, stats) = copied?;
         note_changed(&stats, &mut warnings);
@@ -182,11 +190,24 @@ async fn write_archive(
             .strip_prefix(&stack.dir)
             .map_or(folder.path.clone(), Path::to_path_buf);
         let note = paused_note(&services, took);
-        w.push(sum, PartKind::Folder { path, services: folder.users.clone() }, "tar of the folder on this host".into(), services, took, &note);
+        w.push(
+            sum,
+            PartKind::Folder {
+                path,
+                services: folder.users.clone(),
+            },
+            "tar of the folder on this host".into(),
+            services,
+            took,
+            &note,
+        );
     }
     for v in &plan.volumes {
         let Some((id, _)) = container_of(&v.service) else {
-            warnings.push(format!("volume {} is not backed up: service {} has no container", v.docker_name, v.service));
+            warnings.push(format!(
+                "volume {} is not backed up: service {} has no container",
+                v.docker_name, v.service
+            ));
             continue;
         };
         let writers = running_writers(&v.writers, &plan, &container_of);
@@ -218,7 +239,12 @@ async fn write_archive(
         compose_files: req
             .compose_files
             .iter()
-            .map(|f| f.strip_prefix(&stack.dir).unwrap_or(f).display().to_string())
+            .map(|f| {
+                f.strip_prefix(&stack.dir)
+                    .unwrap_or(f)
+                    .display()
+                    .to_string()
+            })
             .collect(),
         profiles: stack.profiles.clone(),
         services: stack.services.iter().map(|s| s.name.clone()).collect(),
@@ -226,7 +252,8 @@ async fn write_archive(
         parts: w.parts,
         skipped: plan.skipped.clone(),
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest(e.to_string()))?;
     w.writer.add(archive::MANIFEST, &json).await?;
     w.writer.finish().await?;
     Ok((manifest, warnings))
@@ -244,20 +271,44 @@ async fn install_parts(
     let (sum, stats) = w.host_tar("install.tar", dir, &plan.excluded).await?;
     note_changed(&stats, warnings);
     let how = format!("tar of {} without its data folders", dir.display());
-    w.push(sum, PartKind::Install, how, Vec::new(), std::time::Duration::ZERO, "");
+    w.push(
+        sum,
+        PartKind::Install,
+        how,
+        Vec::new(),
+        std::time::Duration::ZERO,
+        "",
+    );
     if let Some(config) = req.config_file.as_ref().filter(|c| !c.starts_with(dir)) {
         w.meter.begin("difyctl.toml");
         let (sum, _) = w.host_tar("config.tar", config, &[]).await?;
-        let kind = PartKind::Config { path: config.clone() };
-        w.push(sum, kind, "the file".into(), Vec::new(), std::time::Duration::ZERO, "");
+        let kind = PartKind::Config {
+            path: config.clone(),
+        };
+        w.push(
+            sum,
+            kind,
+            "the file".into(),
+            Vec::new(),
+            std::time::Duration::ZERO,
+            "",
+        );
     }
-    if req.state_dir.is_dir() {
+    let state = absolute(&req.state_dir);
+    if state.is_dir() {
         w.meter.begin("state.tar");
-        let mut skip = plan.excluded.clone();
-        skip.push(crate::control::socket_path(&req.state_dir));
-        let (sum, _) = w.host_tar("state.tar", &req.state_dir, &skip).await?;
+        let mut skip = below(&plan.excluded, &state);
+        skip.push(crate::control::socket_path(&state));
+        let (sum, _) = w.host_tar("state.tar", &state, &skip).await?;
         let how = format!("tar of {}", req.state_dir.display());
-        w.push(sum, PartKind::State, how, Vec::new(), std::time::Duration::ZERO, "");
+        w.push(
+            sum,
+            PartKind::State,
+            how,
+            Vec::new(),
+            std::time::Duration::ZERO,
+            "",
+        );
     }
     Ok(())
 }
@@ -275,13 +326,21 @@ async fn database_parts(
             let mut list = vec![(
                 format!("databases/{service}/globals.sql"),
                 databases::pg_globals_command(db),
-                PartKind::PostgresGlobals { service: service.clone() },
+                PartKind::PostgresGlobals {
+                    service: service.clone(),
+                },
             )];
             for name in databases::postgres_databases(engine, db, container).await? {
                 list.push((
-                    format!("databases/{service}/{}.dump", crate::fsutil::safe_name(&name)),
+                    format!(
+                        "databases/{service}/{}.dump",
+                        crate::fsutil::safe_name(&name)
+                    ),
                     databases::pg_dump_command(db, &name),
-                    PartKind::PostgresDatabase { service: service.clone(), database: name },
+                    PartKind::PostgresDatabase {
+                        service: service.clone(),
+                        database: name,
+                    },
                 ));
             }
             list
@@ -294,9 +353,15 @@ async fn database_parts(
                 stderr: "MYSQL_DATABASE is not set: which database to dump is unknown".into(),
             })?;
             vec![(
-                format!("databases/{service}/{}.sql", crate::fsutil::safe_name(&name)),
+                format!(
+                    "databases/{service}/{}.sql",
+                    crate::fsutil::safe_name(&name)
+                ),
                 databases::mysqldump_command(&name),
-                PartKind::MysqlDatabase { service: service.clone(), database: name },
+                PartKind::MysqlDatabase {
+                    service: service.clone(),
+                    database: name,
+                },
             )]
         }
     };
@@ -337,7 +402,7 @@ impl Copier<'_> {
         note: &str,
     ) {
         self.meter.end(note);
-        let paused_ms = (!paused.is_empty()).then(|| took.as_millis() as u64);
+        let paused_ms = (!paused.is_empty()).then_some(took.as_millis() as u64);
         self.parts.push(Part {
             name: sum.name,
             size: sum.size,
@@ -392,13 +457,17 @@ impl Copier<'_> {
         let options = bollard::query_parameters::DownloadFromContainerOptions {
             path: target.to_string(),
         };
-        let mut stream = engine.docker.download_from_container(container, Some(options));
+        let mut stream = engine
+            .docker
+            .download_from_container(container, Some(options));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| BackupError::Engine(crate::engine::EngineError::Api {
-                object: format!("volume at {target}"),
-                action: "cannot read it through Docker".into(),
-                source,
-            }))?;
+            let chunk = chunk.map_err(|source| {
+                BackupError::Engine(crate::engine::EngineError::Api {
+                    object: format!("volume at {target}"),
+                    action: "cannot read it through Docker".into(),
+                    source,
+                })
+            })?;
             self.chunk(&chunk).await?;
         }
         Ok(self.writer.end().await?)
@@ -413,8 +482,15 @@ impl Copier<'_> {
         cmd: &[String],
     ) -> Result<MemberSum, BackupError> {
         self.writer.begin(name).await?;
-        let mut exec =
-            crate::engine::exec::start(engine, &db.service, container, cmd, &databases::env(db), false).await?;
+        let mut exec = crate::engine::exec::start(
+            engine,
+            &db.service,
+            container,
+            cmd,
+            &databases::env(db),
+            false,
+        )
+        .await?;
         while let Some(chunk) = exec.next_stdout().await? {
             self.chunk(&chunk).await?;
         }
@@ -447,17 +523,34 @@ fn running_writers(
         .collect()
 }
 
+/// The excluded paths strictly below `root` (`root` itself is in the list when another part
+/// covers it: the install folder's copy leaves it to this one).
+fn below(excluded: &[PathBuf], root: &Path) -> Vec<PathBuf> {
+    excluded
+        .iter()
+        .filter(|x| x.as_path() != root && x.starts_with(root))
+        .cloned()
+        .collect()
+}
+
 fn paused_note(services: &[String], took: std::time::Duration) -> String {
     if services.is_empty() {
         String::new()
     } else {
-        format!("{} paused for {:.1} s", services.join(", "), took.as_secs_f64())
+        format!(
+            "{} paused for {:.1} s",
+            services.join(", "),
+            took.as_secs_f64()
+        )
     }
 }
 
 fn note_changed(stats: &hosttar::TarStats, warnings: &mut Vec<String>) {
     for path in &stats.changed {
-        warnings.push(format!("{} changed while it was copied: its copy may be torn", path.display()));
+        warnings.push(format!(
+            "{} changed while it was copied: its copy may be torn",
+            path.display()
+        ));
     }
 }
 
@@ -481,6 +574,10 @@ pub fn dify_version(stack: &Stack) -> Option<String> {
     let image = &stack.service("api")?.image;
     let (_, tag) = image.rsplit_once(':')?;
     (!tag.contains('/')).then(|| tag.to_string())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn now_secs() -> u64 {

@@ -13,7 +13,12 @@ use difyctl::stack::model::Stack;
 use indicatif::HumanBytes;
 use tokio::signal::unix::{signal, SignalKind};
 
-pub async fn run(stack: Stack, compose_files: Vec<PathBuf>, config: Config, json: bool) -> anyhow::Result<()> {
+pub async fn run(
+    stack: Stack,
+    compose_files: Vec<PathBuf>,
+    config: Config,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let engine = super::engine().await?;

@@ -44,7 +44,9 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
             "last backup: success at {} ({}), {}",
             b.at,
             b.by,
-            b.archive.as_ref().map_or(String::new(), |a| a.display().to_string())
+            b.archive
+                .as_ref()
+                .map_or(String::new(), |a| a.display().to_string())
         ),
         Some(b) => println!(
             "last backup: failure at {} ({}): {}",
@@ -52,7 +54,9 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
             b.by,
             b.error.as_deref().unwrap_or("")
         ),
-        None => println!("last backup: none recorded (`difyctl backup`, or `[backup] schedule` in difyctl.toml)"),
+        None => println!(
+            "last backup: none recorded (`difyctl backup`, or `[backup] schedule` in difyctl.toml)"
+        ),
     }
     let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
     let header = ["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"].map(String::from);

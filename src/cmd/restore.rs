@@ -48,6 +48,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         report.project,
         report.services.len()
     );
-    println!("serve it with `difyctl up` in {} (or start the systemd unit)", report.dir.display());
+    println!(
+        "serve it with `difyctl up` in {} (or start the systemd unit)",
+        report.dir.display()
+    );
     Ok(())
 }

@@ -35,12 +35,20 @@ pub(super) fn backup_config(
             message: "must be at least 1 (the backup just taken is always kept)".into(),
         });
     }
-    let schedule = match file.schedule.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let schedule = match file
+        .schedule
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
-        Some(text) => Some(text.parse::<Schedule>().map_err(|message| ConfigError::Invalid {
-            origin: "difyctl.toml (backup.schedule)".into(),
-            message,
-        })?),
+        Some(text) => Some(
+            text.parse::<Schedule>()
+                .map_err(|message| ConfigError::Invalid {
+                    origin: "difyctl.toml (backup.schedule)".into(),
+                    message,
+                })?,
+        ),
     };
     Ok(BackupConfig {
         dir: flags

@@ -154,7 +154,9 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(".env"));
         let env = EnvFile::read_optional(&env_path)?;
         let mut config = Self::merge(flags, file, env.as_ref())?;
-        config.config_file = path.is_file().then(|| std::path::absolute(&path).unwrap_or(path));
+        config.config_file = path
+            .is_file()
+            .then(|| std::path::absolute(&path).unwrap_or(path));
         Ok(config)
     }
 

@@ -1,6 +1,6 @@
 //! Tests of the configuration merge.
-use std::path::Path;
 use super::*;
+use std::path::Path;
 
 fn env(text: &str) -> EnvFile {
     EnvFile::parse(Path::new("/srv/dify/.env"), text).unwrap()

@@ -17,11 +17,11 @@
 //! - `progress`: indicatif on a terminal, plain lines otherwise
 
 pub mod addresses;
-pub mod exec;
 pub mod adopt;
 pub mod client;
 pub mod container;
 pub mod create;
+pub mod exec;
 pub mod health;
 pub mod images;
 pub mod labels;

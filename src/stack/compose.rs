@@ -92,6 +92,13 @@ impl Project {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // Absolute, as compose records it (com.docker.compose.project.working_dir) and as the
+        // bind sources below it are.
+        let dir = std::path::absolute(&dir).map_or(dir, |d| {
+            d.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect()
+        });
         let env_path = opts.env_file.clone().unwrap_or_else(|| dir.join(".env"));
         let vars = match EnvFile::read_optional(&env_path)? {
             Some(file) => file.resolve(&opts.process_env)?,

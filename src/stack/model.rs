@@ -209,7 +209,12 @@ impl Stack {
         }
         let kept = |n: &String| keep.contains(n);
         Stack {
-            services: self.services.iter().filter(|s| kept(&s.name)).cloned().collect(),
+            services: self
+                .services
+                .iter()
+                .filter(|s| kept(&s.name))
+                .cloned()
+                .collect(),
             dependencies: self
                 .dependencies
                 .iter()

@@ -71,14 +71,22 @@ volumes:
 }
 
 fn stack(tag: &str) -> TestStack {
-    TestStack::with_image(tag, &stand_in(), "DB_PASSWORD=pw-for-tests\nREDIS_PASSWORD=redis-pw\n", app_image())
+    TestStack::with_image(
+        tag,
+        &stand_in(),
+        "DB_PASSWORD=pw-for-tests\nREDIS_PASSWORD=redis-pw\n",
+        app_image(),
+    )
 }
 
 /// The api container's address on the project network.
 async fn api_addr(project: &str) -> SocketAddr {
     let info = inspect(&format!("{project}-api-1")).await;
     let nets = info.network_settings.unwrap().networks.unwrap();
-    let ip = nets.values().find_map(|n| n.ip_address.clone().filter(|i| !i.is_empty())).unwrap();
+    let ip = nets
+        .values()
+        .find_map(|n| n.ip_address.clone().filter(|i| !i.is_empty()))
+        .unwrap();
     SocketAddr::new(ip.parse().unwrap(), 5001)
 }
 
@@ -105,13 +113,22 @@ struct Data {
 }
 
 fn sample_files() -> Vec<(String, Vec<u8>)> {
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    vec![("upload.bin".into(), big), ("note.txt".into(), "übersetzt\n".as_bytes().to_vec())]
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    vec![
+        ("upload.bin".into(), big),
+        ("note.txt".into(), "übersetzt\n".as_bytes().to_vec()),
+    ]
 }
 
 async fn write_data(project: &str) -> Data {
     let api = api_addr(project).await;
-    let notes = vec!["first app".to_string(), "Grüße, 世界".into(), "it's \"quoted\"".into()];
+    let notes = vec![
+        "first app".to_string(),
+        "Grüße, 世界".into(),
+        "it's \"quoted\"".into(),
+    ];
     for n in &notes {
         let (status, body) = http(api, "POST", "/console/api/notes", n.as_bytes()).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -121,7 +138,16 @@ async fn write_data(project: &str) -> Data {
         let (status, body) = http(api, "PUT", &format!("/files/store/{name}"), data).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
-    let (code, out) = exec(&format!("{project}-api-1"), &["/testserver", "write", "/app/plugins/plugin.json", "{\"p\": 1}"]).await;
+    let (code, out) = exec(
+        &format!("{project}-api-1"),
+        &[
+            "/testserver",
+            "write",
+            "/app/plugins/plugin.json",
+            "{\"p\": 1}",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
     Data { notes, files }
 }
@@ -138,13 +164,23 @@ async fn read_data(project: &str) -> (Data, String, String) {
         assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&data));
         files.push((name, data));
     }
-    let (_, plugin) = exec(&format!("{project}-api-1"), &["/testserver", "cat", "/app/plugins/plugin.json"]).await;
+    let (_, plugin) = exec(
+        &format!("{project}-api-1"),
+        &["/testserver", "cat", "/app/plugins/plugin.json"],
+    )
+    .await;
     let (code, dump) = exec(
         &format!("{project}-db_postgres-1"),
         &["pg_dump", "-U", "postgres", "-d", "dify", "--no-owner"],
     )
     .await;
     assert_eq!(code, 0, "{dump}");
+    // pg_dump's `\restrict` key is new in every dump.
+    let dump: String = dump
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n");
     (Data { notes, files }, dump, plugin)
 }
 
@@ -161,7 +197,10 @@ fn restore_in(dir: &Path, archive: &str, extra: &[&str]) -> (i32, String, String
     let out = crate::cli::difyctl()
         .current_dir(dir.parent().unwrap())
         .args(["--state-dir"])
-        .arg(dir.parent().unwrap().join(format!("{}-state", dir.file_name().unwrap().to_string_lossy())))
+        .arg(dir.parent().unwrap().join(format!(
+            "{}-state",
+            dir.file_name().unwrap().to_string_lossy()
+        )))
         .args(["restore", archive, "--wait-timeout", "90", "--dir"])
         .arg(dir)
         .args(extra)
@@ -182,7 +221,10 @@ struct Elsewhere {
 impl Drop for Elsewhere {
     fn drop(&mut self) {
         let project = self.dir.file_name().unwrap().to_string_lossy().into_owned();
-        let _ = crate::cli::difyctl().args(["-p", &project, "down", "-v", "--timeout", "1"]).current_dir("/").output();
+        let _ = crate::cli::difyctl()
+            .args(["-p", &project, "down", "-v", "--timeout", "1"])
+            .current_dir("/")
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(self.dir.with_file_name(format!("{project}-state")));
     }
@@ -196,13 +238,27 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     let (before, dump_before, plugin_before) = read_data(&stack.project).await;
     assert_eq!(before.notes, written.notes);
 
-    let backups = stack.dir.with_file_name(format!("{}-backups", stack.project));
-    let _cleanup = Elsewhere { dir: backups.clone() };
+    let backups = stack
+        .dir
+        .with_file_name(format!("{}-backups", stack.project));
+    let _cleanup = Elsewhere {
+        dir: backups.clone(),
+    };
+    // difyctl's state: an ACME account key stands for its secrets.
+    let account = stack.dir.join("state/acme/account.json");
+    difyctl::fsutil::write_atomic(&account, b"{\"key\": \"secret\"}", 0o600).unwrap();
     let report = backup(&stack, &backups, &[]);
     let archive = report["archive"].as_str().unwrap().to_string();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&archive).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&archive).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600, "a backup holds every secret");
-    let parts: Vec<&str> = report["parts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let parts: Vec<&str> = report["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for want in [
         "install.tar",
         "state.tar",
@@ -213,8 +269,16 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     ] {
         assert!(parts.contains(&want), "{want} missing from {parts:?}");
     }
-    assert!(!parts.iter().any(|p| p.contains("volumes/db")), "the database's files are dumped, not copied: {parts:?}");
-    let storage = report["parts"].as_array().unwrap().iter().find(|p| p["name"] == "folders/volumes/app/storage.tar").unwrap();
+    assert!(
+        !parts.iter().any(|p| p.contains("volumes/db")),
+        "the database's files are dumped, not copied: {parts:?}"
+    );
+    let storage = report["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "folders/volumes/app/storage.tar")
+        .unwrap();
     assert_eq!(storage["paused"], serde_json::json!(["api"]), "{storage}");
 
     // The disk is gone: no containers, no volumes, no folder.
@@ -232,10 +296,24 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     }
     assert_eq!(plugin_after, plugin_before, "the named volume came back");
     assert!(stack.dir.join(".env").is_file());
+    let restored_account = stack
+        .dir
+        .with_file_name(format!("{}-state", stack.project))
+        .join("acme/account.json");
+    assert_eq!(
+        std::fs::read(&restored_account).unwrap(),
+        b"{\"key\": \"secret\"}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&restored_account).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "secrets stay 0600");
 
     // The same archive on a new server: another folder, so another project name, while the
     // first install keeps running.
-    let new = Elsewhere { dir: stack.dir.with_file_name(format!("{}new", stack.project)) };
+    let new = Elsewhere {
+        dir: stack.dir.with_file_name(format!("{}new", stack.project)),
+    };
     let (code, out, err) = restore_in(&new.dir, &archive, &["--json"]);
     assert_eq!(code, 0, "restore into a new folder failed:\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
@@ -245,13 +323,25 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     let (moved, dump_moved, _) = read_data(&new_project).await;
     assert_eq!(moved.notes, written.notes);
     assert_eq!(dump_moved, dump_before);
-    assert!(moved.files == written.files, "files differ on the new server");
+    assert!(
+        moved.files == written.files,
+        "files differ on the new server"
+    );
 
     // A restore never overwrites what is there unless told to.
     let (code, _, err) = restore_in(&new.dir, &archive, &[]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("is not empty") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
     let (code, _, err) = restore_in(&new.dir, &archive, &["--force"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("holds project {new_project}")),
+        "another project's archive: {err}"
+    );
+    let (code, _, err) = restore_in(&new.dir, &archive, &["--force", "-p", &new_project]);
     assert_eq!(code, 0, "restore --force failed:\n{err}");
     let (again, _, _) = read_data(&new_project).await;
     assert_eq!(again.notes, written.notes);
@@ -264,19 +354,34 @@ async fn keep_prunes_older_archives_only_after_a_successful_backup() {
     let backups = stack.dir.join("backups");
     let mut made = Vec::new();
     for _ in 0..3 {
-        made.push(backup(&stack, &backups, &["--keep", "2"])["archive"].as_str().unwrap().to_string());
+        made.push(
+            backup(&stack, &backups, &["--keep", "2"])["archive"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let left = difyctl::backup::names::archives(&backups, &stack.project);
     let left: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
     assert_eq!(left, made[1..].to_vec());
     // A failing backup (the database is down) prunes nothing.
     let docker = crate::engine::docker().await;
-    docker.stop_container(&format!("{}-db_postgres-1", stack.project), None::<bollard::query_parameters::StopContainerOptions>).await.unwrap();
+    docker
+        .stop_container(
+            &format!("{}-db_postgres-1", stack.project),
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
     let to = backups.display().to_string();
-    let (code, _, err) = stack.difyctl(&["--state-dir", "state", "backup", "--to", &to, "--keep", "1"]);
+    let (code, _, err) =
+        stack.difyctl(&["--state-dir", "state", "backup", "--to", &to, "--keep", "1"]);
     assert_eq!(code, 1);
     assert!(err.contains("service db_postgres is not running"), "{err}");
-    assert_eq!(difyctl::backup::names::archives(&backups, &stack.project).len(), 2);
+    assert_eq!(
+        difyctl::backup::names::archives(&backups, &stack.project).len(),
+        2
+    );
     let (code, out, _) = stack.difyctl(&["--state-dir", "state", "ps"]);
     assert_eq!(code, 0);
     assert!(out.contains("last backup: failure"), "{out}");
@@ -287,12 +392,27 @@ async fn a_backup_killed_midway_leaves_no_archive_and_the_next_one_recovers() {
     let stack = stack("kill");
     stack.up(&[]);
     let api = format!("{}-api-1", stack.project);
-    let (code, out) = exec(&api, &["sh", "-c", "head -c 400000000 /dev/zero > /app/api/storage/big.bin"]).await;
+    let (code, out) = exec(
+        &api,
+        &[
+            "sh",
+            "-c",
+            "head -c 400000000 /dev/zero > /app/api/storage/big.bin",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
     let backups = stack.dir.join("backups");
     let mut child = crate::cli::difyctl()
         .current_dir(&stack.dir)
-        .args(["-p", &stack.project, "--state-dir", "state", "backup", "--to"])
+        .args([
+            "-p",
+            &stack.project,
+            "--state-dir",
+            "state",
+            "backup",
+            "--to",
+        ])
         .arg(&backups)
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -311,8 +431,14 @@ async fn a_backup_killed_midway_leaves_no_archive_and_the_next_one_recovers() {
         if partial_size > 50_000_000 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the backup never got going");
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before it could be killed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never got going"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it could be killed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -330,16 +456,31 @@ async fn a_backup_killed_midway_leaves_no_archive_and_the_next_one_recovers() {
         assert!(err.contains("left paused"), "{err}");
     }
     assert!(!inspect(&api).await.state.unwrap().paused.unwrap_or(false));
-    let names: Vec<String> = std::fs::read_dir(&backups).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
-    assert_eq!(difyctl::backup::names::archives(&backups, &stack.project).len(), 1);
+    assert_eq!(
+        difyctl::backup::names::archives(&backups, &stack.project).len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_full_disk_fails_the_backup_and_leaves_nothing_behind() {
     let stack = stack("full");
     stack.up(&[]);
-    let (code, out) = exec(&format!("{}-api-1", stack.project), &["sh", "-c", "head -c 8000000 /dev/zero > /app/api/storage/big.bin"]).await;
+    let (code, out) = exec(
+        &format!("{}-api-1", stack.project),
+        &[
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/zero > /app/api/storage/big.bin",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
     let small = stack.dir.join("small-disk");
     std::fs::create_dir_all(&small).unwrap();
@@ -362,10 +503,28 @@ async fn a_full_disk_fails_the_backup_and_leaves_nothing_behind() {
     let to = small.display().to_string();
     let (code, _, err) = stack.difyctl(&["--state-dir", "state", "backup", "--to", &to]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("No space left on device") && err.contains(".partial"), "{err}");
-    let left: Vec<String> = std::fs::read_dir(&small).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert!(left.iter().all(|n| n.ends_with(".lock")), "left behind: {left:?}");
-    assert!(!inspect(&format!("{}-api-1", stack.project)).await.state.unwrap().paused.unwrap_or(false), "api is unpaused");
+    assert!(
+        err.contains("No space left on device") && err.contains(".partial"),
+        "{err}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&small)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|n| n.ends_with(".lock")),
+        "left behind: {left:?}"
+    );
+    assert!(
+        !inspect(&format!("{}-api-1", stack.project))
+            .await
+            .state
+            .unwrap()
+            .paused
+            .unwrap_or(false),
+        "api is unpaused"
+    );
 }
 
 #[tokio::test]
@@ -379,8 +538,13 @@ async fn a_database_that_refuses_the_dump_fails_the_backup_naming_it() {
     let to = stack.dir.join("backups").display().to_string();
     let (code, _, err) = stack.difyctl(&["--state-dir", "state", "backup", "--to", &to]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("service db_postgres") && err.contains("nobody"), "{err}");
-    assert!(difyctl::backup::names::archives(&stack.dir.join("backups"), &stack.project).is_empty());
+    assert!(
+        err.contains("service db_postgres") && err.contains("nobody"),
+        "{err}"
+    );
+    assert!(
+        difyctl::backup::names::archives(&stack.dir.join("backups"), &stack.project).is_empty()
+    );
 }
 
 #[tokio::test]
@@ -389,11 +553,16 @@ async fn a_damaged_or_truncated_archive_is_refused_before_anything_changes() {
     stack.up(&[]);
     write_data(&stack.project).await;
     let backups = stack.dir.join("backups");
-    let archive = backup(&stack, &backups, &[])["archive"].as_str().unwrap().to_string();
+    let archive = backup(&stack, &backups, &[])["archive"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let bytes = std::fs::read(&archive).unwrap();
 
     let target = stack.dir.with_file_name(format!("{}t", stack.project));
-    let _cleanup = Elsewhere { dir: target.clone() };
+    let _cleanup = Elsewhere {
+        dir: target.clone(),
+    };
     std::fs::create_dir_all(&target).unwrap();
     // One byte flipped in the middle (inside the upload's data).
     let mut damaged = bytes.clone();
@@ -402,21 +571,41 @@ async fn a_damaged_or_truncated_archive_is_refused_before_anything_changes() {
     std::fs::write(&damaged_path, &damaged).unwrap();
     let (code, _, err) = restore_in(&target, &damaged_path.display().to_string(), &[]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("damaged") || err.contains("bad tar header"), "{err}");
-    assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing was written");
+    assert!(
+        err.contains("damaged") || err.contains("bad tar header"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "nothing was written"
+    );
 
     let truncated_path = backups.join("truncated.tar");
     std::fs::write(&truncated_path, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let (code, _, err) = restore_in(&target, &truncated_path.display().to_string(), &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("truncated"), "{err}");
-    assert!(std::fs::read_dir(&target).unwrap().next().is_none(), "nothing was written");
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "nothing was written"
+    );
 
     // An archive of a newer difyctl is refused with what to do.
-    let mut v = difyctl::backup::archive::ArchiveWriter::create(&backups.join("newer.tar")).await.unwrap();
-    v.add("manifest.json", br#"{"format": 99, "difyctl_version": "9.9.9"}"#).await.unwrap();
+    let mut v = difyctl::backup::archive::ArchiveWriter::create(&backups.join("newer.tar"))
+        .await
+        .unwrap();
+    v.add(
+        "manifest.json",
+        br#"{"format": 99, "difyctl_version": "9.9.9"}"#,
+    )
+    .await
+    .unwrap();
     v.finish().await.unwrap();
-    let (code, _, err) = restore_in(&target, &backups.join("newer.tar").display().to_string(), &[]);
+    let (code, _, err) = restore_in(
+        &target,
+        &backups.join("newer.tar").display().to_string(),
+        &[],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("newer difyctl (difyctl 9.9.9"), "{err}");
 }
@@ -426,25 +615,51 @@ async fn restore_refuses_a_volume_with_data_and_another_projects_folder() {
     let stack = stack("occupied");
     stack.up(&[]);
     let backups = stack.dir.join("backups");
-    let archive = backup(&stack, &backups, &[])["archive"].as_str().unwrap().to_string();
-    let target = Elsewhere { dir: stack.dir.with_file_name(format!("{}o", stack.project)) };
-    let project = target.dir.file_name().unwrap().to_string_lossy().into_owned();
+    let archive = backup(&stack, &backups, &[])["archive"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = Elsewhere {
+        dir: stack.dir.with_file_name(format!("{}o", stack.project)),
+    };
+    let project = target
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     // Someone's data already sits in the volume this project would use.
     let docker = crate::engine::docker().await;
     let volume = format!("{project}_plugins");
     docker
-        .create_volume(bollard::models::VolumeCreateRequest { name: Some(volume.clone()), ..Default::default() })
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(volume.clone()),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    run_once(&format!("{project}-filler"), &format!("{volume}:/v"), &["/testserver", "write", "/v/precious", "x"]).await;
+    run_once(
+        &format!("{project}-filler"),
+        &format!("{volume}:/v"),
+        &["/testserver", "write", "/v/precious", "x"],
+    )
+    .await;
     let (code, _, err) = restore_in(&target.dir, &archive, &[]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("volume {volume} (not empty)")) && err.contains("--force"), "{err}");
+    assert!(
+        err.contains(&format!("volume {volume} (not empty)")) && err.contains("--force"),
+        "{err}"
+    );
     assert!(
         std::fs::read_dir(&target.dir).map_or(true, |mut d| d.next().is_none()),
         "the refusal took its files back"
     );
-    let _ = docker.remove_volume(&volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await;
+    let _ = docker
+        .remove_volume(
+            &volume,
+            None::<bollard::query_parameters::RemoveVolumeOptions>,
+        )
+        .await;
 
     // A folder with another project's install is refused even with --force.
     std::fs::write(target.dir.join("docker-compose.yaml"), "services: {}\n").unwrap();
@@ -456,24 +671,47 @@ async fn restore_refuses_a_volume_with_data_and_another_projects_folder() {
 /// Runs `cmd` once in a container of the app image with `bind` mounted, and removes it.
 async fn run_once(name: &str, bind: &str, cmd: &[&str]) {
     use bollard::models::{ContainerCreateBody, HostConfig};
-    use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions};
+    use bollard::query_parameters::{
+        CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions,
+    };
     use futures_util::StreamExt;
     let docker = crate::engine::docker().await;
     let body = ContainerCreateBody {
         image: Some(app_image().to_string()),
         cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-        host_config: Some(HostConfig { binds: Some(vec![bind.to_string()]), ..Default::default() }),
+        host_config: Some(HostConfig {
+            binds: Some(vec![bind.to_string()]),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     docker
-        .create_container(Some(CreateContainerOptions { name: Some(name.to_string()), ..Default::default() }), body)
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.to_string()),
+                ..Default::default()
+            }),
+            body,
+        )
         .await
         .unwrap();
-    docker.start_container(name, None::<bollard::query_parameters::StartContainerOptions>).await.unwrap();
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
     let mut wait = docker.wait_container(name, None::<WaitContainerOptions>);
     while wait.next().await.is_some() {}
     docker
-        .remove_container(name, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+        .remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
         .await
         .unwrap();
 }

@@ -42,7 +42,11 @@ impl TestStack {
     }
 
     pub fn set_env(&self, env: &str) {
-        std::fs::write(self.dir.join(".env"), format!("IMAGE={}\n{env}", self.image)).unwrap();
+        std::fs::write(
+            self.dir.join(".env"),
+            format!("IMAGE={}\n{env}", self.image),
+        )
+        .unwrap();
     }
 
     /// Runs difyctl in the folder with `-p project`: (exit code, stdout, stderr).

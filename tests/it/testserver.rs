@@ -95,6 +95,12 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
         h.insert(header::CACHE_CONTROL, "no-cache".parse().unwrap());
         return Ok(resp);
     }
+    if path.ends_with("/notes") {
+        return Ok(notes(req).await);
+    }
+    if let Some(file) = path.split_once("/store/").map(|(_, f)| f.to_string()) {
+        return Ok(store(req, &file).await);
+    }
     if path.contains("upload") {
         let mut body = req.into_body();
         let (mut bytes, mut hash) = (0u64, FNV_OFFSET);
@@ -117,12 +123,6 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Out>, I
         }
         let json = serde_json::json!({"service": name, "bytes": bytes, "fnv": hash});
         return Ok(text(StatusCode::OK, "application/json", json.to_string()));
-    }
-    if path.ends_with("/notes") {
-        return Ok(notes(req).await);
-    }
-    if let Some(file) = path.split_once("/store/").map(|(_, f)| f.to_string()) {
-        return Ok(store(req, &file).await);
     }
     if path == "/slow" {
         let ms = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(1000);
@@ -170,7 +170,11 @@ async fn notes(req: Request<Incoming>) -> Response<Out> {
     match out {
         Ok(Ok(o)) if o.status.success() => {
             let rows = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            let rows = if post { "{\"stored\": true}".to_string() } else { rows };
+            let rows = if post {
+                "{\"stored\": true}".to_string()
+            } else {
+                rows
+            };
             text(StatusCode::OK, "application/json", rows)
         }
         Ok(Ok(o)) => text(
@@ -178,7 +182,11 @@ async fn notes(req: Request<Incoming>) -> Response<Out> {
             "text/plain",
             String::from_utf8_lossy(&o.stderr).into_owned(),
         ),
-        other => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("psql: {other:?}\n")),
+        other => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("psql: {other:?}\n"),
+        ),
     }
 }
 
@@ -193,8 +201,10 @@ async fn store(req: Request<Incoming>, file: &str) -> Response<Out> {
         return match std::fs::read(&path) {
             Ok(data) => {
                 let mut resp = Response::new(Full::new(Bytes::from(data)).boxed());
-                resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, "application/octet-stream".parse().unwrap());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    "application/octet-stream".parse().unwrap(),
+                );
                 resp
             }
             Err(e) => text(StatusCode::NOT_FOUND, "text/plain", format!("{e}\n")),
@@ -205,8 +215,16 @@ async fn store(req: Request<Incoming>, file: &str) -> Response<Out> {
         Err(e) => return text(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n")),
     };
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &body)) {
-        Ok(()) => text(StatusCode::OK, "application/json", format!("{{\"bytes\": {}}}", body.len())),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("{e}\n")),
+        Ok(()) => text(
+            StatusCode::OK,
+            "application/json",
+            format!("{{\"bytes\": {}}}", body.len()),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("{e}\n"),
+        ),
     }
 }
 

@@ -30,7 +30,12 @@ pub async fn load_all(
     let servers: Vec<Database> = plan::plan(stack, &[])
         .databases
         .into_iter()
-        .filter(|d| v.manifest.parts.iter().any(|p| part_service(&p.kind) == Some(&d.service)))
+        .filter(|d| {
+            v.manifest
+                .parts
+                .iter()
+                .any(|p| part_service(&p.kind) == Some(&d.service))
+        })
         .collect();
     if servers.is_empty() {
         return Ok(());
@@ -49,17 +54,26 @@ pub async fn load_all(
             if part_service(&part.kind) != Some(&db.service) {
                 continue;
             }
-            let Some(member) = v.member(&part.name) else { continue };
+            let Some(member) = v.member(&part.name) else {
+                continue;
+            };
             meter.begin(&part.name);
             let (cmd, what) = match &part.kind {
-                PartKind::PostgresGlobals { .. } => (databases::pg_globals_restore_command(db), "roles".to_string()),
+                PartKind::PostgresGlobals { .. } => (
+                    databases::pg_globals_restore_command(db),
+                    "roles".to_string(),
+                ),
                 PartKind::PostgresDatabase { database, .. } => {
                     prepare_postgres(engine, db, &id, database).await?;
-                    (databases::pg_restore_command(db, database), format!("database {database}"))
+                    (
+                        databases::pg_restore_command(db, database),
+                        format!("database {database}"),
+                    )
                 }
-                PartKind::MysqlDatabase { database, .. } => {
-                    (databases::mysql_restore_command(), format!("database {database}"))
-                }
+                PartKind::MysqlDatabase { database, .. } => (
+                    databases::mysql_restore_command(),
+                    format!("database {database}"),
+                ),
                 _ => continue,
             };
             let done = load(engine, v, member, meter, db, &id, &cmd).await?;
@@ -89,7 +103,12 @@ fn part_service(kind: &PartKind) -> Option<&String> {
 }
 
 /// The database exists and is empty: created when missing, refused when it holds tables.
-async fn prepare_postgres(engine: &Engine, db: &Database, container: &str, name: &str) -> Result<(), RestoreError> {
+async fn prepare_postgres(
+    engine: &Engine,
+    db: &Database,
+    container: &str,
+    name: &str,
+) -> Result<(), RestoreError> {
     debug_assert_eq!(db.kind, DbKind::Postgres);
     let quoted = name.replace('\'', "''");
     let exists = databases::query(
@@ -125,10 +144,20 @@ async fn load(
     container: &str,
     cmd: &[String],
 ) -> Result<exec::Finished, RestoreError> {
-    let mut run = exec::start(engine, &db.service, container, cmd, &databases::env(db), true).await?;
+    let mut run = exec::start(
+        engine,
+        &db.service,
+        container,
+        cmd,
+        &databases::env(db),
+        true,
+    )
+    .await?;
     let mut input = run.take_input();
     let writing = async {
-        let Some(input) = input.as_mut() else { return Ok(()) };
+        let Some(input) = input.as_mut() else {
+            return Ok(());
+        };
         let fed = feed_writer(v, member, meter, input).await;
         let _ = input.shutdown().await;
         fed

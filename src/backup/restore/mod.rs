@@ -42,7 +42,7 @@ pub enum RestoreError {
     Stack(#[from] StackError),
     #[error("{} is not empty ({}): restore into an empty folder (--dir), or give --force to overwrite what is there", dir.display(), examples.join(", "))]
     NotEmpty { dir: PathBuf, examples: Vec<String> },
-    #[error("{} holds project {existing}, and the archive is a backup of project {archive}: restore into an empty folder (--dir) instead", dir.display())]
+    #[error("{} holds project {existing}, and the archive is a backup of project {archive}: restore into an empty folder (--dir), or give `-p {existing} --force` to replace {existing}'s data with the archive's", dir.display())]
     OtherProject {
         dir: PathBuf,
         existing: String,
@@ -92,10 +92,17 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-pub async fn restore(engine: &Engine, req: &Request, meter: &Meter) -> Result<Report, RestoreError> {
+pub async fn restore(
+    engine: &Engine,
+    req: &Request,
+    meter: &Meter,
+) -> Result<Report, RestoreError> {
     meter.begin("verify");
     let verified = archive::verify(&req.archive).await?;
-    meter.end(&format!("{} parts, every SHA-256 matches", verified.manifest.parts.len()));
+    meter.end(&format!(
+        "{} parts, every SHA-256 matches",
+        verified.manifest.parts.len()
+    ));
     let dir = absolute(&req.dir)?;
     let was_empty = preflight::target_folder(&dir, &verified, req)?;
     unpack_member(&verified, "install.tar", &dir, meter).await?;
@@ -127,7 +134,11 @@ pub async fn restore(engine: &Engine, req: &Request, meter: &Meter) -> Result<Re
         ));
     }
     parts::write(engine, &verified, &stack, req, meter, &mut warnings).await?;
-    let progress = if req.quiet { Progress::hidden() } else { Progress::new(width(&stack)) };
+    let progress = if req.quiet {
+        Progress::hidden()
+    } else {
+        Progress::new(width(&stack))
+    };
     database::load_all(engine, &verified, &stack, req, &progress, meter).await?;
     let opts = up_options(&verified, &dir, req);
     let up = reconcile::up(engine, &stack, &opts, &progress).await?;
@@ -138,7 +149,12 @@ pub async fn restore(engine: &Engine, req: &Request, meter: &Meter) -> Result<Re
         from_project: verified.manifest.project.clone(),
         dir,
         created_at: verified.manifest.created_at.clone(),
-        parts: verified.manifest.parts.iter().map(|p| p.name.clone()).collect(),
+        parts: verified
+            .manifest
+            .parts
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
         services: up.services,
         warnings,
     })
@@ -147,7 +163,12 @@ pub async fn restore(engine: &Engine, req: &Request, meter: &Meter) -> Result<Re
 /// The stack as it will run in `dir`: the archive's compose files and profiles, the project
 /// name from `-p` or as compose derives it there.
 fn load_stack(v: &Verified, dir: &Path, req: &Request) -> Result<Stack, RestoreError> {
-    let files: Vec<PathBuf> = v.manifest.compose_files.iter().map(|f| dir.join(f)).collect();
+    let files: Vec<PathBuf> = v
+        .manifest
+        .compose_files
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
     let (compose_file, overrides) = match files.split_first() {
         Some((first, rest)) => (first.clone(), rest.to_vec()),
         None => crate::stack::compose::default_files(dir),
@@ -183,7 +204,12 @@ fn up_options(v: &Verified, dir: &Path, req: &Request) -> UpOptions {
 }
 
 /// A tar member of the archive unpacked into `dest`.
-async fn unpack_member(v: &Verified, name: &str, dest: &Path, meter: &Meter) -> Result<(), RestoreError> {
+async fn unpack_member(
+    v: &Verified,
+    name: &str,
+    dest: &Path,
+    meter: &Meter,
+) -> Result<(), RestoreError> {
     let Some(member) = v.member(name) else {
         return Ok(());
     };
@@ -249,6 +275,8 @@ fn width(stack: &Stack) -> usize {
 pub fn is_database(kind: &PartKind) -> bool {
     matches!(
         kind,
-        PartKind::PostgresDatabase { .. } | PartKind::PostgresGlobals { .. } | PartKind::MysqlDatabase { .. }
+        PartKind::PostgresDatabase { .. }
+            | PartKind::PostgresGlobals { .. }
+            | PartKind::MysqlDatabase { .. }
     )
 }

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions, UploadToContainerOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, UploadToContainerOptions,
+};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
@@ -42,10 +44,12 @@ pub async fn write(
                 unpack_member(v, &part.name, &into, meter).await?;
             }
             PartKind::State => {
-                crate::fsutil::create_private_dir(&req.state_dir).map_err(|source| RestoreError::Io {
-                    path: req.state_dir.clone(),
-                    action: "cannot create the state directory".into(),
-                    source,
+                crate::fsutil::create_private_dir(&req.state_dir).map_err(|source| {
+                    RestoreError::Io {
+                        path: req.state_dir.clone(),
+                        action: "cannot create the state directory".into(),
+                        source,
+                    }
                 })?;
                 unpack_member(v, &part.name, &req.state_dir, meter).await?;
             }
@@ -53,14 +57,25 @@ pub async fn write(
                 let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
                 unpack_member(v, &part.name, &parent, meter).await?;
             }
-            PartKind::Volume { key, docker_name, target, service, .. } => {
+            PartKind::Volume {
+                key,
+                docker_name,
+                target,
+                service,
+                ..
+            } => {
                 let name = target_volume(stack, key, docker_name);
-                let image = image_for(stack, key).or_else(|| stack.service(service).map(|s| s.image.clone()));
+                let image = image_for(stack, key)
+                    .or_else(|| stack.service(service).map(|s| s.image.clone()));
                 let Some(image) = image else {
-                    warnings.push(format!("volume {name} was not restored: no service of this stack mounts it"));
+                    warnings.push(format!(
+                        "volume {name} was not restored: no service of this stack mounts it"
+                    ));
                     continue;
                 };
-                let Some(member) = v.member(&part.name) else { continue };
+                let Some(member) = v.member(&part.name) else {
+                    continue;
+                };
                 meter.begin(&part.name);
                 upload_volume(engine, v, member, &image, &name, target, meter).await?;
                 meter.end(&format!("into volume {name}"));
@@ -73,15 +88,17 @@ pub async fn write(
 
 /// Whether a folder part holds one file (a bind-mounted file outside the install folder).
 fn part_is_file(v: &Verified, name: &str) -> bool {
-    let Some(member) = v.member(name) else { return false };
-    let Ok(mut file) = std::fs::File::open(&v.path) else { return false };
+    let Some(member) = v.member(name) else {
+        return false;
+    };
+    let Ok(mut file) = std::fs::File::open(&v.path) else {
+        return false;
+    };
     use std::io::{Read, Seek};
     let mut header = [0u8; 512];
     file.seek(std::io::SeekFrom::Start(member.offset)).is_ok()
         && file.read_exact(&mut header).is_ok()
-        && tar::Header::from_byte_slice(&header)
-            .path()
-            .is_ok_and(|p| p != Path::new("./") && p != Path::new("."))
+        && tar::Header::from_byte_slice(&header).entry_type().is_file()
 }
 
 /// The image of a service that mounts volume `key`.
@@ -89,7 +106,11 @@ fn image_for(stack: &Stack, key: &str) -> Option<String> {
     stack
         .services
         .iter()
-        .find(|s| s.mounts.iter().any(|m| m.source == Source::Volume(key.to_string())))
+        .find(|s| {
+            s.mounts
+                .iter()
+                .any(|m| m.source == Source::Volume(key.to_string()))
+        })
         .map(|s| s.image.clone())
 }
 
@@ -128,7 +149,12 @@ async fn upload_volume(
     let (uploaded, fed) = tokio::join!(upload, feeding);
     helper.remove(engine).await;
     fed?;
-    uploaded.map_err(|e| EngineError::api(format!("volume {volume}"), "cannot write the archived files into it")(e))?;
+    uploaded.map_err(|e| {
+        EngineError::api(
+            format!("volume {volume}"),
+            "cannot write the archived files into it",
+        )(e)
+    })?;
     Ok(())
 }
 
@@ -139,7 +165,12 @@ fn tokio_stream(
 }
 
 /// Reads a member in chunks and hands each to `send` (false: the receiver stopped).
-pub async fn feed<F, Fut>(v: &Verified, member: &Located, meter: &Meter, mut send: F) -> Result<(), RestoreError>
+pub async fn feed<F, Fut>(
+    v: &Verified,
+    member: &Located,
+    meter: &Meter,
+    mut send: F,
+) -> Result<(), RestoreError>
 where
     F: FnMut(Bytes) -> Fut,
     Fut: Future<Output = bool>,
@@ -147,11 +178,14 @@ where
     let mut reader = v.open(member).await?;
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = reader.read(&mut buf).await.map_err(|source| RestoreError::Io {
-            path: v.path.clone(),
-            action: format!("cannot read member {}", member.name),
-            source,
-        })?;
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|source| RestoreError::Io {
+                path: v.path.clone(),
+                action: format!("cannot read member {}", member.name),
+                source,
+            })?;
         if n == 0 {
             return Ok(());
         }
@@ -175,11 +209,14 @@ pub async fn feed_writer<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
     let mut reader = v.open(member).await?;
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = reader.read(&mut buf).await.map_err(|source| RestoreError::Io {
-            path: v.path.clone(),
-            action: format!("cannot read member {}", member.name),
-            source,
-        })?;
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|source| RestoreError::Io {
+                path: v.path.clone(),
+                action: format!("cannot read member {}", member.name),
+                source,
+            })?;
         if n == 0 {
             return Ok(());
         }
@@ -196,8 +233,17 @@ pub struct Helper {
 }
 
 impl Helper {
-    pub async fn create(engine: &Engine, image: &str, volume: &str, target: &str) -> Result<Helper, EngineError> {
-        let name = format!("difyctl-restore-{}-{}", std::process::id(), crate::fsutil::safe_name(volume));
+    pub async fn create(
+        engine: &Engine,
+        image: &str,
+        volume: &str,
+        target: &str,
+    ) -> Result<Helper, EngineError> {
+        let name = format!(
+            "difyctl-restore-{}-{}",
+            std::process::id(),
+            crate::fsutil::safe_name(volume)
+        );
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             // Never started; a command is only required to create it.
@@ -211,14 +257,26 @@ impl Helper {
         };
         let created = engine
             .docker
-            .create_container(Some(CreateContainerOptions { name: Some(name), ..Default::default() }), body)
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                body,
+            )
             .await
-            .map_err(EngineError::api(format!("volume {volume}"), "cannot create a container to reach it"))?;
+            .map_err(EngineError::api(
+                format!("volume {volume}"),
+                "cannot create a container to reach it",
+            ))?;
         Ok(Helper { id: created.id })
     }
 
     pub async fn remove(self, engine: &Engine) {
-        let opts = RemoveContainerOptions { force: true, ..Default::default() };
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
         if let Err(e) = engine.docker.remove_container(&self.id, Some(opts)).await {
             tracing::warn!("cannot remove the helper container {}: {e}", self.id);
         }

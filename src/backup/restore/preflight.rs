@@ -19,7 +19,8 @@ use crate::stack::model::Stack;
 use crate::stack::mounts::Source;
 
 /// The target folder: empty (or missing), or `--force`. Returns whether it was empty. A
-/// folder holding another project's install is refused even with `--force`.
+/// folder holding another project's install is refused even with `--force`, unless `-p`
+/// names that project (replacing its data with the archive's on purpose).
 pub fn target_folder(dir: &Path, v: &Verified, req: &Request) -> Result<bool, RestoreError> {
     let entries: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -41,7 +42,7 @@ pub fn target_folder(dir: &Path, v: &Verified, req: &Request) -> Result<bool, Re
         });
     }
     let (compose, overrides) = crate::stack::compose::default_files(dir);
-    if compose.is_file() && req.project_name.is_none() {
+    if compose.is_file() {
         let opts = crate::stack::compose::LoadOptions {
             compose_file: compose,
             overrides,
@@ -49,7 +50,11 @@ pub fn target_folder(dir: &Path, v: &Verified, req: &Request) -> Result<bool, Re
             ..Default::default()
         };
         if let Ok(p) = crate::stack::compose::Project::load(&opts) {
-            if p.name != v.manifest.project {
+            let named = req
+                .project_name
+                .as_deref()
+                .map(crate::stack::compose::normalize_project_name);
+            if p.name != v.manifest.project && named.as_deref() != Some(p.name.as_str()) {
                 return Err(RestoreError::OtherProject {
                     dir: dir.to_path_buf(),
                     existing: p.name,
@@ -72,11 +77,18 @@ pub async fn overwrites(
     let containers = project_containers(engine, &stack.project, true).await?;
     if !containers.is_empty() {
         let names: Vec<String> = containers.iter().map(display_name).collect();
-        found.push(format!("project {}'s containers ({})", stack.project, names.join(", ")));
+        found.push(format!(
+            "project {}'s containers ({})",
+            stack.project,
+            names.join(", ")
+        ));
     }
     let mut volumes = Vec::new();
     for part in &v.manifest.parts {
-        if let PartKind::Volume { key, docker_name, .. } = &part.kind {
+        if let PartKind::Volume {
+            key, docker_name, ..
+        } = &part.kind
+        {
             volumes.push(target_volume(stack, key, docker_name));
         }
     }
@@ -97,7 +109,11 @@ pub async fn overwrites(
         }
     }
     let state = state_conflicts(v, &req.state_dir);
-    found.extend(state.iter().map(|p| format!("{} (difyctl state)", p.display())));
+    found.extend(
+        state
+            .iter()
+            .map(|p| format!("{} (difyctl state)", p.display())),
+    );
     if found.is_empty() {
         return Ok(());
     }
@@ -109,18 +125,43 @@ pub async fn overwrites(
 
 /// `--force`: the project's containers and networks go (as `down` does), the volumes and
 /// folders are emptied for the archive's copy.
-async fn clear(engine: &Engine, stack: &Stack, volumes: &[String], folders: &[PathBuf]) -> Result<(), RestoreError> {
-    crate::engine::ops::down(engine, &stack.project, false, std::time::Duration::from_secs(10)).await?;
+async fn clear(
+    engine: &Engine,
+    stack: &Stack,
+    volumes: &[String],
+    folders: &[PathBuf],
+) -> Result<(), RestoreError> {
+    crate::engine::ops::down(
+        engine,
+        &stack.project,
+        false,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
     for name in volumes {
-        match engine.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+        match engine
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(EngineError::api(format!("volume {name}"), "cannot remove it to restore it")(e).into()),
+            Err(e) => {
+                return Err(EngineError::api(
+                    format!("volume {name}"),
+                    "cannot remove it to restore it",
+                )(e)
+                .into())
+            }
         }
     }
     for f in folders {
         if f.exists() {
-            let removed = if f.is_dir() { std::fs::remove_dir_all(f) } else { std::fs::remove_file(f) };
+            let removed = if f.is_dir() {
+                std::fs::remove_dir_all(f)
+            } else {
+                std::fs::remove_file(f)
+            };
             removed.map_err(|source| RestoreError::Io {
                 path: f.clone(),
                 action: "cannot clear it to restore it".into(),
@@ -147,7 +188,9 @@ pub fn database_volumes(stack: &Stack, db: &plan::Database) -> Vec<(String, Stri
         .iter()
         .filter(|m| db.data_targets.contains(&m.target))
         .filter_map(|m| match &m.source {
-            Source::Volume(key) => stack.volume(key).map(|v| (v.docker_name.clone(), m.target.clone())),
+            Source::Volume(key) => stack
+                .volume(key)
+                .map(|v| (v.docker_name.clone(), m.target.clone())),
             _ => None,
         })
         .collect()
@@ -214,9 +257,13 @@ fn state_conflicts(v: &Verified, state_dir: &Path) -> Vec<PathBuf> {
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let Ok(rel) = entry.path().map(|p| p.into_owned()) else { continue };
+        let Ok(rel) = entry.path().map(|p| p.into_owned()) else {
+            continue;
+        };
         let here = state_dir.join(&rel);
-        let Ok(existing) = std::fs::read(&here) else { continue };
+        let Ok(existing) = std::fs::read(&here) else {
+            continue;
+        };
         let mut archived = Vec::new();
         if entry.read_to_end(&mut archived).is_ok() && archived != existing {
             conflicts.push(here);
@@ -231,7 +278,9 @@ async fn volume_has_data(engine: &Engine, stack: &Stack, name: &str) -> Result<b
     match engine.docker.inspect_volume(name).await {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => return Ok(false),
-        Err(e) => return Err(EngineError::api(format!("volume {name}"), "cannot inspect it")(e).into()),
+        Err(e) => {
+            return Err(EngineError::api(format!("volume {name}"), "cannot inspect it")(e).into())
+        }
     }
     let Some(image) = stack.services.first().map(|s| s.image.clone()) else {
         return Ok(true);
