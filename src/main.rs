@@ -73,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
                 replace: args.replace,
                 json: args.json,
+                compose_files: absolute_files(&compose_file, &overrides),
             };
             let file = std::iter::once(&compose_file)
                 .chain(&overrides)
@@ -145,10 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             flags.backup_dir = to;
             flags.backup_keep = keep;
             let config = Config::load(&flags)?;
-            let files = std::iter::once(&opts.compose_file)
-                .chain(&opts.overrides)
-                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
-                .collect();
+            let files = absolute_files(&opts.compose_file, &opts.overrides);
             runtime()?.block_on(cmd::backup::run(stack, files, config, json))
         }
         Command::Restore {
@@ -228,6 +226,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(cmd::certs::renew(config, force, domain))
         }
     }
+}
+
+fn absolute_files(
+    main: &std::path::Path,
+    overrides: &[std::path::PathBuf],
+) -> Vec<std::path::PathBuf> {
+    std::iter::once(main)
+        .chain(overrides.iter().map(|p| p.as_path()))
+        .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()))
+        .collect()
 }
 
 fn set_acme_flags(flags: &mut Flags, acme: cli::AcmeArgs) {

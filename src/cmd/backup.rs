@@ -56,6 +56,67 @@ pub async fn run(
     Ok(())
 }
 
+/// `[backup] schedule` inside `up`: a backup at each time the schedule names, until `stop`.
+/// Progress goes to the log; the outcome to the status file (`ps`) and the hook, as for
+/// `difyctl backup`. A failure is logged at error level and retried at the next time.
+pub async fn scheduled(
+    engine: difyctl::engine::Engine,
+    stack: Stack,
+    compose_files: Vec<PathBuf>,
+    config: Config,
+    schedule: difyctl::backup::schedule::Schedule,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let now = now_secs();
+        let next = schedule.next_after(now);
+        tracing::info!(
+            schedule = %schedule,
+            next = %difyctl::timefmt::rfc3339(next),
+            dir = %config.backup.dir.display(),
+            "next backup"
+        );
+        let wait = std::time::Duration::from_secs(next.saturating_sub(now));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = difyctl::stopped(&mut stop) => return,
+        }
+        let req = Request {
+            stack: &stack,
+            compose_files: compose_files.clone(),
+            config_file: config.config_file.clone(),
+            state_dir: config.state_dir.clone(),
+            to: config.backup.dir.clone(),
+            keep: config.backup.keep,
+        };
+        let meter = Meter::new(true);
+        let result = take::take(&engine, &req, &meter, stop.clone()).await;
+        match &result {
+            Ok(r) => tracing::info!(
+                archive = %r.archive.display(),
+                size = r.size,
+                seconds = format!("{:.1}", r.seconds),
+                "scheduled backup done"
+            ),
+            Err(e) => tracing::error!("scheduled backup failed: {}", difyctl::error_chain(e)),
+        }
+        if let Ok(r) = &result {
+            for w in &r.warnings {
+                tracing::warn!("backup: {w}");
+            }
+        }
+        let last = outcome(&result, "schedule");
+        status::record(&config.state_dir, &last);
+        status::run_hook(config.backup.hook.as_deref(), &stack.project, &last).await;
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn print_report(report: &Report) {
     println!(
         "backup {} ({}, {} parts, {:.1} s)",
@@ -79,11 +140,7 @@ fn print_report(report: &Report) {
 
 /// What `ps` and the hook are told.
 pub fn outcome(result: &Result<Report, difyctl::backup::BackupError>, by: &str) -> LastBackup {
-    let at = difyctl::timefmt::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    );
+    let at = difyctl::timefmt::rfc3339(now_secs());
     match result {
         Ok(r) => LastBackup {
             at,

@@ -16,6 +16,8 @@ pub struct UpSettings {
     pub wait_timeout: Duration,
     pub replace: Vec<String>,
     pub json: bool,
+    /// The compose files (absolute), for scheduled backups.
+    pub compose_files: Vec<std::path::PathBuf>,
 }
 
 /// Brings the stack up and waits for it; prints what was done.
@@ -83,6 +85,17 @@ pub async fn run(
     };
     tracing::info!(%url, "Dify is served here; Ctrl-C or SIGTERM stops difyctl (the containers keep running)");
     let engine = super::engine().await?;
+    let (backups_tx, backups_stop) = tokio::sync::watch::channel(false);
+    let backups = config.backup.schedule.clone().map(|schedule| {
+        tokio::spawn(super::backup::scheduled(
+            engine.clone(),
+            stack.clone(),
+            settings.compose_files.clone(),
+            config.clone(),
+            schedule,
+            backups_stop,
+        ))
+    });
     let addresses = difyctl::engine::addresses::current(&engine, &stack.project).await?;
     let ports = Ports::of(&stack);
     let routes = Routes::new(RouteTable::dify(&upstreams(&addresses, ports)));
@@ -111,7 +124,14 @@ pub async fn run(
         },
         stop,
     ));
-    super::proxy::serve(config, routes, Some(stack.project.clone())).await
+    let served = super::proxy::serve(config, routes, Some(stack.project.clone())).await;
+    // A backup in progress is abandoned cleanly: its paused services unpaused, its partial
+    // file removed (dropping it with the runtime would leave them paused).
+    let _ = backups_tx.send(true);
+    if let Some(task) = backups {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+    served
 }
 
 /// The ports Dify's services listen on inside their containers: Dify's defaults unless the

@@ -715,3 +715,107 @@ async fn run_once(name: &str, bind: &str, cmd: &[&str]) {
         .await
         .unwrap();
 }
+
+/// Sequential GETs of the notes through difyctl's HTTPS on fresh connections until `stop`:
+/// (answered, failures).
+fn notes_load(
+    addr: SocketAddr,
+    root: rustls::pki_types::CertificateDer<'static>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, Vec::new());
+        while !*stop.borrow() {
+            let got = async {
+                let mut io =
+                    crate::support::tls_connect(addr, std::slice::from_ref(&root), &[b"http/1.1"])
+                        .await?;
+                io.write_all(b"GET /console/api/notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+                crate::support::read_response(&mut io).await
+            };
+            match tokio::time::timeout(Duration::from_secs(30), got).await {
+                Ok(Ok(r)) if r.status == 200 => ok += 1,
+                other => failed.push(format!("{other:?}")),
+            }
+        }
+        (ok, failed)
+    })
+}
+
+/// `up` serves while a backup pauses the api for its storage copy: requests wait and none
+/// fails; `[backup] schedule` makes `up` take backups itself, with the hook and `ps` told.
+#[tokio::test]
+async fn up_serves_through_a_backup_and_takes_scheduled_ones() {
+    let stack = stack("sched");
+    std::fs::write(
+        stack.dir.join("difyctl.toml"),
+        "[backup]\nschedule = \"* * * * *\"\ndir = \"backups\"\nkeep = 3\nhook = \"echo $DIFYCTL_BACKUP_RESULT $DIFYCTL_BACKUP_ARCHIVE > hook.out\"\n",
+    )
+    .unwrap();
+    let args: Vec<String> = [
+        "-p",
+        &stack.project,
+        "--state-dir",
+        "state",
+        "up",
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--wait-timeout",
+        "90",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_child, addr, logs) =
+        crate::cli::start_difyctl_in(&stack.dir, &args, Duration::from_secs(120));
+    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
+    let root = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    write_data(&stack.project).await;
+    let (code, out) = exec(
+        &format!("{}-api-1", stack.project),
+        &[
+            "sh",
+            "-c",
+            "head -c 150000000 /dev/zero > /app/api/storage/big.bin",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let load = notes_load(addr, root, stop);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = backup(&stack, &stack.dir.join("backups"), &[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the backup: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 0);
+    let storage = report["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "folders/volumes/app/storage.tar")
+        .unwrap();
+    assert!(storage["paused_ms"].as_u64().is_some(), "{storage}");
+
+    crate::cli::log_line_within(&logs, "scheduled backup done", Duration::from_secs(90));
+    let hook = std::fs::read_to_string(stack.dir.join("hook.out")).unwrap();
+    assert!(
+        hook.starts_with("success ") && hook.contains("backups/difyctl-"),
+        "{hook}"
+    );
+    let (code, out, _) = stack.difyctl(&["--state-dir", "state", "ps"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("last backup: success") && out.contains("(schedule)"),
+        "{out}"
+    );
+}
