@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up demo demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up bench-backup demo demo-proxy
 
 build:
 	$(CARGO) build
@@ -21,7 +21,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-proxy bench-certs bench-up
+bench: bench-proxy bench-certs bench-up bench-backup
 
 # difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
 bench-proxy:
@@ -34,6 +34,10 @@ bench-certs:
 # Ten-service stack up (to all healthy) and down, difyctl vs docker-compose (see BENCHMARKS.md).
 bench-up:
 	./bench/up.sh
+
+# 1 GB database + 2 GB of files: backup and restore, difyctl vs pg_dump + tar (see BENCHMARKS.md).
+bench-backup:
+	./bench/backup.sh
 
 # The whole main job with no internet: `difyctl up` on a Dify-shaped stand-in stack, with a
 # certificate from Pebble (a local ACME CA); prints the URL and curl commands. Ctrl-C cleans up.

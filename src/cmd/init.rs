@@ -96,10 +96,12 @@ fn difyctl_toml(domain: Option<&str>, email: Option<&str>) -> String {
     match email {
         Some(e) => out.push_str(&format!("email = \"{e}\"\n")),
         None => {
-            out.push_str("# email = \"ops@example.com\"        # Let's Encrypt's expiry notices\n")
+            out.push_str("# email = \"ops@example.com\"        # contact for the ACME account (Let's Encrypt sends no expiry mail)\n")
         }
     }
     out.push_str("\n[acme]\ndirectory = \"letsencrypt\"\n");
+    // A new install is backed up from day one: every night, a week of archives kept.
+    out.push_str("\n[backup]\nschedule = \"30 3 * * *\"   # 03:30 UTC every day (cron); `difyctl backup` any time\nkeep = 7\n# dir = \"/var/backups/difyctl\"  # default: <state_dir>/backups; put it on another disk\n# hook = \"\"                     # gets DIFYCTL_BACKUP_RESULT, _ARCHIVE, _SIZE, _ERROR\n");
     out
 }
 

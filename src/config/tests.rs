@@ -63,6 +63,24 @@ fn shipped_example_config_is_valid() {
     assert_eq!(acme.directory, LETSENCRYPT);
     assert_eq!(acme.ca_root, None, "an empty ca_root means none");
     assert_eq!(acme.hook, None);
+    assert_eq!(c.backup.keep, Some(7));
+    assert_eq!(c.backup.schedule.unwrap().to_string(), "30 3 * * * (UTC)");
+    assert_eq!(c.backup.hook, None);
+}
+
+#[test]
+fn backup_settings_name_their_origin_when_wrong() {
+    let file: FileConfig = toml::from_str("[backup]\nschedule = \"every night\"\n").unwrap();
+    let err = Config::merge(&Flags::default(), file, None).unwrap_err().to_string();
+    assert!(err.contains("backup.schedule") && err.contains("five cron fields"), "{err}");
+    let flags = Flags {
+        backup_keep: Some(0),
+        ..Flags::default()
+    };
+    let err = Config::merge(&flags, FileConfig::default(), None).unwrap_err().to_string();
+    assert!(err.contains("--keep") && err.contains("at least 1"), "{err}");
+    let c = Config::merge(&Flags::default(), FileConfig::default(), None).unwrap();
+    assert_eq!(c.backup.dir, c.state_dir.join("backups"));
 }
 
 #[test]
