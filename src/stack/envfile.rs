@@ -53,6 +53,8 @@ impl EnvFile {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<EnvFile, EnvFileError> {
+        // Editors on Windows start files with a byte-order mark; compose ignores it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut entries = Vec::new();
         let lines: Vec<&str> = text.lines().collect();
         let mut i = 0;
@@ -203,6 +205,25 @@ mod tests {
 
     fn parse(text: &str) -> EnvFile {
         EnvFile::parse(Path::new(".env"), text).unwrap()
+    }
+
+    /// Regression (hardening #4): a small .env doubling a variable 30 times reached 5 GB and
+    /// aborted the process. Now the value is refused once it passes 1 MiB, naming it.
+    #[test]
+    fn env_doubling_bomb_is_refused_naming_the_variable() {
+        let mut text = String::from("A=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+        for _ in 0..30 {
+            text.push_str("A=${A}${A}\n");
+        }
+        let err = parse(&text).resolve(&Default::default()).unwrap_err().to_string();
+        assert!(err.contains(".env:") && err.contains("A: its value grows past 1 MiB"), "{err}");
+    }
+
+    /// Regression (hardening #12): a `.env` saved with a UTF-8 BOM was refused.
+    #[test]
+    fn env_with_a_utf8_bom_reads_like_compose() {
+        let f = parse("\u{feff}SECRET_KEY=abc\nB=2\n");
+        assert_eq!(f.get("SECRET_KEY").unwrap().value, "abc");
     }
 
     #[test]
