@@ -22,6 +22,7 @@ const SECRETS: &[(&str, Secret)] = &[
     ("WEAVIATE_API_KEY", Secret::Token),
     ("DIFY_AGENT_SERVER_SECRET_KEY", Secret::Base64Url32),
     ("DIFY_AGENT_SHELLCTL_AUTH_TOKEN", Secret::Token),
+    ("INIT_PASSWORD", Secret::InitPassword),
 ];
 
 #[derive(Clone, Copy)]
@@ -33,18 +34,25 @@ enum Secret {
     Token,
     /// 32 random bytes, base64url without padding (what the agent backend expects).
     Base64Url32,
+    /// Dify's admin set-up password: at most 30 characters.
+    InitPassword,
 }
 
 pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut env = ENV_TEMPLATE.to_string();
+    let mut init_password = String::new();
     for (name, kind) in SECRETS {
         let value = match kind {
             Secret::Key => format!("sk-{}", random_text(56)?),
             Secret::Password => random_text(32)?,
             Secret::Token => random_text(48)?,
             Secret::Base64Url32 => base64url(&random_bytes::<32>()?),
+            Secret::InitPassword => random_text(24)?,
         };
+        if *name == "INIT_PASSWORD" {
+            init_password = value.clone();
+        }
         env = env.replace(&format!("{{{{{name}}}}}"), &value);
     }
     let toml = difyctl_toml(domain, email);
@@ -74,6 +82,12 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
             "kept {} (it exists; difyctl init never overwrites)",
             path.display()
         );
+    }
+    if !kept.iter().any(|p| p.ends_with(".env")) {
+        let at = domain.map_or("https://<this host>".to_string(), |d| format!("https://{d}"));
+        eprintln!();
+        eprintln!("Admin set-up password (INIT_PASSWORD): {init_password}");
+        eprintln!("  {at}/install asks for it before the first admin account is created; it is kept in {} (0600).", dir.join(".env").display());
     }
     eprintln!();
     eprintln!("Next, in {}:", dir.display());

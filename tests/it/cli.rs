@@ -581,6 +581,34 @@ fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
     assert_eq!(std::fs::read_to_string(a.path(".env")).unwrap(), env_a);
 }
 
+/// Regression (hardening #7): a fresh install left INIT_PASSWORD empty, so whoever reached
+/// /install first claimed the admin account. `init` generates one (Dify allows 30
+/// characters), prints it once with where it is kept, and schedules nightly backups.
+#[test]
+fn init_sets_an_admin_setup_password_and_says_where_it_is() {
+    let dir = Scratch::new("init-pw");
+    let out = difyctl()
+        .args(["init", "--domain", "dify.example.com", "--dir"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let env = std::fs::read_to_string(dir.path(".env")).unwrap();
+    let password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("INIT_PASSWORD="))
+        .expect("INIT_PASSWORD is set");
+    assert!((16..=30).contains(&password.len()), "{password}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(password) && stderr.contains("https://dify.example.com/install"),
+        "{stderr}"
+    );
+    let toml = std::fs::read_to_string(dir.path("difyctl.toml")).unwrap();
+    assert!(toml.contains("[backup]") && toml.contains("keep = 7"), "{toml}");
+    assert!(!toml.contains("expiry notices"), "Let's Encrypt sends none since 2025");
+}
+
 /// `up` where there is no compose file says where it looked and what to do (exit 2).
 #[test]
 fn up_without_a_compose_file_points_to_init() {
