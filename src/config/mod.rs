@@ -96,6 +96,8 @@ pub struct ProxyConfig {
     pub trusted_proxies: Vec<Cidr>,
     pub workers: usize,
     pub access_log: LogFormat,
+    /// The names served (lowercase): the :80 redirect only ever points at one of them.
+    pub domains: Vec<String>,
 }
 
 impl Default for ProxyConfig {
@@ -113,6 +115,7 @@ impl Default for ProxyConfig {
             trusted_proxies: Vec::new(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             access_log: LogFormat::Plain,
+            domains: Vec::new(),
         }
     }
 }
@@ -365,6 +368,7 @@ impl Config {
             cert_files.is_some(),
         )?;
         let backup = backup::backup_config(flags, &file.backup, &state_dir)?;
+        proxy.domains = domains.clone();
         Ok(Config {
             state_dir,
             domains,

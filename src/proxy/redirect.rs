@@ -1,5 +1,7 @@
 //! The plain-HTTP listener: every request is sent to HTTPS with a 301 that keeps path and query,
-//! except ACME HTTP-01 challenges, answered from the token map.
+//! except ACME HTTP-01 challenges, answered from the token map. With domains configured the
+//! redirect only ever names one of them (a request's own `Host` when it is one, else the first
+//! domain): a forged `Host` must not turn difyctl into an open redirect.
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -21,9 +23,10 @@ pub fn handle<B>(
     conn: &ConnInfo,
     challenges: &ChallengeTokens,
     https_port: u16,
+    domains: &[String],
     format: LogFormat,
 ) -> Response<Body> {
-    let mut resp = respond(req, challenges, https_port);
+    let mut resp = respond(req, challenges, https_port, domains);
     let status = resp.status().as_u16();
     resp.extensions_mut().insert(AccessEntry {
         start: Instant::now(),
@@ -37,7 +40,12 @@ pub fn handle<B>(
     resp
 }
 
-fn respond<B>(req: &Request<B>, challenges: &ChallengeTokens, https_port: u16) -> Response<Body> {
+fn respond<B>(
+    req: &Request<B>,
+    challenges: &ChallengeTokens,
+    https_port: u16,
+    domains: &[String],
+) -> Response<Body> {
     let path = req.uri().path();
     if let Some(token) = path.strip_prefix(CHALLENGE_PREFIX) {
         return match challenges.get(token) {
@@ -65,7 +73,12 @@ fn respond<B>(req: &Request<B>, challenges: &ChallengeTokens, https_port: u16) -
         format!(":{https_port}")
     };
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{}{port}{pq}", host.host());
+    let asked = host.host().to_ascii_lowercase();
+    let name = match domains.first() {
+        Some(first) if !domains.contains(&asked) => first.as_str(),
+        _ => asked.as_str(),
+    };
+    let location = format!("https://{name}{port}{pq}");
     let Ok(location) = HeaderValue::from_str(&location) else {
         return plain(StatusCode::BAD_REQUEST, "invalid request target\n");
     };
@@ -90,14 +103,26 @@ mod tests {
     #[test]
     fn redirects_keep_path_and_query() {
         let tokens = ChallengeTokens::default();
-        let resp = respond(&get("/apps?x=1", "dify.example.com"), &tokens, 443);
+        let resp = respond(&get("/apps?x=1", "dify.example.com"), &tokens, 443, &[]);
         assert_eq!(resp.status(), 301);
         assert_eq!(
             resp.headers()["location"],
             "https://dify.example.com/apps?x=1"
         );
-        let resp = respond(&get("/", "dify.example.com:8080"), &tokens, 8443);
+        let resp = respond(&get("/", "dify.example.com:8080"), &tokens, 8443, &[]);
         assert_eq!(resp.headers()["location"], "https://dify.example.com:8443/");
+    }
+
+    /// Regression (hardening #8): the redirect trusted `Host` even with domains configured,
+    /// an open redirect to any site.
+    #[test]
+    fn redirect_with_domains_never_names_another_host() {
+        let tokens = ChallengeTokens::default();
+        let domains = ["dify.example.com".to_string(), "ai.example.com".to_string()];
+        let resp = respond(&get("/x", "evil.example.net"), &tokens, 443, &domains);
+        assert_eq!(resp.headers()["location"], "https://dify.example.com/x");
+        let resp = respond(&get("/x", "AI.example.com"), &tokens, 443, &domains);
+        assert_eq!(resp.headers()["location"], "https://ai.example.com/x");
     }
 
     #[test]
@@ -105,11 +130,11 @@ mod tests {
         let tokens = ChallengeTokens::default();
         tokens.insert("tok".into(), "tok.thumb".into());
         assert_eq!(
-            respond(&get("/.well-known/acme-challenge/tok", "x"), &tokens, 443).status(),
+            respond(&get("/.well-known/acme-challenge/tok", "x"), &tokens, 443, &[]).status(),
             200
         );
         assert_eq!(
-            respond(&get("/.well-known/acme-challenge/nope", "x"), &tokens, 443).status(),
+            respond(&get("/.well-known/acme-challenge/nope", "x"), &tokens, 443, &[]).status(),
             404
         );
     }

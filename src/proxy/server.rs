@@ -146,8 +146,9 @@ async fn worker(
                     let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing_conflict: None };
                     let challenges = shared.challenges.clone();
                     let format = shared.config.access_log;
+                    let domains = shared.config.domains.clone();
                     let service = service_fn(move |req| {
-                        let resp = redirect::handle(&req, &conn, &challenges, https_port, format);
+                        let resp = redirect::handle(&req, &conn, &challenges, https_port, &domains, format);
                         std::future::ready(Ok::<_, Infallible>(finish(resp, false)))
                     });
                     let watcher = graceful.watcher();
