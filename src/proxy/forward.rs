@@ -104,9 +104,14 @@ impl Forwarder {
         let Some(host) = request_host(&req) else {
             return plain(StatusCode::BAD_REQUEST, "missing or invalid Host header\n");
         };
+        // Routed and forwarded on the normalised path (see `path.rs`); None: unchanged.
+        let normalized = match super::path::normalize(req.uri().path()) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(p) => Some(p),
+        };
         let (service, upstream, hook_url) = {
             let table = self.shared.routes.load();
-            let route = table.lookup(req.uri().path());
+            let route = table.lookup(normalized.as_deref().unwrap_or(req.uri().path()));
             (route.service, route.upstream.clone(), route.hook_url)
         };
         entry.upstream = service;
@@ -123,11 +128,20 @@ impl Forwarder {
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path_and_query = match normalized {
+            Some(path) => {
+                let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                match PathAndQuery::from_str(&format!("{path}{query}")) {
+                    Ok(pq) => pq,
+                    Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target\n"),
+                }
+            }
+            None => parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        };
         let hook = hook_url.then(|| format!("{}://{}{}", conn.scheme, host, path_and_query));
         parts.uri = match Uri::builder()
             .scheme(Scheme::HTTP)
@@ -286,11 +300,16 @@ impl Forwarder {
     }
 }
 
-/// Refuses HTTP/1.1 requests without Host (RFC 9112 3.2). Conflicting framing headers are
-/// caught on the raw bytes (`framing.rs`): hyper drops Content-Length before we see the request.
+/// Refuses HTTP/1.1 requests without Host, and any with two (RFC 9112 3.2: 400, as nginx
+/// answers). Conflicting framing headers are caught on the raw bytes (`framing.rs`): hyper
+/// drops Content-Length before we see the request.
 fn reject_framing<B>(req: &Request<B>) -> Option<&'static str> {
-    if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if req.version() == Version::HTTP_11 && hosts == 0 {
         return Some("HTTP/1.1 request without Host header\n");
+    }
+    if hosts > 1 {
+        return Some("more than one Host header\n");
     }
     None
 }

@@ -12,6 +12,7 @@ mod framing;
 mod headers;
 mod listener;
 mod pages;
+pub mod path;
 mod redirect;
 mod retry;
 mod router;

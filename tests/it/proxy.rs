@@ -531,6 +531,33 @@ async fn smuggling_attempts_get_400() {
     );
 }
 
+/// Regression (hardening #6): two Host headers were forwarded (RFC 9112: 400), and routing on
+/// the raw path sent `/e/../console/api/x` to the plugin daemon with Dify-Hook-Url and
+/// `/%2e%2e/console/api` to web.
+#[tokio::test]
+async fn two_host_headers_and_dot_segment_paths_are_not_misrouted() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let two_hosts = b"GET /v1/x HTTP/1.1\r\nhost: localhost\r\nhost: evil.example\r\n\r\n";
+    assert_eq!(raw_https(&proxy, two_hosts).await.status, 400);
+    let mut h1 = proxy.h1().await;
+    for (raw, service, forwarded) in [
+        ("/e/../console/api/x", "api", "/console/api/x"),
+        ("/%2e%2e/console/api/apps", "api", "/console/api/apps"),
+        ("//v1//chat-messages", "api", "/v1/chat-messages"),
+        ("/console/api/../../e/h", "plugin_daemon", "/e/h"),
+    ] {
+        let json = body_json(h1.send_request(get(raw)).await.unwrap()).await;
+        assert_eq!(json["service"], service, "{raw}");
+        assert_eq!(json["path"], forwarded, "{raw} is forwarded as routed");
+        if service == "api" {
+            assert!(json["headers"].get("dify-hook-url").is_none(), "{raw}");
+        }
+    }
+    let json = body_json(h1.send_request(get("/e/../v1/x?q=%2e")).await.unwrap()).await;
+    assert_eq!(json["query"], "q=%2e", "the query is kept as sent");
+}
+
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let ups = dify_upstreams().await;
