@@ -47,6 +47,8 @@ pub struct CertManager {
     account: Option<Account>,
     /// The certificate in service, if any.
     current: Option<StoredCert>,
+    /// The stored certificate was damaged: order a new one at the first check, due or not.
+    repair: bool,
 }
 
 impl CertManager {
@@ -63,6 +65,7 @@ impl CertManager {
             store,
             account: None,
             current: None,
+            repair: false,
         }
     }
 
@@ -70,7 +73,21 @@ impl CertManager {
     /// after importing certbot's certificate for the name if that one is newer.
     pub fn install_stored(&mut self) -> Result<Option<&StoredCert>, AcmeError> {
         let name = self.cfg.cert_name().to_string();
-        let mut stored = self.store.load(&name)?;
+        let mut stored = match self.store.load(&name) {
+            Ok(stored) => stored,
+            // A damaged store must not keep Dify offline (under systemd: a restart loop).
+            Err(e) => {
+                let previous = self.store.load_previous(&name);
+                tracing::error!(
+                    name,
+                    "the stored certificate is damaged: {}; serving {} and ordering a new one",
+                    crate::error_chain(&e),
+                    if previous.is_some() { "the previous good version" } else { "a self-signed certificate until then" }
+                );
+                self.repair = true;
+                previous
+            }
+        };
         if let Some(imported) = self.import_certbot(stored.as_ref()) {
             stored = Some(imported);
         }
@@ -110,6 +127,7 @@ impl CertManager {
     /// Renews if due (or `force`), respecting the backoff after failures unless forced.
     /// Returns what happened and how long to wait before the next check.
     pub async fn check(&mut self, force: bool) -> (RenewOutcome, Duration) {
+        let force = force || std::mem::take(&mut self.repair);
         let name = self.cfg.cert_name().to_string();
         let now = SystemTime::now();
         let mut status = self.store.status(&name);

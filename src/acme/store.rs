@@ -105,7 +105,31 @@ impl CertStore {
         let Ok(target) = std::fs::read_link(&current) else {
             return Ok(None);
         };
-        let dir = self.dir(name).join(target);
+        self.load_version(self.dir(name).join(target)).map(Some)
+    }
+
+    /// The newest version of `name` other than the current one that loads cleanly: what is
+    /// served when the current one is damaged (a truncated file, a bad key).
+    pub fn load_previous(&self, name: &str) -> Option<StoredCert> {
+        let current = std::fs::read_link(self.dir(name).join("current")).ok();
+        let mut versions: Vec<(SystemTime, PathBuf)> = std::fs::read_dir(self.dir(name))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("v-")
+                    && current.as_deref() != Some(Path::new(&e.file_name()))
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        versions.sort();
+        versions
+            .into_iter()
+            .rev()
+            .find_map(|(_, dir)| self.load_version(dir).ok())
+    }
+
+    fn load_version(&self, dir: PathBuf) -> Result<StoredCert, AcmeError> {
         let bad = |detail: String| AcmeError::BadStoredCert {
             path: dir.clone(),
             detail,
@@ -121,11 +145,11 @@ impl CertStore {
             &dir.join("privkey.pem"),
         )
         .map_err(|e| bad(e.to_string()))?;
-        Ok(Some(StoredCert {
+        Ok(StoredCert {
             key: Arc::new(key),
             info,
             dir,
-        }))
+        })
     }
 
     /// Stores a new version of `name` and makes it current.

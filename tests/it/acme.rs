@@ -367,3 +367,50 @@ async fn certbot_certificate_is_imported_when_newer() {
     assert_eq!(versions, 1, "not imported twice");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Regression (hardening #5): one damaged stored certificate (a truncated fullchain) stopped
+/// startup, and under systemd Dify stayed offline in a restart loop. Now the previous good
+/// version is served (or nothing, so the caller serves the self-signed fallback) and a new
+/// certificate is ordered at once.
+#[tokio::test]
+async fn damaged_stored_certificate_serves_the_previous_one_and_orders_a_new_one() {
+    let Some(s) = setup("damaged", PebbleOptions::default()).await else {
+        return;
+    };
+    let cfg = acme_config(&s.pebble, &s.name, &s.state, ChallengeKind::Http01);
+    let mut first = CertManager::new(cfg.clone(), s.proxy.resolver.clone(), s.proxy.challenges.clone());
+    let (one, _) = first.check(false).await;
+    assert!(one.renewed, "{one:?}");
+    // Versions get distinct folder times; the older one must be the previous good one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (two, _) = first.check(true).await;
+    assert!(two.renewed, "{two:?}");
+    let current = CertStore::new(&s.state).load(&s.name).unwrap().unwrap();
+    let chain = current.dir.join("fullchain.pem");
+    let text = std::fs::read(&chain).unwrap();
+    std::fs::write(&chain, &text[..text.len() / 3]).unwrap();
+
+    let resolver = Arc::new(difyctl::tls::CertResolver::new());
+    let mut restarted = CertManager::new(cfg.clone(), resolver.clone(), s.proxy.challenges.clone());
+    let served = restarted
+        .install_stored()
+        .expect("a damaged store does not stop startup")
+        .expect("the previous version is served");
+    assert_eq!(Some(served.info.serial.clone()), one.serial);
+    let (repaired, _) = restarted.check(false).await;
+    assert!(repaired.renewed, "a new certificate is ordered at once: {repaired:?}");
+
+    // Every version damaged: nothing stored is served (the caller serves self-signed), and
+    // the first check orders a new one.
+    let base = CertStore::new(&s.state).load(&s.name).unwrap().unwrap().dir;
+    for entry in std::fs::read_dir(base.parent().unwrap()).unwrap().flatten() {
+        let key = entry.path().join("privkey.pem");
+        if key.is_file() {
+            std::fs::write(&key, b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n").unwrap();
+        }
+    }
+    let mut again = CertManager::new(cfg, Arc::new(difyctl::tls::CertResolver::new()), s.proxy.challenges.clone());
+    assert!(again.install_stored().unwrap().is_none());
+    let (fresh, _) = again.check(false).await;
+    assert!(fresh.renewed, "{fresh:?}");
+}
