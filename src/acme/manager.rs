@@ -49,6 +49,9 @@ pub struct CertManager {
     current: Option<StoredCert>,
     /// The stored certificate was damaged: order a new one at the first check, due or not.
     repair: bool,
+    /// Issued by the CA but not yet written (the disk was full): written at the next attempt
+    /// instead of ordering again, which would spend Let's Encrypt's duplicate-certificate limit.
+    unsaved: Option<issue::Issued>,
 }
 
 impl CertManager {
@@ -66,6 +69,7 @@ impl CertManager {
             account: None,
             current: None,
             repair: false,
+            unsaved: None,
         }
     }
 
@@ -82,7 +86,11 @@ impl CertManager {
                     name,
                     "the stored certificate is damaged: {}; serving {} and ordering a new one",
                     crate::error_chain(&e),
-                    if previous.is_some() { "the previous good version" } else { "a self-signed certificate until then" }
+                    if previous.is_some() {
+                        "the previous good version"
+                    } else {
+                        "a self-signed certificate until then"
+                    }
                 );
                 self.repair = true;
                 previous
@@ -153,7 +161,9 @@ impl CertManager {
             Some(cert) => Some(self.plan(cert, now).await),
             None => None,
         };
-        if !force {
+        // A certificate issued but not yet written is written now, due or not (the status
+        // file recording the failure may not have been writable either).
+        if !force && self.unsaved.is_none() {
             // After a failed attempt (even a forced one) keep trying, with backoff, until one
             // succeeds: the user or the schedule wanted a new certificate.
             if let Some(plan) = plan
@@ -297,6 +307,13 @@ impl CertManager {
     }
 
     async fn obtain(&mut self, challenge: super::ChallengeKind) -> Result<StoredCert, AcmeError> {
+        if let Some(issued) = self.unsaved.take() {
+            tracing::info!(
+                name = self.cfg.cert_name(),
+                "writing the certificate the CA issued at the last attempt (no new order)"
+            );
+            return self.keep(issued);
+        }
         let issued = match self.issue_once(challenge).await {
             // The CA no longer knows the stored account (a wiped test CA, a deactivated
             // account): only then is a new one made.
@@ -308,12 +325,21 @@ impl CertManager {
             }
             other => other?,
         };
-        self.store.save(
+        self.keep(issued)
+    }
+
+    /// Writes an issued certificate; when that fails it is kept for the next attempt.
+    fn keep(&mut self, issued: issue::Issued) -> Result<StoredCert, AcmeError> {
+        let saved = self.store.save(
             self.cfg.cert_name(),
             &issued.chain_pem,
             &issued.key_pem,
             &self.cfg.directory,
-        )
+        );
+        if matches!(saved, Err(AcmeError::Store { .. })) {
+            self.unsaved = Some(issued);
+        }
+        saved
     }
 
     async fn issue_once(

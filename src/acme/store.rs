@@ -183,15 +183,21 @@ impl CertStore {
             move |source| AcmeError::Store { path, source }
         };
         crate::fsutil::create_private_dir(&base).map_err(store_err(&base))?;
-        for (file, bytes, mode) in [
+        let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        let written = [
             ("privkey.pem", key_pem.as_bytes(), 0o600),
             ("fullchain.pem", chain_pem.as_bytes(), 0o644),
-        ] {
-            write_atomic(&dir.join(file), bytes, mode).map_err(store_err(&dir.join(file)))?;
+            ("info.json", json.as_slice(), 0o644),
+        ]
+        .into_iter()
+        .try_for_each(|(file, bytes, mode)| {
+            write_atomic(&dir.join(file), bytes, mode).map_err(store_err(&dir.join(file)))
+        });
+        if let Err(e) = written {
+            // No half-written version is left behind (a full disk, say).
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
         }
-        let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
-        write_atomic(&dir.join("info.json"), &json, 0o644)
-            .map_err(store_err(&dir.join("info.json")))?;
 
         // Switch `current` in one rename.
         let tmp = base.join(".current.tmp");

@@ -84,7 +84,9 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
         );
     }
     if !kept.iter().any(|p| p.ends_with(".env")) {
-        let at = domain.map_or("https://<this host>".to_string(), |d| format!("https://{d}"));
+        let at = domain.map_or("https://<this host>".to_string(), |d| {
+            format!("https://{d}")
+        });
         eprintln!();
         eprintln!("Admin set-up password (INIT_PASSWORD): {init_password}");
         eprintln!("  {at}/install asks for it before the first admin account is created; it is kept in {} (0600).", dir.join(".env").display());

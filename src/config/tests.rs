@@ -71,14 +71,24 @@ fn shipped_example_config_is_valid() {
 #[test]
 fn backup_settings_name_their_origin_when_wrong() {
     let file: FileConfig = toml::from_str("[backup]\nschedule = \"every night\"\n").unwrap();
-    let err = Config::merge(&Flags::default(), file, None).unwrap_err().to_string();
-    assert!(err.contains("backup.schedule") && err.contains("five cron fields"), "{err}");
+    let err = Config::merge(&Flags::default(), file, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backup.schedule") && err.contains("five cron fields"),
+        "{err}"
+    );
     let flags = Flags {
         backup_keep: Some(0),
         ..Flags::default()
     };
-    let err = Config::merge(&flags, FileConfig::default(), None).unwrap_err().to_string();
-    assert!(err.contains("--keep") && err.contains("at least 1"), "{err}");
+    let err = Config::merge(&flags, FileConfig::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--keep") && err.contains("at least 1"),
+        "{err}"
+    );
     let c = Config::merge(&Flags::default(), FileConfig::default(), None).unwrap();
     assert_eq!(c.backup.dir, c.state_dir.join("backups"));
 }

@@ -130,7 +130,11 @@ impl Forwarder {
         let (mut parts, body) = req.into_parts();
         let path_and_query = match normalized {
             Some(path) => {
-                let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                let query = parts
+                    .uri
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
                 match PathAndQuery::from_str(&format!("{path}{query}")) {
                     Ok(pq) => pq,
                     Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid request target\n"),

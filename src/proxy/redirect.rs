@@ -130,11 +130,23 @@ mod tests {
         let tokens = ChallengeTokens::default();
         tokens.insert("tok".into(), "tok.thumb".into());
         assert_eq!(
-            respond(&get("/.well-known/acme-challenge/tok", "x"), &tokens, 443, &[]).status(),
+            respond(
+                &get("/.well-known/acme-challenge/tok", "x"),
+                &tokens,
+                443,
+                &[]
+            )
+            .status(),
             200
         );
         assert_eq!(
-            respond(&get("/.well-known/acme-challenge/nope", "x"), &tokens, 443, &[]).status(),
+            respond(
+                &get("/.well-known/acme-challenge/nope", "x"),
+                &tokens,
+                443,
+                &[]
+            )
+            .status(),
             404
         );
     }

@@ -215,8 +215,14 @@ mod tests {
         for _ in 0..30 {
             text.push_str("A=${A}${A}\n");
         }
-        let err = parse(&text).resolve(&Default::default()).unwrap_err().to_string();
-        assert!(err.contains(".env:") && err.contains("A: its value grows past 1 MiB"), "{err}");
+        let err = parse(&text)
+            .resolve(&Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(".env:") && err.contains("A: its value grows past 1 MiB"),
+            "{err}"
+        );
     }
 
     /// Regression (hardening #12): a `.env` saved with a UTF-8 BOM was refused.

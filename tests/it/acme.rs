@@ -378,7 +378,11 @@ async fn damaged_stored_certificate_serves_the_previous_one_and_orders_a_new_one
         return;
     };
     let cfg = acme_config(&s.pebble, &s.name, &s.state, ChallengeKind::Http01);
-    let mut first = CertManager::new(cfg.clone(), s.proxy.resolver.clone(), s.proxy.challenges.clone());
+    let mut first = CertManager::new(
+        cfg.clone(),
+        s.proxy.resolver.clone(),
+        s.proxy.challenges.clone(),
+    );
     let (one, _) = first.check(false).await;
     assert!(one.renewed, "{one:?}");
     // Versions get distinct folder times; the older one must be the previous good one.
@@ -398,7 +402,10 @@ async fn damaged_stored_certificate_serves_the_previous_one_and_orders_a_new_one
         .expect("the previous version is served");
     assert_eq!(Some(served.info.serial.clone()), one.serial);
     let (repaired, _) = restarted.check(false).await;
-    assert!(repaired.renewed, "a new certificate is ordered at once: {repaired:?}");
+    assert!(
+        repaired.renewed,
+        "a new certificate is ordered at once: {repaired:?}"
+    );
 
     // Every version damaged: nothing stored is served (the caller serves self-signed), and
     // the first check orders a new one.
@@ -406,11 +413,92 @@ async fn damaged_stored_certificate_serves_the_previous_one_and_orders_a_new_one
     for entry in std::fs::read_dir(base.parent().unwrap()).unwrap().flatten() {
         let key = entry.path().join("privkey.pem");
         if key.is_file() {
-            std::fs::write(&key, b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n").unwrap();
+            std::fs::write(
+                &key,
+                b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+            )
+            .unwrap();
         }
     }
-    let mut again = CertManager::new(cfg, Arc::new(difyctl::tls::CertResolver::new()), s.proxy.challenges.clone());
+    let mut again = CertManager::new(
+        cfg,
+        Arc::new(difyctl::tls::CertResolver::new()),
+        s.proxy.challenges.clone(),
+    );
     assert!(again.install_stored().unwrap().is_none());
     let (fresh, _) = again.check(false).await;
     assert!(fresh.renewed, "{fresh:?}");
+}
+
+/// Regression (hardening #11): a renewal that failed on a full disk after the CA issued left
+/// an empty version folder and ordered again on retry, spending Let's Encrypt's
+/// duplicate-certificate limit. Now nothing half-written is left, and the retry writes the
+/// certificate already issued: it succeeds with the CA down, so no new order was placed.
+#[tokio::test]
+async fn full_disk_after_issuance_keeps_the_certificate_for_the_retry() {
+    let Some(mut s) = setup("fulldisk", PebbleOptions::default()).await else {
+        return;
+    };
+    std::fs::create_dir_all(&s.state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&s.state)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(s.state.clone());
+    let cfg = acme_config(&s.pebble, &s.name, &s.state, ChallengeKind::Http01);
+    let mut manager = CertManager::new(cfg, s.proxy.resolver.clone(), s.proxy.challenges.clone());
+    let (first, _) = manager.check(false).await;
+    assert!(first.renewed, "{first:?}");
+    let versions = |state: &PathBuf| -> usize {
+        std::fs::read_dir(state.join("certs").join(&s.name))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("v-"))
+            .count()
+    };
+    assert_eq!(versions(&s.state), 1);
+    // Fill the disk.
+    let filler = s.state.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    let (failed, _) = manager.check(true).await;
+    assert!(!failed.renewed, "{failed:?}");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("No space left"),
+        "{failed:?}"
+    );
+    assert_eq!(versions(&s.state), 1, "no empty version folder left behind");
+    assert_eq!(
+        failed.serial, first.serial,
+        "still serving the first certificate"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    s.pebble.stop();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (retried, _) = manager.check(false).await;
+    assert!(
+        retried.renewed,
+        "the issued certificate is written without the CA: {retried:?}"
+    );
+    assert_ne!(retried.serial, first.serial);
+    assert_eq!(versions(&s.state), 2);
 }

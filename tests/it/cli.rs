@@ -605,8 +605,14 @@ fn init_sets_an_admin_setup_password_and_says_where_it_is() {
         "{stderr}"
     );
     let toml = std::fs::read_to_string(dir.path("difyctl.toml")).unwrap();
-    assert!(toml.contains("[backup]") && toml.contains("keep = 7"), "{toml}");
-    assert!(!toml.contains("expiry notices"), "Let's Encrypt sends none since 2025");
+    assert!(
+        toml.contains("[backup]") && toml.contains("keep = 7"),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("expiry notices"),
+        "Let's Encrypt sends none since 2025"
+    );
 }
 
 /// `up` where there is no compose file says where it looked and what to do (exit 2).
