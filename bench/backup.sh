@@ -55,7 +55,7 @@ print(f"{dt:.1f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
 PY
 }
 # Probes the api every 50 ms until killed; prints the longest time it went unanswered (ms).
-probe() { python3 - "$1" <<'PY'
+probe() { exec python3 - "$1" <<'PY'
 import signal, socket, sys, time
 addr = (sys.argv[1], 5001)
 worst, last_ok = 0.0, time.monotonic()

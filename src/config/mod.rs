@@ -83,8 +83,15 @@ pub struct ProxyConfig {
     pub max_body: u64,
     /// Longest wait for an upstream's response headers, and longest silence inside a body.
     pub read_timeout: Duration,
-    /// Time a client has to send its request headers (and finish its TLS handshake).
+    /// Time a client has to send its request headers (and finish its TLS handshake); also
+    /// how long a new connection may stay silent before its first request.
     pub header_timeout: Duration,
+    /// How long a connection with no request in flight stays open (nginx keepalive_timeout).
+    pub idle_timeout: Duration,
+    /// Connections held at once, in all (0: no limit).
+    pub max_connections: usize,
+    /// Connections held at once from one client address (IPv6: one /64; 0: no limit).
+    pub max_connections_per_client: usize,
     pub connect_timeout: Duration,
     /// How long a request waits for an upstream that refuses connections (restarting,
     /// being recreated) before it gets a 502. Zero: fail at once, like nginx.
@@ -108,6 +115,9 @@ impl Default for ProxyConfig {
             max_body: 100 << 20,
             read_timeout: Duration::from_secs(3600),
             header_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 16384,
+            max_connections_per_client: 256,
             connect_timeout: Duration::from_secs(10),
             upstream_wait: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
@@ -269,6 +279,22 @@ impl Config {
             pick(&None, "", "header_timeout", &p.header_timeout, None),
             proxy.header_timeout,
         )?;
+        proxy.idle_timeout = duration(
+            pick(
+                &None,
+                "",
+                "idle_timeout",
+                &p.idle_timeout,
+                Some("NGINX_KEEPALIVE_TIMEOUT"),
+            ),
+            proxy.idle_timeout,
+        )?;
+        if let Some(n) = p.max_connections {
+            proxy.max_connections = n;
+        }
+        if let Some(n) = p.max_connections_per_client {
+            proxy.max_connections_per_client = n;
+        }
         proxy.connect_timeout = duration(
             pick(&None, "", "connect_timeout", &p.connect_timeout, None),
             proxy.connect_timeout,
@@ -290,6 +316,7 @@ impl Config {
         for (name, d) in [
             ("read_timeout", proxy.read_timeout),
             ("header_timeout", proxy.header_timeout),
+            ("idle_timeout", proxy.idle_timeout),
             ("connect_timeout", proxy.connect_timeout),
         ] {
             if d.is_zero() {

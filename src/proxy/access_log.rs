@@ -96,13 +96,16 @@ fn json_escape(out: &mut String, text: &str) {
 }
 
 pin_project_lite::pin_project! {
-    /// Counts the bytes of a response body and writes the access line when it is dropped.
+    /// Counts the bytes of a response body and writes the access line when it is dropped;
+    /// holds the connection's `Busy` mark until then (the request is in flight while its
+    /// response streams).
     pub struct Logged<B: Body> {
         #[pin]
         inner: B,
         bytes: u64,
         done: bool,
         entry: Option<AccessEntry>,
+        busy: Option<super::idle::Busy>,
     }
 
     impl<B: Body> PinnedDrop for Logged<B> {
@@ -117,12 +120,13 @@ pin_project_lite::pin_project! {
 }
 
 impl<B: Body> Logged<B> {
-    pub fn new(inner: B, entry: Option<AccessEntry>) -> Logged<B> {
+    pub fn new(inner: B, entry: Option<AccessEntry>, busy: Option<super::idle::Busy>) -> Logged<B> {
         Logged {
             inner,
             bytes: 0,
             done: false,
             entry,
+            busy,
         }
     }
 }

@@ -10,6 +10,8 @@ mod challenge;
 mod forward;
 mod framing;
 mod headers;
+mod idle;
+pub mod limits;
 mod listener;
 mod pages;
 pub mod path;

@@ -26,6 +26,8 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 use super::access_log::{AccessEntry, Logged};
 use super::forward::{self, ConnInfo, Forwarder};
 use super::framing::Guarded;
+use super::idle::{Activity, Busy};
+use super::limits::{raise_file_limit, ConnLimits, Slot};
 use super::listener::bind_group;
 use super::{redirect, ProxyError, Shared};
 
@@ -57,11 +59,21 @@ pub fn start(
     let http = bind_group(shared.config.http, workers, "HTTP")?;
     let https_addr = https[0].local_addr().map_err(ProxyError::Worker)?;
     let http_addr = http[0].local_addr().map_err(ProxyError::Worker)?;
+    let files = raise_file_limit();
+    let limits = ConnLimits::new(
+        shared.config.max_connections,
+        shared.config.max_connections_per_client,
+        shared.config.trusted_proxies.clone(),
+    );
+    if (shared.config.max_connections as u64) + 64 > files {
+        tracing::warn!(files, max_connections = shared.config.max_connections, "the open-file limit is below proxy.max_connections: raise LimitNOFILE (systemd) or `ulimit -n`");
+    }
     let mut done = Vec::with_capacity(workers);
     for (i, (https, http)) in https.into_iter().zip(http).enumerate() {
         let (tx, rx) = oneshot::channel();
         let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let limits = limits.clone();
         std::thread::Builder::new()
             .name(format!("proxy-{i}"))
             .spawn(move || {
@@ -69,7 +81,7 @@ pub fn start(
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(worker(shared, https, http, shutdown)),
+                    Ok(rt) => rt.block_on(worker(shared, limits, https, http, shutdown)),
                     Err(e) => tracing::error!("proxy worker {i} cannot start its runtime: {e}"),
                 }
                 let _ = tx.send(());
@@ -87,6 +99,7 @@ pub fn start(
 
 async fn worker(
     shared: Arc<Shared>,
+    limits: Arc<ConnLimits>,
     https: std::net::TcpListener,
     http: std::net::TcpListener,
     mut shutdown: watch::Receiver<bool>,
@@ -111,10 +124,13 @@ async fn worker(
         tokio::select! {
             accepted = https.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let Some(slot) = limits.admit(peer.ip()) else { continue };
                     let (forwarder, builder, acceptor, watcher) =
                         (forwarder.clone(), builder.clone(), acceptor.clone(), graceful.watcher());
                     let (handshake_timeout, hsts) = (shared.config.header_timeout, shared.config.hsts);
+                    let timeouts = Timeouts::of(&shared);
                     tokio::spawn(async move {
+                        let _slot = slot;
                         let _ = tcp.set_nodelay(true);
                         let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                             Ok(Ok(tls)) => tls,
@@ -127,38 +143,45 @@ async fn worker(
                             return;
                         }
                         let h2 = alpn == Some(b"h2");
+                        let activity = Activity::new();
                         let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing_conflict: None };
                         if h2 {
-                            let service = https_service(forwarder, conn, hsts);
-                            serve(&builder, TokioIo::new(tls), service, watcher, peer).await;
+                            let service = https_service(forwarder, conn, hsts, activity.clone());
+                            serve(&builder, TokioIo::new(tls), service, watcher, peer, &activity, timeouts).await;
                         } else {
                             let flag = Arc::new(AtomicBool::new(false));
                             conn.framing_conflict = Some(flag.clone());
-                            let service = https_service(forwarder, conn, hsts);
-                            serve(&builder, TokioIo::new(Guarded::new(tls, flag)), service, watcher, peer).await;
+                            let service = https_service(forwarder, conn, hsts, activity.clone());
+                            serve(&builder, TokioIo::new(Guarded::new(tls, flag)), service, watcher, peer, &activity, timeouts).await;
                         }
                     });
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(e, &limits).await,
             },
             accepted = http.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let Some(slot) = limits.admit(peer.ip()) else { continue };
                     let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing_conflict: None };
                     let challenges = shared.challenges.clone();
                     let format = shared.config.access_log;
                     let domains = shared.config.domains.clone();
+                    let activity = Activity::new();
+                    let marks = activity.clone();
                     let service = service_fn(move |req| {
+                        let busy = marks.begin();
                         let resp = redirect::handle(&req, &conn, &challenges, https_port, &domains, format);
-                        std::future::ready(Ok::<_, Infallible>(finish(resp, false)))
+                        std::future::ready(Ok::<_, Infallible>(finish(resp, false, Some(busy))))
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
+                    let timeouts = Timeouts::of(&shared);
                     tokio::spawn(async move {
+                        let _slot: Slot = slot;
                         let _ = tcp.set_nodelay(true);
-                        serve(&builder, TokioIo::new(tcp), service, watcher, peer).await;
+                        serve(&builder, TokioIo::new(tcp), service, watcher, peer, &activity, timeouts).await;
                     });
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(e, &limits).await,
             },
             _ = crate::stopped(&mut shutdown) => break,
         }
@@ -176,13 +199,32 @@ async fn worker(
     }
 }
 
-/// Serves one connection (HTTP/1 with upgrades, or HTTP/2) until it ends or shutdown closes it.
+/// When a connection doing nothing is closed (see `idle.rs`).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    first_byte: Duration,
+    idle: Duration,
+}
+
+impl Timeouts {
+    fn of(shared: &Shared) -> Timeouts {
+        Timeouts {
+            first_byte: shared.config.header_timeout,
+            idle: shared.config.idle_timeout,
+        }
+    }
+}
+
+/// Serves one connection (HTTP/1 with upgrades, or HTTP/2) until it ends, stays idle too
+/// long, or shutdown closes it.
 async fn serve<IO, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
     service: S,
     watcher: Watcher,
     peer: SocketAddr,
+    activity: &Activity,
+    timeouts: Timeouts,
 ) where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>> + Send,
@@ -192,8 +234,13 @@ async fn serve<IO, S, B>(
     B::Error: Into<super::BoxError>,
 {
     let conn = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, "connection ended with an error: {e}");
+    tokio::select! {
+        ended = watcher.watch(conn) => if let Err(e) = ended {
+            tracing::debug!(%peer, "connection ended with an error: {e}");
+        },
+        _ = activity.idle(timeouts.first_byte, timeouts.idle) => {
+            tracing::debug!(%peer, "closing an idle connection");
+        }
     }
 }
 
@@ -202,6 +249,7 @@ fn https_service(
     forwarder: Forwarder,
     conn: ConnInfo,
     hsts: bool,
+    activity: Activity,
 ) -> TowerToHyperService<
     impl tower::Service<
             http::Request<hyper::body::Incoming>,
@@ -214,10 +262,22 @@ fn https_service(
 > {
     let inner = tower::service_fn(move |req| {
         let (forwarder, conn) = (forwarder.clone(), conn.clone());
-        async move { Ok::<_, Infallible>(forwarder.handle(req, &conn).await) }
+        let busy = activity.begin();
+        async move {
+            let mut resp = forwarder.handle(req, &conn).await;
+            resp.extensions_mut()
+                .insert(BusyMark(Arc::new(std::sync::Mutex::new(Some(busy)))));
+            Ok::<_, Infallible>(resp)
+        }
     });
     let service = ServiceBuilder::new()
-        .map_response(move |resp| finish(resp, hsts))
+        .map_response(move |mut resp: Response<_>| {
+            let busy = resp
+                .extensions_mut()
+                .remove::<BusyMark>()
+                .and_then(|m| m.take());
+            finish(resp, hsts, busy)
+        })
         // Level 1, like nginx's default gzip_comp_level: most of the gain for little CPU. The
         // default predicate skips text/event-stream, images, gRPC and bodies under 32 bytes.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
@@ -225,10 +285,23 @@ fn https_service(
     TowerToHyperService::new(service)
 }
 
-/// Last touches on every response: HSTS on HTTPS, and the access-log wrapper around the body.
+/// A request's `Busy` mark carried in its response's extensions (which must be Clone) until
+/// `finish` moves it into the body.
+#[derive(Clone)]
+struct BusyMark(Arc<std::sync::Mutex<Option<Busy>>>);
+
+impl BusyMark {
+    fn take(self) -> Option<Busy> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Last touches on every response: HSTS on HTTPS, and the access-log wrapper around the body
+/// (which also holds the request's `Busy` mark until the body is done).
 fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     mut resp: Response<B>,
     hsts: bool,
+    busy: Option<Busy>,
 ) -> Response<Logged<B>> {
     let entry = resp.extensions_mut().remove::<AccessEntry>();
     if hsts {
@@ -236,7 +309,7 @@ fn finish<B: http_body::Body<Data = bytes::Bytes>>(
             .entry(STRICT_TRANSPORT_SECURITY)
             .or_insert(HeaderValue::from_static("max-age=31536000"));
     }
-    resp.map(|body| Logged::new(body, entry))
+    resp.map(|body| Logged::new(body, entry, busy))
 }
 
 fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
@@ -262,8 +335,11 @@ fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Accept fails under fd exhaustion; back off a little instead of spinning.
-async fn accept_failed(e: std::io::Error) {
-    tracing::warn!("accept failed: {e}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+/// Accept fails under fd exhaustion; back off a little instead of spinning, and say so once
+/// a minute (not 20 lines a second).
+async fn accept_failed(e: std::io::Error, limits: &ConnLimits) {
+    if limits.should_warn_accept_failure() {
+        tracing::warn!("accept failed: {e} (out of file descriptors? raise LimitNOFILE or lower proxy.max_connections)");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }

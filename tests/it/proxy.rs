@@ -728,3 +728,124 @@ async fn a_request_waits_for_a_restarting_upstream() {
     assert_eq!(body["service"], "api");
     assert_eq!(body["bytes"], 10, "the body survived the waiting");
 }
+
+/// Regression (hardening #1): connections that never sent a byte were never closed (the
+/// header timeout started at the first byte), and 1100 of them from one client took HTTPS
+/// and HTTP-01 down. Now every listener closes a silent connection after `header_timeout`
+/// (also after a completed TLS handshake, also h2 without its preface), an idle keep-alive
+/// one after `idle_timeout`, and one client cannot hold more than its share.
+#[tokio::test]
+async fn idle_sockets_are_closed_and_cannot_crowd_out_other_clients() {
+    difyctl::proxy::limits::raise_file_limit();
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| {
+        c.header_timeout = Duration::from_secs(2);
+        c.idle_timeout = Duration::from_secs(2);
+        c.max_connections_per_client = 300;
+    });
+    // Thousands of silent sockets from 127.0.0.1 on both listeners.
+    let mut silent = Vec::new();
+    for _ in 0..1500 {
+        for addr in [proxy.https, proxy.http] {
+            if let Ok(s) = TcpStream::connect(addr).await {
+                silent.push(s);
+            }
+        }
+    }
+    assert!(silent.len() > 2000, "opened {}", silent.len());
+    // Another client is served meanwhile.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = other.connect(proxy.https).await.unwrap();
+    let mut store = rustls::RootCertStore::empty();
+    store.add(proxy.cert.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("another client gets its handshake");
+    tls.write_all(b"GET /v1/x HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut tls))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    // Over its share, a new connection from the crowding client is closed at once.
+    let mut over = TcpStream::connect(proxy.http).await.unwrap();
+    over.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .ok();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), over.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "over the per-client limit: {n:?}"
+    );
+    // The silent ones are closed after header_timeout.
+    let mut first = silent.swap_remove(0);
+    let n = tokio::time::timeout(Duration::from_secs(6), first.read(&mut buf))
+        .await
+        .expect("a silent socket is closed");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    drop(silent);
+
+    // After a completed handshake (http/1.1 and h2 without a preface), silence is closed too.
+    for alpn in [&b"http/1.1"[..], &b"h2"[..]] {
+        let mut quiet = proxy.tls(&[alpn]).await;
+        let n = tokio::time::timeout(Duration::from_secs(6), quiet.read(&mut buf))
+            .await
+            .expect("closed after the handshake");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    // A keep-alive connection with no request in flight is closed after idle_timeout.
+    let mut kept = proxy.tls(&[b"http/1.1"]).await;
+    kept.write_all(b"GET /v1/x HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    let n = tokio::time::timeout(Duration::from_secs(6), kept.read(&mut buf))
+        .await
+        .expect("idle keep-alive closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+}
+
+/// A long request is never idle: an SSE stream outlasting idle_timeout keeps flowing.
+#[tokio::test]
+async fn a_stream_longer_than_the_idle_timeout_is_not_cut() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.idle_timeout = Duration::from_secs(1);
+    });
+    let mut h1 = proxy.h1().await;
+    let resp = h1
+        .send_request(get("/v1/chat-messages/sse?n=4&gap_ms=900"))
+        .await
+        .unwrap();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("the stream ran to its end")
+        .to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body)
+            .matches("event: message")
+            .count(),
+        4
+    );
+}
