@@ -4,10 +4,12 @@
 //! folder, whose own entry is `./` (so its mode and owner come back too); modes, owners,
 //! times and symlinks are kept; sockets, pipes and devices are left out (they are not data).
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -24,6 +26,46 @@ pub struct TarStats {
     pub specials: u64,
     /// Files whose size changed while they were read (a writer that was not paused).
     pub changed: Vec<PathBuf>,
+    /// `Mode::Indexed`: every entry as it was when copied, for the catch-up pass.
+    pub index: Index,
+    /// `Mode::Changed`: entries of the index that are gone now.
+    pub removed: Vec<PathBuf>,
+}
+
+/// An entry's identity and times: any change to it shows in one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Relative path -> stamp.
+pub type Index = HashMap<PathBuf, Stamp>;
+
+/// What a copy takes.
+#[derive(Clone)]
+pub enum Mode {
+    /// Everything.
+    Full,
+    /// Everything, remembering each entry's stamp: the first pass of a folder whose writers
+    /// keep running; entries that vanish meanwhile are skipped.
+    Indexed,
+    /// Only what is new or changed since the index (the second pass, writers paused), and
+    /// the list of what is gone.
+    Changed(Arc<Index>),
 }
 
 /// Streams a tar of `root` (a folder, or one file) leaving out `excluded` paths and what is
@@ -31,6 +73,7 @@ pub struct TarStats {
 pub fn stream(
     root: PathBuf,
     excluded: Vec<PathBuf>,
+    mode: Mode,
 ) -> (mpsc::Receiver<Bytes>, JoinHandle<io::Result<TarStats>>) {
     let (tx, rx) = mpsc::channel(8);
     let handle = tokio::task::spawn_blocking(move || {
@@ -38,17 +81,28 @@ pub fn stream(
             tx,
             buf: Vec::with_capacity(CHUNK),
         };
-        let stats = write_tar(&root, &excluded, &mut out)?;
+        let stats = write_tar(&root, &excluded, &mode, &mut out)?;
         out.flush()?;
         Ok(stats)
     });
     (rx, handle)
 }
 
-fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::Result<TarStats> {
+/// Whether a change under the walk (an entry gone between listing and reading) is skipped.
+fn vanished(e: &io::Error, mode: &Mode) -> bool {
+    e.kind() == io::ErrorKind::NotFound && !matches!(mode, Mode::Full)
+}
+
+fn write_tar(
+    root: &Path,
+    excluded: &[PathBuf],
+    mode: &Mode,
+    out: &mut ChannelWriter,
+) -> io::Result<TarStats> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let mut stats = TarStats::default();
+    let mut visited: HashSet<PathBuf> = HashSet::new();
     let meta = fs::symlink_metadata(root).map_err(|e| at(root, e))?;
     if meta.is_file() {
         let name = root.file_name().map_or("file".into(), PathBuf::from);
@@ -63,10 +117,12 @@ fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::
         .map_err(|e| at(root, e))?;
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&dir)
-            .map_err(|e| at(&dir, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| at(&dir, e))?;
+        let listed = fs::read_dir(&dir).and_then(|d| d.collect::<Result<Vec<_>, _>>());
+        let mut entries = match listed {
+            Ok(entries) => entries,
+            Err(e) if vanished(&e, mode) => continue,
+            Err(e) => return Err(at(&dir, e)),
+        };
         entries.sort_by_key(fs::DirEntry::file_name);
         for entry in entries {
             let path = entry.path();
@@ -74,22 +130,54 @@ fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::
                 continue;
             }
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if vanished(&e, mode) => continue,
+                Err(e) => return Err(at(&path, e)),
+            };
             let kind = meta.file_type();
+            let stamp = Stamp::of(&meta);
+            let take = match mode {
+                Mode::Full => true,
+                Mode::Indexed => {
+                    stats.index.insert(rel.clone(), stamp);
+                    true
+                }
+                Mode::Changed(index) => {
+                    visited.insert(rel.clone());
+                    // A folder's own stamp changes with every file added or removed in it;
+                    // only a new folder needs its entry again.
+                    if kind.is_dir() {
+                        !index.contains_key(&rel)
+                    } else {
+                        index.get(&rel) != Some(&stamp)
+                    }
+                }
+            };
             let mut header = tar::Header::new_gnu();
             header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
             if kind.is_dir() {
-                builder
-                    .append_data(&mut header, &rel, io::empty())
-                    .map_err(|e| at(&path, e))?;
+                if take {
+                    builder
+                        .append_data(&mut header, &rel, io::empty())
+                        .map_err(|e| at(&path, e))?;
+                }
                 pending.push(path);
+            } else if !take {
             } else if kind.is_symlink() {
-                let target = fs::read_link(&path).map_err(|e| at(&path, e))?;
+                let target = match fs::read_link(&path) {
+                    Ok(t) => t,
+                    Err(e) if vanished(&e, mode) => continue,
+                    Err(e) => return Err(at(&path, e)),
+                };
                 builder
                     .append_link(&mut header, &rel, &target)
                     .map_err(|e| at(&path, e))?;
             } else if kind.is_file() {
-                append_file(&mut builder, &path, &rel, &meta, &mut stats)?;
+                match append_file(&mut builder, &path, &rel, &meta, &mut stats) {
+                    Err(e) if vanished(&e, mode) => {}
+                    other => other?,
+                }
             } else if kind.is_socket()
                 || kind.is_fifo()
                 || kind.is_block_device()
@@ -100,6 +188,14 @@ fn write_tar(root: &Path, excluded: &[PathBuf], out: &mut ChannelWriter) -> io::
         }
     }
     builder.into_inner()?;
+    if let Mode::Changed(index) = mode {
+        stats.removed = index
+            .keys()
+            .filter(|k| !visited.contains(*k))
+            .cloned()
+            .collect();
+        stats.removed.sort();
+    }
     Ok(stats)
 }
 
@@ -112,7 +208,14 @@ fn append_file<W: Write>(
     meta: &fs::Metadata,
     stats: &mut TarStats,
 ) -> io::Result<()> {
-    let file = fs::File::open(path).map_err(|e| at(path, e))?;
+    // NotFound passes through unwrapped: a file that vanished may be skipped by the caller.
+    let file = fs::File::open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            e
+        } else {
+            at(path, e)
+        }
+    })?;
     let size = meta.len();
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
@@ -175,6 +278,27 @@ pub fn unpack(dest: PathBuf, rx: mpsc::Receiver<Bytes>) -> JoinHandle<io::Result
         archive.set_overwrite(true);
         archive.unpack(&dest).map_err(|e| at(&dest, e))
     })
+}
+
+/// Removes `removed` (relative paths, as a catch-up pass listed them) below `dest`; a path
+/// that would leave `dest` is ignored.
+pub fn remove_listed(dest: &Path, removed: &[PathBuf]) -> io::Result<()> {
+    for rel in removed {
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            continue;
+        }
+        let path = dest.join(rel);
+        let gone = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+            Ok(_) => fs::remove_file(&path),
+            Err(_) => Ok(()),
+        };
+        gone.map_err(|e| at(&path, e))?;
+    }
+    Ok(())
 }
 
 /// Names of the entries of a tar stream (to say what a restore would overwrite).
@@ -242,5 +366,61 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(root: &Path, mode: Mode) -> (Vec<u8>, TarStats) {
+        let (mut rx, handle) = stream(root.to_path_buf(), Vec::new(), mode);
+        let mut tar = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            tar.extend_from_slice(&chunk);
+        }
+        (tar, handle.await.unwrap().unwrap())
+    }
+
+    async fn unpack_bytes(dest: &Path, tar: Vec<u8>) {
+        let (tx, rx) = mpsc::channel(1);
+        let handle = unpack(dest.to_path_buf(), rx);
+        tx.send(Bytes::from(tar)).await.unwrap();
+        drop(tx);
+        handle.await.unwrap().unwrap();
+    }
+
+    /// The two passes of a folder whose writer keeps running: the catch-up holds exactly what
+    /// changed, and base + catch-up + removals give the folder as it is at the end.
+    #[tokio::test]
+    async fn catch_up_pass_brings_the_first_copy_up_to_date() {
+        let base = std::env::temp_dir().join(format!("difyctl-hosttar-{}", std::process::id()));
+        let (src, dst) = (base.join("src"), base.join("dst"));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(src.join("sub")).unwrap();
+        for (name, text) in [("a", "one"), ("b", "two"), ("sub/c", "three")] {
+            fs::write(src.join(name), text).unwrap();
+        }
+        let (first, stats) = collect(&src, Mode::Indexed).await;
+        assert_eq!(stats.index.len(), 4);
+        // Meanwhile the service writes: a changes, b goes, a new folder and file appear.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(src.join("a"), "one, edited").unwrap();
+        fs::remove_file(src.join("b")).unwrap();
+        fs::create_dir_all(src.join("new")).unwrap();
+        fs::write(src.join("new/d"), "four").unwrap();
+        let (second, delta) = collect(&src, Mode::Changed(Arc::new(stats.index))).await;
+        assert_eq!(delta.files, 2, "only a and new/d are copied again");
+        assert_eq!(delta.removed, vec![PathBuf::from("b")]);
+        unpack_bytes(&dst, first).await;
+        unpack_bytes(&dst, second).await;
+        remove_listed(&dst, &delta.removed).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("a")).unwrap(), "one, edited");
+        assert!(!dst.join("b").exists());
+        assert_eq!(fs::read_to_string(dst.join("sub/c")).unwrap(), "three");
+        assert_eq!(fs::read_to_string(dst.join("new/d")).unwrap(), "four");
+        assert!(remove_listed(&dst, &[PathBuf::from("../src")]).is_ok());
+        assert!(src.exists(), "a listed path cannot leave the folder");
+        fs::remove_dir_all(&base).unwrap();
     }
 }

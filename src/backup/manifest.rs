@@ -77,6 +77,14 @@ pub enum PartKind {
         path: PathBuf,
         services: Vec<String>,
     },
+    /// The second pass over a folder whose writers kept running during the first: what
+    /// changed meanwhile, taken with them paused; restored over the `Folder` part, then
+    /// `removed` (relative to the folder) deleted.
+    FolderDelta {
+        path: PathBuf,
+        #[serde(default)]
+        removed: Vec<PathBuf>,
+    },
     /// A named volume, as Docker's archive API gives it (one top-level entry: the mount
     /// target's last component).
     Volume {

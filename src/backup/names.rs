@@ -108,6 +108,14 @@ pub fn folder_member(path: &Path, install: &Path) -> String {
     format!("folders/{inside}{}.tar", parts.join("/"))
 }
 
+/// The member of a folder's catch-up pass: `folders/x.tar` -> `folders/x.delta.tar`.
+pub fn delta_member(member: &str) -> String {
+    match member.strip_suffix(".tar") {
+        Some(stem) => format!("{stem}.delta.tar"),
+        None => format!("{member}.delta"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paus
         if !running {
             continue;
         }
-        if let Err(e) = engine.docker.pause_container(id).await {
+        if let Err(e) = pause_one(engine, id).await {
             resume(engine, paused).await;
             return Err(EngineError::Api {
                 object: format!("service {service}"),
@@ -53,6 +53,22 @@ pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paus
     }
     paused.since = Instant::now();
     Ok(paused)
+}
+
+/// `docker pause`, tried again a few times: freezing fails ("unable to freeze") while a
+/// process sits in uninterruptible I/O, which passes.
+async fn pause_one(engine: &Engine, id: &str) -> Result<(), bollard::errors::Error> {
+    let mut attempt = 0;
+    loop {
+        match engine.docker.pause_container(id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 && e.to_string().contains("freeze") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Unpauses them; how long they were paused. A failure is logged: it is not the copy's.

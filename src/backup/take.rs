@@ -5,13 +5,15 @@
 //! volume with the services that write it paused for just that copy.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::archive::{self, ArchiveWriter, MemberSum};
+use super::hosttar::Mode;
 use super::manifest::{ImageRecord, Manifest, Part, PartKind, FORMAT};
 use super::meter::Meter;
 use super::plan::{self, DbKind, Plan};
@@ -175,32 +177,16 @@ async fn write_archive(
     }
     for folder in &plan.folders {
         let writers = running_writers(&folder.writers, &plan, &container_of);
-        let paused = quiesce::pause(engine, &writers).await?;
-        let services = paused.services();
-        let name = names::folder_member(&folder.path, &stack.dir);
-        w.meter.begin(&name);
-        let copied = w
-            .host_tar(&name, &folder.path, &below(&plan.excluded, &folder.path))
-            .await;
-        let took = quiesce::resume(engine, paused).await;
-        let (sum, stats) = copied?;
-        note_changed(&stats, &mut warnings);
-        let path = folder
-            .path
-            .strip_prefix(&stack.dir)
-            .map_or(folder.path.clone(), Path::to_path_buf);
-        let note = paused_note(&services, took);
-        w.push(
-            sum,
-            PartKind::Folder {
-                path,
-                services: folder.users.clone(),
-            },
-            "tar of the folder on this host".into(),
-            services,
-            took,
-            &note,
-        );
+        folder_parts(
+            engine,
+            &mut w,
+            folder,
+            &writers,
+            &plan,
+            &stack.dir,
+            &mut warnings,
+        )
+        .await?;
     }
     for v in &plan.volumes {
         let Some((id, _)) = container_of(&v.service) else {
@@ -259,6 +245,73 @@ async fn write_archive(
     Ok((manifest, warnings))
 }
 
+/// One data folder in two passes: all of it while its writers run, then, with them paused,
+/// only what changed meanwhile, so the pause lasts as long as the catch-up, not the copy.
+async fn folder_parts(
+    engine: &Engine,
+    w: &mut Copier<'_>,
+    folder: &plan::Folder,
+    writers: &[(String, String)],
+    plan: &Plan,
+    install: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(), BackupError> {
+    let name = names::folder_member(&folder.path, install);
+    let inner = below(&plan.excluded, &folder.path);
+    let path = folder
+        .path
+        .strip_prefix(install)
+        .map_or(folder.path.clone(), Path::to_path_buf);
+    let mode = if writers.is_empty() {
+        Mode::Full
+    } else {
+        Mode::Indexed
+    };
+    w.meter.begin(&name);
+    let (sum, stats) = w.host_tar(&name, &folder.path, &inner, mode).await?;
+    let kind = PartKind::Folder {
+        path: path.clone(),
+        services: folder.users.clone(),
+    };
+    if writers.is_empty() {
+        note_changed(&stats, warnings);
+        w.push(
+            sum,
+            kind,
+            "tar of the folder on this host".into(),
+            Vec::new(),
+            Duration::ZERO,
+            "",
+        );
+        return Ok(());
+    }
+    let how = "tar of the folder on this host while its services ran (the .delta part brings it up to date)";
+    w.push(sum, kind, how.into(), Vec::new(), Duration::ZERO, "");
+    let delta = names::delta_member(&name);
+    let paused = quiesce::pause(engine, writers).await?;
+    let services = paused.services();
+    w.meter.begin(&delta);
+    let copied = w
+        .host_tar(
+            &delta,
+            &folder.path,
+            &inner,
+            Mode::Changed(Arc::new(stats.index)),
+        )
+        .await;
+    let took = quiesce::resume(engine, paused).await;
+    let (sum, stats) = copied?;
+    note_changed(&stats, warnings);
+    let note = paused_note(&services, took);
+    let kind = PartKind::FolderDelta {
+        path,
+        removed: stats.removed,
+    };
+    let how = "what changed during the first pass, with the writing services paused";
+    w.push(sum, kind, how.into(), services, took, &note);
+    Ok(())
+}
+
 /// The install folder, difyctl.toml when it is elsewhere, and difyctl's state.
 async fn install_parts(
     w: &mut Copier<'_>,
@@ -268,47 +321,28 @@ async fn install_parts(
 ) -> Result<(), BackupError> {
     let dir = &req.stack.dir;
     w.meter.begin("install.tar");
-    let (sum, stats) = w.host_tar("install.tar", dir, &plan.excluded).await?;
+    let (sum, stats) = w
+        .host_tar("install.tar", dir, &plan.excluded, Mode::Full)
+        .await?;
     note_changed(&stats, warnings);
     let how = format!("tar of {} without its data folders", dir.display());
-    w.push(
-        sum,
-        PartKind::Install,
-        how,
-        Vec::new(),
-        std::time::Duration::ZERO,
-        "",
-    );
+    w.push(sum, PartKind::Install, how, Vec::new(), Duration::ZERO, "");
     if let Some(config) = req.config_file.as_ref().filter(|c| !c.starts_with(dir)) {
         w.meter.begin("difyctl.toml");
-        let (sum, _) = w.host_tar("config.tar", config, &[]).await?;
+        let (sum, _) = w.host_tar("config.tar", config, &[], Mode::Full).await?;
         let kind = PartKind::Config {
             path: config.clone(),
         };
-        w.push(
-            sum,
-            kind,
-            "the file".into(),
-            Vec::new(),
-            std::time::Duration::ZERO,
-            "",
-        );
+        w.push(sum, kind, "the file".into(), Vec::new(), Duration::ZERO, "");
     }
     let state = absolute(&req.state_dir);
     if state.is_dir() {
         w.meter.begin("state.tar");
         let mut skip = below(&plan.excluded, &state);
         skip.push(crate::control::socket_path(&state));
-        let (sum, _) = w.host_tar("state.tar", &state, &skip).await?;
+        let (sum, _) = w.host_tar("state.tar", &state, &skip, Mode::Full).await?;
         let how = format!("tar of {}", req.state_dir.display());
-        w.push(
-            sum,
-            PartKind::State,
-            how,
-            Vec::new(),
-            std::time::Duration::ZERO,
-            "",
-        );
+        w.push(sum, PartKind::State, how, Vec::new(), Duration::ZERO, "");
     }
     Ok(())
 }
@@ -369,7 +403,7 @@ async fn database_parts(
         w.meter.begin(&member);
         let sum = w.exec(engine, &member, db, container, &cmd).await?;
         let how = format!("{} inside service {service}", cmd.join(" "));
-        w.push(sum, kind, how, Vec::new(), std::time::Duration::ZERO, "");
+        w.push(sum, kind, how, Vec::new(), Duration::ZERO, "");
     }
     Ok(())
 }
@@ -398,7 +432,7 @@ impl Copier<'_> {
         kind: PartKind,
         how: String,
         paused: Vec<String>,
-        took: std::time::Duration,
+        took: Duration,
         note: &str,
     ) {
         self.meter.end(note);
@@ -419,10 +453,11 @@ impl Copier<'_> {
         name: &str,
         root: &Path,
         excluded: &[PathBuf],
+        mode: Mode,
     ) -> Result<(MemberSum, hosttar::TarStats), BackupError> {
         self.writer.begin(name).await?;
         let (mut rx, handle): (mpsc::Receiver<Bytes>, _) =
-            hosttar::stream(root.to_path_buf(), excluded.to_vec());
+            hosttar::stream(root.to_path_buf(), excluded.to_vec(), mode);
         let mut failed = None;
         while let Some(chunk) = rx.recv().await {
             if let Err(e) = self.chunk(&chunk).await {
@@ -533,7 +568,7 @@ fn below(excluded: &[PathBuf], root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn paused_note(services: &[String], took: std::time::Duration) -> String {
+fn paused_note(services: &[String], took: Duration) -> String {
     if services.is_empty() {
         String::new()
     } else {

@@ -277,7 +277,7 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "folders/volumes/app/storage.tar")
+        .find(|p| p["name"] == "folders/volumes/app/storage.delta.tar")
         .unwrap();
     assert_eq!(storage["paused"], serde_json::json!(["api"]), "{storage}");
 
@@ -802,7 +802,7 @@ async fn up_serves_through_a_backup_and_takes_scheduled_ones() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "folders/volumes/app/storage.tar")
+        .find(|p| p["name"] == "folders/volumes/app/storage.delta.tar")
         .unwrap();
     assert!(storage["paused_ms"].as_u64().is_some(), "{storage}");
 

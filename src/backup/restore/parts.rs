@@ -33,15 +33,24 @@ pub async fn write(
     crate::engine::resources::ensure_volumes(engine, stack).await?;
     for part in &v.manifest.parts {
         match &part.kind {
-            PartKind::Folder { path, .. } => {
+            PartKind::Folder { path, .. } | PartKind::FolderDelta { path, .. } => {
                 let dest = folder_path(stack, path);
                 // A single file's tar holds the file by name: it goes into the parent.
                 let into = if part_is_file(v, &part.name) {
                     dest.parent().unwrap_or(Path::new("/")).to_path_buf()
                 } else {
-                    dest
+                    dest.clone()
                 };
                 unpack_member(v, &part.name, &into, meter).await?;
+                if let PartKind::FolderDelta { removed, .. } = &part.kind {
+                    crate::backup::hosttar::remove_listed(&dest, removed).map_err(|source| {
+                        RestoreError::Io {
+                            path: dest.clone(),
+                            action: "cannot remove what was deleted during the backup".into(),
+                            source,
+                        }
+                    })?;
+                }
             }
             PartKind::State => {
                 crate::fsutil::create_private_dir(&req.state_dir).map_err(|source| {
