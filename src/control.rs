@@ -27,8 +27,22 @@ pub enum ControlError {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Renew { force: bool },
+    Renew {
+        force: bool,
+    },
     Status,
+    /// `difyctl restart` / `up --no-proxy` are about to restart or recreate these services of
+    /// `project`: requests should wait for them (for at most `secs`) rather than get a 502.
+    Expect {
+        project: String,
+        services: Vec<String>,
+        secs: u64,
+    },
+    /// They are done: back to what Docker says.
+    Clear {
+        project: String,
+        services: Vec<String>,
+    },
 }
 
 /// What the running difyctl says about itself (`ps`).
@@ -53,9 +67,17 @@ pub struct StatusSource {
     pub https: String,
     pub project: Option<String>,
     pub routes: crate::proxy::Routes,
+    /// `up`'s record of expected restarts (none for `proxy`).
+    pub expected: Option<crate::upstreams::Expected>,
 }
 
 impl StatusSource {
+    fn expected_for(&self, project: &str) -> Option<&crate::upstreams::Expected> {
+        self.expected
+            .as_ref()
+            .filter(|_| self.project.as_deref() == Some(project))
+    }
+
     fn now(&self) -> Status {
         Status {
             pid: std::process::id(),
@@ -108,7 +130,7 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let renew = renew.clone();
-                let status = status.now();
+                let status = status.clone();
                 tokio::spawn(async move {
                     if let Err(e) = answer(stream, renew, status).await {
                         tracing::debug!("control connection: {e}");
@@ -128,7 +150,7 @@ pub async fn serve(
 async fn answer(
     stream: UnixStream,
     renew: Option<mpsc::Sender<ControlRequest>>,
-    status: Status,
+    source: StatusSource,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -147,7 +169,25 @@ async fn answer(
                 "this difyctl manages no ACME certificate (no domain, or --cert/--key given)",
             ),
         },
-        Ok(Request::Status) => serde_json::to_string(&status)?,
+        Ok(Request::Status) => serde_json::to_string(&source.now())?,
+        Ok(Request::Expect {
+            project,
+            services,
+            secs,
+        }) => match source.expected_for(&project) {
+            Some(expected) => {
+                expected.expect(&services, std::time::Duration::from_secs(secs));
+                r#"{"ok": true}"#.to_string()
+            }
+            None => error_reply("this difyctl does not serve that project"),
+        },
+        Ok(Request::Clear { project, services }) => match source.expected_for(&project) {
+            Some(expected) => {
+                expected.clear(&services);
+                r#"{"ok": true}"#.to_string()
+            }
+            None => error_reply("this difyctl does not serve that project"),
+        },
         Err(e) => error_reply(&format!("bad request: {e}")),
     };
     write.write_all(reply.as_bytes()).await?;
@@ -164,6 +204,30 @@ pub async fn request_renew(
     force: bool,
 ) -> Result<Option<RenewOutcome>, ControlError> {
     ask(state_dir, &Request::Renew { force }).await
+}
+
+/// Tells the running difyctl (if it serves `project`) that `services` are about to restart:
+/// `true` when one took note. Errors are not the caller's problem: without a serving
+/// difyctl there is nobody to tell.
+pub async fn expect(state_dir: &Path, project: &str, services: &[String], secs: u64) -> bool {
+    let request = Request::Expect {
+        project: project.to_string(),
+        services: services.to_vec(),
+        secs,
+    };
+    matches!(
+        ask::<serde_json::Value>(state_dir, &request).await,
+        Ok(Some(_))
+    )
+}
+
+/// Ends what `expect` said.
+pub async fn clear(state_dir: &Path, project: &str, services: &[String]) {
+    let request = Request::Clear {
+        project: project.to_string(),
+        services: services.to_vec(),
+    };
+    let _ = ask::<serde_json::Value>(state_dir, &request).await;
 }
 
 /// Asks the running difyctl about itself. `Ok(None)` when none is running.

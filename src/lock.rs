@@ -66,6 +66,27 @@ impl Lock {
     }
 }
 
+/// Takes the lock at `path`, waiting while another process holds it; `waiting` is called
+/// once, with the holder's pid, when it has to wait.
+pub async fn acquire(
+    path: &Path,
+    what: &str,
+    waiting: impl FnOnce(&str),
+) -> Result<Lock, LockError> {
+    let mut waiting = Some(waiting);
+    loop {
+        match Lock::try_acquire(path, what) {
+            Err(LockError::Held { pid, .. }) => {
+                if let Some(say) = waiting.take() {
+                    say(&pid);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replace: args.replace,
                 json: args.json,
                 compose_files: absolute_files(&compose_file, &overrides),
+                state_dir: config.state_dir.clone(),
             };
             let file = std::iter::once(&compose_file)
                 .chain(&overrides)
@@ -125,10 +126,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Restart { services, timeout } => {
             let project = cmd::project_name(&load(Vec::new()))?;
+            let config = Config::load(&flags)?;
             runtime()?.block_on(cmd::restart::run(
                 &project,
                 &services,
                 std::time::Duration::from_secs(timeout),
+                &config.state_dir,
             ))
         }
         Command::Pull { profiles } => {

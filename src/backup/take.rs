@@ -71,10 +71,18 @@ pub async fn take(
         source,
     })?;
     let project = &req.stack.project;
-    let _lock = crate::lock::Lock::try_acquire(
+    // One backup of a project at a time; a second one (a scheduled one meeting `difyctl
+    // backup`) waits for the first.
+    let _lock = crate::lock::acquire(
         &req.to.join(format!(".difyctl-{project}.lock")),
         &format!("a backup of project {project}"),
-    )?;
+        |pid| {
+            meter.say(&format!(
+                "waiting for the backup already running (pid {pid})"
+            ))
+        },
+    )
+    .await?;
     names::remove_partials(&req.to, project);
     let stamp = crate::timefmt::compact_utc(now_secs());
     let (final_path, partial) = names::unique(&req.to, project, &stamp);

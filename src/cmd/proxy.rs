@@ -13,13 +13,22 @@ use difyctl::tls::{self, CertResolver, PemPair};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-pub async fn run(config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, upstreams: Upstreams) -> anyhow::Result<()> {
+    // Nothing here knows whether an upstream that refuses is coming back: fail at once, as
+    // nginx does, unless told to wait.
+    if !config.proxy.upstream_wait_set {
+        config.proxy.upstream_wait = Duration::ZERO;
+    }
     serve(config, Routes::new(RouteTable::dify(&upstreams)), None).await
 }
 
 /// Serves `routes` (which the caller may keep replacing, as `up` does when containers move)
 /// with certificates from `config`, until SIGTERM/SIGINT.
-pub async fn serve(config: Config, routes: Routes, project: Option<String>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    routes: Routes,
+    project: Option<(String, difyctl::upstreams::Expected)>,
+) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we listen must stop us cleanly, not kill us.
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -49,8 +58,9 @@ pub async fn serve(config: Config, routes: Routes, project: Option<String>) -> a
             .map_or(0, |d| d.as_secs()),
         http: running.http_addr.to_string(),
         https: running.https_addr.to_string(),
-        project,
+        project: project.as_ref().map(|(p, _)| p.clone()),
         routes,
+        expected: project.map(|(_, e)| e),
     };
     tokio::spawn(difyctl::control::serve(control, renew_tx, status, stop_rx));
 

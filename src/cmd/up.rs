@@ -2,11 +2,10 @@
 //! dependency order, waiting for health), then, unless `--no-proxy`, serve the proxy and run
 //! the certificate manager in the foreground.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use difyctl::proxy::{RouteTable, Routes, Upstream, Upstreams};
+use difyctl::proxy::{RouteTable, Routes};
+use difyctl::upstreams::{log_changes, Expected, Ports, View};
 
 use difyctl::engine::progress::Progress;
 use difyctl::engine::reconcile::{self, Action, UpOptions};
@@ -18,6 +17,8 @@ pub struct UpSettings {
     pub json: bool,
     /// The compose files (absolute), for scheduled backups.
     pub compose_files: Vec<std::path::PathBuf>,
+    /// Where the project lock is, and the control socket of a serving difyctl to tell.
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Brings the stack up and waits for it; prints what was done.
@@ -27,6 +28,42 @@ pub async fn reconcile_stack(
     settings: &UpSettings,
 ) -> anyhow::Result<Vec<reconcile::ServiceResult>> {
     let engine = super::engine().await?;
+    let _lock = project_lock(&settings.state_dir, &stack.project).await?;
+    // A difyctl serving this project is told what may restart, so requests wait for it.
+    let services: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
+    let secs = settings.wait_timeout.as_secs() + 60;
+    let told = difyctl::control::expect(&settings.state_dir, &stack.project, &services, secs).await;
+    let result = reconcile_locked(&engine, stack, config_file, settings).await;
+    if told {
+        difyctl::control::clear(&settings.state_dir, &stack.project, &services).await;
+    }
+    result
+}
+
+/// One reconcile of a project at a time: two at once created two `<project>_default`
+/// networks, and every later `up` failed on the ambiguous name. The second waits.
+async fn project_lock(
+    state_dir: &std::path::Path,
+    project: &str,
+) -> anyhow::Result<difyctl::lock::Lock> {
+    let path = state_dir
+        .join("locks")
+        .join(format!("{}.lock", difyctl::fsutil::safe_name(project)));
+    let what = format!("a difyctl reconciling project {project}");
+    Ok(difyctl::lock::acquire(&path, &what, |pid| {
+        eprintln!(
+            "waiting for the other difyctl (pid {pid}) to finish bringing project {project} up"
+        );
+    })
+    .await?)
+}
+
+async fn reconcile_locked(
+    engine: &difyctl::engine::Engine,
+    stack: &Stack,
+    config_file: &str,
+    settings: &UpSettings,
+) -> anyhow::Result<Vec<reconcile::ServiceResult>> {
     let width = stack
         .services
         .iter()
@@ -44,7 +81,7 @@ pub async fn reconcile_stack(
         config_file: config_file.to_string(),
         retired: settings.replace.clone(),
     };
-    let report = reconcile::up(&engine, stack, &opts, &progress).await?;
+    let report = reconcile::up(engine, stack, &opts, &progress).await?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -96,35 +133,32 @@ pub async fn run(
             backups_stop,
         ))
     });
-    let addresses = difyctl::engine::addresses::current(&engine, &stack.project).await?;
-    let ports = Ports::of(&stack);
-    let routes = Routes::new(RouteTable::dify(&upstreams(&addresses, ports)));
+    let networks: Vec<String> = stack
+        .networks
+        .iter()
+        .map(|n| n.docker_name.clone())
+        .collect();
+    let states = difyctl::engine::addresses::current(&engine, &stack.project, &networks).await?;
+    let expected = Expected::default();
+    let mut view = View::new(Ports::of(&stack), expected.clone());
+    let first = RouteTable::dify(&view.upstreams(&states));
+    log_changes(None, &first);
+    let routes = Routes::new(first);
     let (_keep, stop) = tokio::sync::watch::channel(false);
     let follower_routes = routes.clone();
-    // A service keeps its last address while its container is down: requests then wait for
-    // it (proxy.upstream_wait) instead of getting a 503 during a restart.
-    let mut last = addresses.clone();
     tokio::spawn(difyctl::engine::addresses::follow(
         engine,
         stack.project.clone(),
+        networks,
+        expected.poke.clone(),
         move |now| {
-            last.extend(now.iter().map(|(k, v)| (k.clone(), *v)));
-            let ups = upstreams(&last, ports);
-            for (name, up) in [
-                ("web", &ups.web),
-                ("api", &ups.api),
-                ("plugin_daemon", &ups.plugin),
-            ] {
-                match up {
-                    Some(u) => tracing::info!(service = name, address = %u.authority, "upstream"),
-                    None => tracing::warn!(service = name, "not running: its routes answer 503"),
-                }
-            }
-            follower_routes.replace(RouteTable::dify(&ups));
+            let table = RouteTable::dify(&view.upstreams(now));
+            log_changes(Some(&follower_routes.load()), &table);
+            follower_routes.replace(table);
         },
         stop,
     ));
-    let served = super::proxy::serve(config, routes, Some(stack.project.clone())).await;
+    let served = super::proxy::serve(config, routes, Some((stack.project.clone(), expected))).await;
     // A backup in progress is abandoned cleanly: its paused services unpaused, its partial
     // file removed (dropping it with the runtime would leave them paused).
     let _ = backups_tx.send(true);
@@ -132,52 +166,4 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
     served
-}
-
-/// The ports Dify's services listen on inside their containers: Dify's defaults unless the
-/// service's environment moves them (api: DIFY_PORT, web: PORT, plugin_daemon: SERVER_PORT).
-#[derive(Clone, Copy)]
-struct Ports {
-    web: u16,
-    api: u16,
-    plugin: u16,
-    socket: u16,
-}
-
-impl Ports {
-    fn of(stack: &Stack) -> Ports {
-        let port = |service: &str, key: &str, default: u16| {
-            stack
-                .service(service)
-                .and_then(|s| s.environment.get(key))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        Ports {
-            web: port("web", "PORT", 3000),
-            api: port("api", "DIFY_PORT", 5001),
-            plugin: port("plugin_daemon", "SERVER_PORT", 5002),
-            socket: port("api_websocket", "DIFY_PORT", 5001),
-        }
-    }
-}
-
-/// Dify's services the proxy fronts, at their container address and port.
-fn upstreams(addresses: &BTreeMap<String, IpAddr>, ports: Ports) -> Upstreams {
-    let at = |service: &str, port: u16| {
-        addresses.get(service).map(|ip| Upstream {
-            service: service.to_string(),
-            authority: SocketAddr::new(*ip, port)
-                .to_string()
-                .parse()
-                // Invariant: a socket address always renders as a valid authority.
-                .expect("socket address is an authority"),
-        })
-    };
-    Upstreams {
-        web: at("web", ports.web),
-        api: at("api", ports.api),
-        plugin: at("plugin_daemon", ports.plugin),
-        socket: at("api_websocket", ports.socket),
-    }
 }

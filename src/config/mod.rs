@@ -96,6 +96,8 @@ pub struct ProxyConfig {
     /// How long a request waits for an upstream that refuses connections (restarting,
     /// being recreated) before it gets a 502. Zero: fail at once, like nginx.
     pub upstream_wait: Duration,
+    /// Whether `upstream_wait` was configured (`proxy` alone waits only then).
+    pub upstream_wait_set: bool,
     /// On SIGTERM, how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
     pub hsts: bool,
@@ -120,6 +122,7 @@ impl Default for ProxyConfig {
             max_connections_per_client: 256,
             connect_timeout: Duration::from_secs(10),
             upstream_wait: Duration::from_secs(30),
+            upstream_wait_set: false,
             shutdown_grace: Duration::from_secs(30),
             hsts: true,
             trusted_proxies: Vec::new(),
@@ -303,6 +306,7 @@ impl Config {
             pick(&None, "", "upstream_wait", &p.upstream_wait, None),
             proxy.upstream_wait,
         )?;
+        proxy.upstream_wait_set = p.upstream_wait.is_some();
         proxy.shutdown_grace = duration(
             pick(
                 &flags.shutdown_grace,

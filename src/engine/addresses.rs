@@ -15,34 +15,122 @@ use super::labels;
 use super::reconcile::{project_containers, service_label};
 use super::{Engine, EngineError};
 
-/// Running services with their container address: service -> IP. A container on several
-/// networks is reached through `<project>_default` when it has it.
+/// What the proxy needs to know of one service's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceState {
+    /// Running, reached at this address on a project network.
+    Running(IpAddr),
+    /// Starting, restarting, being created or to be started again by its restart policy.
+    Coming,
+    /// Stopped with nothing to start it again, or not on a project network: why.
+    Down(String),
+}
+
+/// Each service that has a container, and its state. Addresses come only from `networks`
+/// (the project's own, by Docker name; `<project>_default` first): a container detached from
+/// them is `Down`, never reached through an address that may now route off the host.
 pub async fn current(
     engine: &Engine,
     project: &str,
-) -> Result<BTreeMap<String, IpAddr>, EngineError> {
-    let mut out = BTreeMap::new();
+    networks: &[String],
+) -> Result<BTreeMap<String, ServiceState>, EngineError> {
+    current_with(engine, project, networks, &Stopped::default()).await
+}
+
+async fn current_with(
+    engine: &Engine,
+    project: &str,
+    networks: &[String],
+    stopped: &Stopped,
+) -> Result<BTreeMap<String, ServiceState>, EngineError> {
+    let mut out: BTreeMap<String, (u8, ServiceState)> = BTreeMap::new();
     let preferred = format!("{project}_default");
-    for c in project_containers(engine, project, false).await? {
+    for c in project_containers(engine, project, true).await? {
         let Some(service) = service_label(&c) else {
             continue;
         };
-        let networks = c
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.networks.clone())
-            .unwrap_or_default();
-        let ip = networks
-            .get(&preferred)
-            .into_iter()
-            .chain(networks.values())
-            .filter_map(|n| n.ip_address.as_deref())
-            .find_map(|ip| ip.parse::<IpAddr>().ok());
-        if let Some(ip) = ip {
-            out.insert(service.to_string(), ip);
+        let (rank, state) = match classify(&c, &preferred, networks) {
+            Some(known) => known,
+            None => stopped_state(engine, &c, stopped).await,
+        };
+        let better = out.get(service).is_none_or(|(r, _)| rank > *r);
+        if better {
+            out.insert(service.to_string(), (rank, state));
         }
     }
-    Ok(out)
+    Ok(out.into_iter().map(|(k, (_, v))| (k, v)).collect())
+}
+
+/// A container's state, ranked (when a service has several, during a recreation, the most
+/// alive one counts); `None` for a stopped one, which needs a closer look.
+fn classify(
+    c: &bollard::models::ContainerSummary,
+    preferred: &str,
+    networks: &[String],
+) -> Option<(u8, ServiceState)> {
+    use bollard::models::ContainerSummaryStateEnum as S;
+    let attached = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    let ip = attached
+        .get(preferred)
+        .into_iter()
+        .chain(networks.iter().filter_map(|n| attached.get(n)))
+        .filter_map(|n| n.ip_address.as_deref())
+        .find_map(|ip| ip.parse::<IpAddr>().ok());
+    match c.state {
+        Some(S::RUNNING | S::PAUSED) => Some(match ip {
+            Some(ip) => (4, ServiceState::Running(ip)),
+            None => (
+                1,
+                ServiceState::Down("running but not on the project's network".into()),
+            ),
+        }),
+        Some(S::RESTARTING | S::CREATED | S::REMOVING) => Some((3, ServiceState::Coming)),
+        _ => None,
+    }
+}
+
+/// An exited container: coming back when its restart policy will start it again (Docker, or
+/// `revive` for one Docker gave up on) and nobody stopped it on purpose.
+async fn stopped_state(
+    engine: &Engine,
+    c: &bollard::models::ContainerSummary,
+    stopped: &Stopped,
+) -> (u8, ServiceState) {
+    let id = c.id.clone().unwrap_or_default();
+    let info = engine.docker.inspect_container(&id, None).await.ok();
+    let policy = info
+        .as_ref()
+        .and_then(|i| i.host_config.as_ref())
+        .and_then(|h| h.restart_policy.as_ref())
+        .and_then(|r| r.name)
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let code = info
+        .as_ref()
+        .and_then(|i| i.state.as_ref())
+        .and_then(|s| s.exit_code)
+        .or_else(|| exit_code(c.status.as_deref().unwrap_or("")));
+    let on_purpose = stopped.contains(&id);
+    let restarts = matches!(policy.as_str(), "always" | "unless-stopped")
+        || (policy == "on-failure" && code.is_some_and(|c| c != 0));
+    if restarts && !on_purpose {
+        return (2, ServiceState::Coming);
+    }
+    let why = match code {
+        Some(code) if !on_purpose => format!("exited with code {code}"),
+        _ => "stopped".into(),
+    };
+    (0, ServiceState::Down(why))
+}
+
+/// `Exited (137) 5 seconds ago` -> 137.
+fn exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
 }
 
 /// Calls `apply` with the addresses now, then again each time they change, until `stop`.
@@ -51,10 +139,12 @@ pub async fn current(
 pub async fn follow(
     engine: Engine,
     project: String,
-    mut apply: impl FnMut(&BTreeMap<String, IpAddr>),
+    networks: Vec<String>,
+    poke: std::sync::Arc<tokio::sync::Notify>,
+    mut apply: impl FnMut(&BTreeMap<String, ServiceState>),
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut known: Option<BTreeMap<String, IpAddr>> = None;
+    let mut known: Option<BTreeMap<String, ServiceState>> = None;
     let mut stopped = Stopped::default();
     loop {
         let filters = std::collections::HashMap::from([
@@ -73,6 +163,11 @@ pub async fn follow(
             let reread = tokio::select! {
                 _ = stop.changed() => return,
                 _ = tick.tick() => true,
+                // Something outside Docker changed (an expected restart): apply again.
+                _ = poke.notified() => {
+                    known = None;
+                    true
+                }
                 event = events.next() => match event {
                     Some(Ok(e)) => {
                         let id = e.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
@@ -94,7 +189,7 @@ pub async fn follow(
             if !reread {
                 continue;
             }
-            match current(&engine, &project).await {
+            match current_with(&engine, &project, &networks, &stopped).await {
                 Ok(now) => {
                     if known.as_ref() != Some(&now) {
                         apply(&now);

@@ -21,6 +21,7 @@ pub async fn ensure_container(
     stack: &Stack,
     spec: &ServiceSpec,
     mine: &[&ContainerSummary],
+    network_ids: &std::collections::HashMap<String, String>,
     opts: &UpOptions,
     line: &Line,
 ) -> Result<ServiceResult, EngineError> {
@@ -53,6 +54,12 @@ pub async fn ensure_container(
             }
         };
         if matches {
+            if let Some(why) = detached(stack, spec, &info, network_ids) {
+                // Kept as it is, it would fail to start ("network <id> not found") or be
+                // unreachable: recreated on the project's networks.
+                tracing::info!(service = %spec.name, "recreating its container: {why}");
+                continue;
+            }
             keep = Some((id.to_string(), c.state));
         }
     }
@@ -170,6 +177,40 @@ pub async fn ensure_container(
 
 /// Stops a container (giving it `grace` seconds after SIGTERM; one already stopped is fine),
 /// then removes it. Its volumes stay.
+/// Why a container is not on the networks its service needs (one missing, or attached to a
+/// network of that name that has since been replaced), if it is not.
+fn detached(
+    stack: &Stack,
+    spec: &ServiceSpec,
+    info: &bollard::models::ContainerInspectResponse,
+    network_ids: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    if spec.network_mode.is_some() {
+        return None;
+    }
+    let attached = info
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    for key in spec.networks.keys() {
+        let Some(net) = stack.network(key) else {
+            continue;
+        };
+        let Some(want) = network_ids.get(&net.docker_name) else {
+            continue;
+        };
+        match attached.get(&net.docker_name) {
+            None => return Some(format!("it is not on network {}", net.docker_name)),
+            Some(ep) if ep.network_id.as_deref().is_some_and(|id| id != want) => {
+                return Some(format!("network {} was recreated since", net.docker_name))
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 pub async fn stop_and_remove(
     engine: &Engine,
     id: &str,

@@ -63,7 +63,7 @@ pub async fn up(
     progress: &Progress,
 ) -> Result<UpReport, EngineError> {
     let mut report = UpReport::default();
-    resources::ensure_networks(engine, stack, &mut report.warnings).await?;
+    let network_ids = resources::ensure_networks(engine, stack, &mut report.warnings).await?;
     resources::ensure_volumes(engine, stack).await?;
     resources::create_bind_sources(stack)?;
     images::ensure(engine, stack, progress, false).await?;
@@ -87,6 +87,7 @@ pub async fn up(
     let tasks = stack.services.iter().map(|spec| {
         let channels = &channels;
         let existing = &existing;
+        let network_ids = &network_ids;
         let needs_exit = needs_exit.contains(spec.name.as_str());
         async move {
             let tx = &channels[spec.name.as_str()];
@@ -107,8 +108,16 @@ pub async fn up(
                     .iter()
                     .filter(|c| service_label(c) == Some(spec.name.as_str()))
                     .collect();
-                let result =
-                    container::ensure_container(engine, stack, spec, &mine, opts, &line).await?;
+                let result = container::ensure_container(
+                    engine,
+                    stack,
+                    spec,
+                    &mine,
+                    network_ids,
+                    opts,
+                    &line,
+                )
+                .await?;
                 tx.send_replace(Status::Started);
                 let watch = Watch {
                     service: &spec.name,

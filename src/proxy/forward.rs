@@ -20,8 +20,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use super::access_log::AccessEntry;
 use super::body::{drain, BodyWatch, RequestBody, ResponseBody};
 use super::headers::{is_websocket_upgrade, set_forwarding, strip_hop_by_hop, ClientSide};
-use super::pages::{self, gateway_error, plain};
+use super::pages::{self, gateway_error, gateway_error_because, plain};
 use super::retry::{backoff, Deferred, Slot};
+use super::router::Availability;
 use super::{Body, Shared};
 
 pub type Client = hyper_util::client::legacy::Client<HttpConnector, Deferred>;
@@ -118,6 +119,10 @@ impl Forwarder {
         let Some(upstream) = upstream else {
             return gateway_error(StatusCode::SERVICE_UNAVAILABLE, service);
         };
+        if let Availability::Down(state) = &upstream.availability {
+            // Stopped with nothing bringing it back: waiting would only delay the 502.
+            return gateway_error_because(StatusCode::BAD_GATEWAY, service, Some(state));
+        }
         if declared_length(&req).is_some_and(|len| len > config.max_body) {
             // Answer at once; the upstream never sees this request.
             drain(req.into_body());
@@ -229,6 +234,7 @@ impl Forwarder {
                 tracing::info!(service, upstream = %upstream.authority, wait = ?config.upstream_wait, "upstream not answering (restarting?): the request waits for it");
             }
             tokio::time::sleep(backoff(attempt)).await;
+            // Wait only while the service is known to come back: gone or stopped ends it.
             let current = self
                 .shared
                 .routes
@@ -236,23 +242,22 @@ impl Forwarder {
                 .lookup(parts.uri.path())
                 .upstream
                 .clone();
-            if let Some(now) = current {
-                if now.authority != upstream.authority {
-                    upstream = now;
-                    if let Ok(uri) = Uri::builder()
-                        .scheme(Scheme::HTTP)
-                        .authority(upstream.authority.clone())
-                        .path_and_query(
-                            parts
-                                .uri
-                                .path_and_query()
-                                .cloned()
-                                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-                        )
-                        .build()
-                    {
-                        parts.uri = uri;
+            match current {
+                None => return gateway_error(StatusCode::SERVICE_UNAVAILABLE, service),
+                Some(now) => {
+                    if let Availability::Down(state) = &now.availability {
+                        return gateway_error_because(
+                            StatusCode::BAD_GATEWAY,
+                            service,
+                            Some(state),
+                        );
                     }
+                    if now.authority != upstream.authority {
+                        if let Ok(uri) = upstream_uri(&now, &parts.uri) {
+                            parts.uri = uri;
+                        }
+                    }
+                    upstream = now;
                 }
             }
         };
@@ -302,6 +307,19 @@ impl Forwarder {
         let idle = config.read_timeout;
         resp.map(|b| ResponseBody::new(b, idle).boxed())
     }
+}
+
+/// The request's URI pointed at `upstream`.
+fn upstream_uri(upstream: &super::Upstream, uri: &Uri) -> Result<Uri, http::Error> {
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(upstream.authority.clone())
+        .path_and_query(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        )
+        .build()
 }
 
 /// Refuses HTTP/1.1 requests without Host, and any with two (RFC 9112 3.2: 400, as nginx

@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 pub use body::BoxError;
 pub use challenge::{ChallengeTokens, CHALLENGE_PREFIX};
-pub use router::{Route, RouteTable, Routes, Upstream, UpstreamError, Upstreams};
+pub use router::{Availability, Route, RouteTable, Routes, Upstream, UpstreamError, Upstreams};
 pub use server::{start, RunningProxy};
 
 use crate::config::ProxyConfig;

@@ -13,12 +13,32 @@ const PAGE_504: &str = include_str!("../../assets/504.html");
 
 /// An HTML error page for the gateway errors, with `{service}` filled in.
 pub fn gateway_error(status: StatusCode, service: &str) -> Response<Body> {
+    gateway_error_because(status, service, None)
+}
+
+/// `gateway_error` with the service's state said (`stopped`, `exited with code 1`).
+pub fn gateway_error_because(
+    status: StatusCode,
+    service: &str,
+    state: Option<&str>,
+) -> Response<Body> {
     let template = match status {
         StatusCode::BAD_GATEWAY => PAGE_502,
         StatusCode::GATEWAY_TIMEOUT => PAGE_504,
         _ => PAGE_503,
     };
-    let html = template.replace("{service}", service);
+    let mut html = template.replace("{service}", service);
+    if let Some(state) = state {
+        let state: String = state
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " -_.,:()".contains(*c))
+            .collect();
+        html = html.replacen(
+            "</h1>",
+            &format!("</h1>\n<p>Service <code>{service}</code> is {state}.</p>"),
+            1,
+        );
+    }
     let mut resp = Response::new(full(Bytes::from(html)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

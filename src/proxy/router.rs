@@ -7,12 +7,27 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 
-/// Where a route's requests go: the compose service's name (for logs and error pages) and the
-/// `host:port` to connect to.
+/// Where a route's requests go: the compose service's name (for logs and error pages), the
+/// `host:port` to connect to, and whether it is there to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub service: String,
     pub authority: Authority,
+    pub availability: Availability,
+}
+
+/// What the proxy knows of an upstream besides its address. Requests wait for an upstream
+/// only when it is known to come back; one that is stopped with nothing to bring it back gets
+/// a 502 at once, as nginx answers a refused connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Availability {
+    /// Running (or, for `difyctl proxy`, simply configured).
+    #[default]
+    Ready,
+    /// Starting, restarting or being recreated: requests wait for it (`upstream_wait`).
+    Coming,
+    /// Stopped, and nothing will start it: why (`stopped`, `exited with code 1`, ...).
+    Down(String),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +55,7 @@ impl Upstream {
         Ok(Upstream {
             service: service.to_string(),
             authority,
+            availability: Availability::Ready,
         })
     }
 }
@@ -114,6 +130,18 @@ impl RouteTable {
             }
         }
         out.sort();
+        out
+    }
+
+    /// Each service the table routes to, with its upstream (none: no container).
+    pub fn services(&self) -> Vec<(&'static str, Option<Arc<Upstream>>)> {
+        let mut out: Vec<(&'static str, Option<Arc<Upstream>>)> = Vec::new();
+        for r in &self.routes {
+            if !out.iter().any(|(s, _)| *s == r.service) {
+                out.push((r.service, r.upstream.clone()));
+            }
+        }
+        out.sort_by_key(|(s, _)| *s);
         out
     }
 

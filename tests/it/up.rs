@@ -283,10 +283,11 @@ async fn up_is_the_whole_install() {
     let restart = {
         let stack_dir = stack.dir.clone();
         let project = stack.project.clone();
+        let state = state.display().to_string();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
                 .current_dir(stack_dir)
-                .args(["-p", &project, "restart", "api"])
+                .args(["-p", &project, "--state-dir", &state, "restart", "api"])
                 .output()
                 .unwrap()
         })
@@ -386,4 +387,226 @@ async fn up_is_the_whole_install() {
         Some(true),
         "containers keep running after difyctl stops"
     );
+}
+
+/// One plain GET through difyctl's HTTPS (self-signed for localhost): status, body, seconds.
+async fn timed_get(
+    addr: std::net::SocketAddr,
+    root: &rustls_pki_types::CertificateDer<'static>,
+    path: &str,
+) -> (u16, String, f64) {
+    let start = Instant::now();
+    let mut io = tls_connect_named(
+        addr,
+        "localhost",
+        std::slice::from_ref(root),
+        &[b"http/1.1"],
+    )
+    .await
+    .unwrap();
+    io.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(60), read_response(&mut io))
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        resp.status,
+        String::from_utf8_lossy(&resp.body).into_owned(),
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+/// Regression (hardening #2): after `docker rm -f` of a service its route stayed on the dead
+/// address (every request waited 30 s, then 502, forever), a stopped one held requests too,
+/// and after its network was gone requests went to the vanished subnet, off the host. Now: a
+/// removed service answers 503 at once, a stopped or detached one 502 at once naming its
+/// state, and `up --no-proxy` (run while `up` serves, and waiting for any other one) brings
+/// them back, recreating a detached container.
+#[tokio::test]
+async fn gone_stopped_or_detached_upstreams_fail_at_once_and_come_back() {
+    let stack = TestStack::new("stale", &dify_like(), "");
+    let state = stack.dir.join("state").display().to_string();
+    let args: Vec<String> = [
+        "-p",
+        &stack.project,
+        "--state-dir",
+        &state,
+        "up",
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--wait-timeout",
+        "60",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_child, addr, logs) = start_difyctl_in(&stack.dir, &args, Duration::from_secs(90));
+    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
+    let root = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let (status, body, _) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 200, "{body}");
+    let docker = crate::engine::docker().await;
+    let api = format!("{}-api-1", stack.project);
+    let no_proxy = |extra: &[&str]| {
+        let mut a = vec![
+            "--state-dir",
+            state.as_str(),
+            "up",
+            "--no-proxy",
+            "--wait-timeout",
+            "60",
+        ];
+        a.extend_from_slice(extra);
+        stack.difyctl(&a)
+    };
+
+    // Stopped on purpose: 502 at once, the page says it is stopped.
+    docker
+        .stop_container(
+            &api,
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    log_line_within(&logs, "upstream down", Duration::from_secs(10));
+    let (status, body, took) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("<code>api</code> is stopped"), "{body}");
+    assert!(
+        took < 5.0,
+        "answered at once, not after upstream_wait: {took} s"
+    );
+
+    // Removed: 503 at once naming the service.
+    docker
+        .remove_container(
+            &api,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    log_line_within(&logs, "no container", Duration::from_secs(10));
+    let (status, body, took) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("api"), "{body}");
+    assert!(took < 5.0, "{took} s");
+    let (code, _, err) = no_proxy(&[]);
+    assert_eq!(code, 0, "{err}");
+    let (status, _, _) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 200, "back once up --no-proxy recreated it");
+
+    // Detached from its project network: never reached through a stale address, and
+    // `up --no-proxy` recreates it on the network.
+    let net = format!("{}_default", stack.project);
+    docker
+        .disconnect_network(
+            &net,
+            bollard::models::NetworkDisconnectRequest {
+                container: api.clone(),
+                force: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    let data = format!("{}_data", stack.project);
+    docker
+        .disconnect_network(
+            &data,
+            bollard::models::NetworkDisconnectRequest {
+                container: api.clone(),
+                force: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    log_line_within(
+        &logs,
+        "not on the project's network",
+        Duration::from_secs(15),
+    );
+    let (status, body, _) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 502, "{body}");
+    let (code, out, err) = no_proxy(&["--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"recreated\""), "{out}");
+    let (status, _, _) = timed_get(addr, &root, "/console/api/apps").await;
+    assert_eq!(status, 200);
+}
+
+/// Regression (hardening #3): two `up --no-proxy` at once created two `<project>_default`
+/// networks, both failed, and every later `up` failed with "network is ambiguous". Now the
+/// second waits for the first, and a duplicate left by anything is repaired.
+#[tokio::test]
+async fn concurrent_ups_wait_for_each_other_and_duplicate_networks_are_repaired() {
+    let stack = TestStack::new("lock", &dify_like(), "");
+    let run = |stack: &TestStack| {
+        let (dir, project) = (stack.dir.clone(), stack.project.clone());
+        std::thread::spawn(move || {
+            crate::cli::difyctl()
+                .current_dir(dir)
+                .args([
+                    "-p",
+                    &project,
+                    "--state-dir",
+                    "state",
+                    "up",
+                    "--no-proxy",
+                    "--wait-timeout",
+                    "60",
+                ])
+                .output()
+                .unwrap()
+        })
+    };
+    let (a, b) = (run(&stack), run(&stack));
+    for out in [a.join().unwrap(), b.join().unwrap()] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let docker = crate::engine::docker().await;
+    let count = |docker: bollard::Docker, name: String| async move {
+        docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name.as_str()))
+            .count()
+    };
+    let name = format!("{}_default", stack.project);
+    assert_eq!(count(docker.clone(), name.clone()).await, 1);
+    // Another tool left a second network of the same name.
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(docker.clone(), name.clone()).await, 2);
+    let (code, _, err) = stack.difyctl(&[
+        "--state-dir",
+        "state",
+        "up",
+        "--no-proxy",
+        "--wait-timeout",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("existed twice"), "{err}");
+    assert_eq!(count(docker.clone(), name.clone()).await, 1);
+    let (code, _, err) = stack.difyctl(&["down", "-v", "--timeout", "1"]);
+    assert_eq!(code, 0, "{err}");
 }

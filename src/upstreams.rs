@@ -1,0 +1,176 @@
+//! What `up` serves: Dify's fronted services (web, api, plugin_daemon, api_websocket) as the
+//! engine sees their containers, turned into the proxy's route table, and kept so as Docker
+//! reports changes. The rule for a service that does not answer: requests wait for it only when
+//! it is known to come back (its container is starting, restarting, being recreated, or
+//! another difyctl said it is about to be: `Expected`); stopped, it gets a 502 at once; gone,
+//! a 503. An address is only ever one on the project's own networks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::engine::addresses::ServiceState;
+use crate::proxy::{Availability, RouteTable, Upstream, Upstreams};
+use crate::stack::model::Stack;
+
+/// Services another difyctl is about to restart or recreate (`difyctl restart`, `up
+/// --no-proxy`), told over the control socket: until then, or until cleared, they count as
+/// coming back whatever Docker says in between.
+#[derive(Clone, Default)]
+pub struct Expected {
+    until: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Wakes the follower so the table is rebuilt at once.
+    pub poke: Arc<Notify>,
+}
+
+impl Expected {
+    pub fn expect(&self, services: &[String], within: Duration) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        for s in services {
+            map.insert(s.clone(), Instant::now() + within);
+        }
+        drop(map);
+        self.poke.notify_one();
+    }
+
+    pub fn clear(&self, services: &[String]) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        for s in services {
+            map.remove(s);
+        }
+        drop(map);
+        self.poke.notify_one();
+    }
+
+    fn has(&self, service: &str) -> bool {
+        self.until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(service)
+            .is_some_and(|t| Instant::now() < *t)
+    }
+}
+
+/// The ports Dify's services listen on inside their containers: Dify's defaults unless the
+/// service's environment moves them (api: DIFY_PORT, web: PORT, plugin_daemon: SERVER_PORT).
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    web: u16,
+    api: u16,
+    plugin: u16,
+    socket: u16,
+}
+
+impl Ports {
+    pub fn of(stack: &Stack) -> Ports {
+        let port = |service: &str, key: &str, default: u16| {
+            stack
+                .service(service)
+                .and_then(|s| s.environment.get(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Ports {
+            web: port("web", "PORT", 3000),
+            api: port("api", "DIFY_PORT", 5001),
+            plugin: port("plugin_daemon", "SERVER_PORT", 5002),
+            socket: port("api_websocket", "DIFY_PORT", 5001),
+        }
+    }
+}
+
+/// Builds the upstreams from what the engine sees, remembering each service's last address
+/// (where a restarting service will most likely be again).
+pub struct View {
+    ports: Ports,
+    last: BTreeMap<String, IpAddr>,
+    expected: Expected,
+}
+
+impl View {
+    pub fn new(ports: Ports, expected: Expected) -> View {
+        View {
+            ports,
+            last: BTreeMap::new(),
+            expected,
+        }
+    }
+
+    pub fn upstreams(&mut self, states: &BTreeMap<String, ServiceState>) -> Upstreams {
+        for (service, state) in states {
+            if let ServiceState::Running(ip) = state {
+                self.last.insert(service.clone(), *ip);
+            }
+        }
+        Upstreams {
+            web: self.one("web", self.ports.web, states),
+            api: self.one("api", self.ports.api, states),
+            plugin: self.one("plugin_daemon", self.ports.plugin, states),
+            socket: self.one("api_websocket", self.ports.socket, states),
+        }
+    }
+
+    fn one(
+        &self,
+        service: &str,
+        port: u16,
+        states: &BTreeMap<String, ServiceState>,
+    ) -> Option<Upstream> {
+        let expected = self.expected.has(service);
+        let last = self.last.get(service).copied();
+        let (ip, availability) = match states.get(service) {
+            Some(ServiceState::Running(ip)) => (*ip, Availability::Ready),
+            Some(ServiceState::Coming) => (last?, Availability::Coming),
+            Some(ServiceState::Down(_)) | None if expected => (last?, Availability::Coming),
+            // Never connected to: any address will do, but only a loopback one is safe.
+            Some(ServiceState::Down(why)) => (
+                last.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                Availability::Down(why.clone()),
+            ),
+            None => return None,
+        };
+        Some(Upstream {
+            service: service.to_string(),
+            authority: SocketAddr::new(ip, port)
+                .to_string()
+                .parse()
+                // Invariant: a socket address always renders as a valid authority.
+                .expect("socket address is an authority"),
+            availability,
+        })
+    }
+}
+
+/// One log line per service whose state changed.
+pub fn log_changes(before: Option<&RouteTable>, now: &RouteTable) {
+    let states = |t: &RouteTable| -> BTreeMap<&'static str, Option<(String, Availability)>> {
+        t.services()
+            .into_iter()
+            .map(|(s, u)| {
+                (
+                    s,
+                    u.map(|u| (u.authority.to_string(), u.availability.clone())),
+                )
+            })
+            .collect()
+    };
+    let old = before.map(states).unwrap_or_default();
+    for (service, up) in states(now) {
+        if old.get(service) == Some(&up) {
+            continue;
+        }
+        match up {
+            Some((address, Availability::Ready)) => tracing::info!(service, %address, "upstream"),
+            Some((address, Availability::Coming)) => {
+                tracing::info!(service, %address, "upstream coming back: requests wait for it")
+            }
+            Some((_, Availability::Down(why))) => {
+                tracing::warn!(service, state = %why, "upstream down: its routes answer 502")
+            }
+            None => tracing::warn!(service, "no container: its routes answer 503"),
+        }
+    }
+}
