@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -96,6 +96,10 @@ impl StatusSource {
     }
 }
 
+/// The longest request line read, and how long a client has to send it.
+const MAX_REQUEST: u64 = 64 << 10;
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join("difyctl.sock")
 }
@@ -154,7 +158,20 @@ async fn answer(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read).read_line(&mut line).await?;
+    // A request is one short line: a client that sends more, or nothing, is cut off.
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(read) => {
+            read?;
+        }
+        Err(_) => return Ok(()),
+    }
+    if !line.ends_with('\n') && line.len() as u64 >= MAX_REQUEST {
+        write
+            .write_all(error_reply("request too long").as_bytes())
+            .await?;
+        return write.write_all(b"\n").await;
+    }
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Renew { force }) => match renew {
             Some(tx) => {
@@ -267,4 +284,38 @@ async fn ask<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&line)
         .map(Some)
         .map_err(|e| ControlError::BadReply(format!("{e}: {line}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::{RouteTable, Routes, Upstreams};
+
+    /// Regression (hardening #10): the control socket read a whole line with no size limit.
+    #[tokio::test]
+    async fn control_socket_refuses_an_endless_request_and_keeps_answering() {
+        let dir = std::env::temp_dir().join(format!("difyctl-control-{}", std::process::id()));
+        let listener = bind(&dir).await.unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let status = StatusSource {
+            started: 0,
+            http: "127.0.0.1:80".into(),
+            https: "127.0.0.1:443".into(),
+            project: Some("p".into()),
+            routes: Routes::new(RouteTable::dify(&Upstreams::default())),
+            expected: None,
+        };
+        tokio::spawn(serve(listener, None, status, stop));
+        let mut flood = UnixStream::connect(socket_path(&dir)).await.unwrap();
+        let _ = flood.write_all(&vec![b'x'; 200 << 10]).await;
+        let mut reply = String::new();
+        let _ = BufReader::new(&mut flood).read_line(&mut reply).await;
+        assert!(reply.contains("too long") || reply.is_empty(), "{reply}");
+        let status = request_status(&dir)
+            .await
+            .unwrap()
+            .expect("still answering");
+        assert_eq!(status.project.as_deref(), Some("p"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
