@@ -60,14 +60,26 @@ impl Idle {
 
 use std::future::Future;
 
+/// Why a client's request body failed on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// Not valid HTTP framing (a broken chunk, a connection closed mid-body).
+    Malformed,
+    /// No data for the idle timeout.
+    Stalled,
+}
+
 /// Progress of a request body, shared with the forwarder: when the body last moved (so the
-/// response timeout counts from then, like nginx) and whether it overflowed the limit (so the
-/// client gets 413 even when the upstream answered first).
+/// response timeout counts from then, like nginx), whether it overflowed the limit (so the
+/// client gets 413 even when the upstream answered first), and whether the client's body
+/// itself failed (400/408, the client's fault, not a 502).
 #[derive(Debug)]
 pub struct BodyWatch {
     start: Instant,
     last_ms: AtomicU64,
     overflow: AtomicBool,
+    /// 0: fine, 1: malformed, 2: stalled.
+    client_failed: std::sync::atomic::AtomicU8,
     /// The client body, handed back on overflow so the forwarder can drain it: closing a
     /// socket with unread data makes the kernel send RST, and the client would never see the 413.
     leftover: Mutex<Option<Incoming>>,
@@ -79,6 +91,7 @@ impl BodyWatch {
             start,
             last_ms: AtomicU64::new(0),
             overflow: AtomicBool::new(false),
+            client_failed: std::sync::atomic::AtomicU8::new(0),
             leftover: Mutex::new(None),
         })
     }
@@ -94,6 +107,20 @@ impl BodyWatch {
     }
     pub fn overflowed(&self) -> bool {
         self.overflow.load(Ordering::Relaxed)
+    }
+    pub fn client_failed(&self) -> Option<ClientFailure> {
+        match self.client_failed.load(Ordering::Relaxed) {
+            1 => Some(ClientFailure::Malformed),
+            2 => Some(ClientFailure::Stalled),
+            _ => None,
+        }
+    }
+    fn fail(&self, why: ClientFailure) {
+        let code = match why {
+            ClientFailure::Malformed => 1,
+            ClientFailure::Stalled => 2,
+        };
+        self.client_failed.store(code, Ordering::Relaxed);
     }
 }
 
@@ -158,9 +185,17 @@ impl Body for RequestBody {
                 this.idle.progressed = true;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(w) = &this.watch {
+                    w.fail(ClientFailure::Malformed);
+                }
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending if this.idle.expired(cx) => {
+                if let Some(w) = &this.watch {
+                    w.fail(ClientFailure::Stalled);
+                }
                 Poll::Ready(Some(Err(BodyError::Idle(this.idle.timeout))))
             }
             Poll::Pending => Poll::Pending,

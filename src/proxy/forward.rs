@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::access_log::AccessEntry;
-use super::body::{drain, BodyWatch, RequestBody, ResponseBody};
+use super::body::{drain, BodyWatch, ClientFailure, RequestBody, ResponseBody};
 use super::headers::{is_websocket_upgrade, set_forwarding, strip_hop_by_hop, ClientSide};
 use super::pages::{self, gateway_error, gateway_error_because, plain};
 use super::retry::{backoff, Deferred, Slot};
@@ -49,9 +48,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local_port: u16,
     pub scheme: &'static str,
-    /// Raised by the HTTP/1 framing guard when a head carried both Content-Length and
-    /// Transfer-Encoding (see `framing.rs`).
-    pub framing_conflict: Option<Arc<AtomicBool>>,
+    /// The HTTP/1 framing guard's findings (see `framing.rs`); none on HTTP/2.
+    pub framing: Option<Arc<super::framing::FramingFlags>>,
 }
 
 #[derive(Clone)]
@@ -90,13 +88,13 @@ impl Forwarder {
     ) -> Response<Body> {
         let config = &self.shared.config;
         if conn
-            .framing_conflict
+            .framing
             .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
+            .is_some_and(|f| f.next_request_conflicts())
         {
             return plain(
                 StatusCode::BAD_REQUEST,
-                "Transfer-Encoding together with Content-Length is refused\n",
+                "conflicting framing headers (Content-Length with Transfer-Encoding, or twice) are refused\n",
             );
         }
         if let Some(reason) = reject_framing(&req) {
@@ -110,10 +108,15 @@ impl Forwarder {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(p) => Some(p),
         };
-        let (service, upstream, hook_url) = {
+        let (service, upstream, hook_url, upgrades) = {
             let table = self.shared.routes.load();
             let route = table.lookup(normalized.as_deref().unwrap_or(req.uri().path()));
-            (route.service, route.upstream.clone(), route.hook_url)
+            (
+                route.service,
+                route.upstream.clone(),
+                route.hook_url,
+                route.websocket,
+            )
         };
         entry.upstream = service;
         let Some(upstream) = upstream else {
@@ -129,7 +132,10 @@ impl Forwarder {
             return too_large();
         }
 
-        let websocket = req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
+        // Only the Socket.IO route upgrades, as in Dify's nginx: elsewhere `Upgrade` is a
+        // hop-by-hop header like any other and is dropped.
+        let websocket =
+            upgrades && req.version() == Version::HTTP_11 && is_websocket_upgrade(req.headers());
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
@@ -273,6 +279,18 @@ impl Forwarder {
                 tracing::warn!(service, upstream = %upstream.authority, timeout = ?config.read_timeout, "upstream did not answer in time");
                 return gateway_error(StatusCode::GATEWAY_TIMEOUT, service);
             }
+            // The client's own body was malformed or stalled: its fault, not the upstream's.
+            Some(Err(_)) if watch.as_ref().is_some_and(|w| w.client_failed().is_some()) => {
+                let why = watch.as_ref().and_then(|w| w.client_failed());
+                tracing::debug!(service, "request body from the client failed: {why:?}");
+                return match why {
+                    Some(ClientFailure::Stalled) => plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "408 Request Timeout: the request body stopped arriving\n",
+                    ),
+                    _ => plain(StatusCode::BAD_REQUEST, "malformed request body\n"),
+                };
+            }
             Some(Err(e)) => {
                 let what = if e.is_connect() {
                     "cannot connect to upstream"
@@ -287,6 +305,9 @@ impl Forwarder {
 
         if let Some(client_upgrade) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                if let Some(flags) = &conn.framing {
+                    flags.mark_upgraded();
+                }
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let idle = config.read_timeout;
                 tokio::spawn(async move {

@@ -5,12 +5,15 @@
 //! trace of it in the request. difyctl answers such requests with 400, as nginx does, so this
 //! wrapper watches the raw bytes of the connection: it follows message framing (heads,
 //! Content-Length bodies, chunked bodies) and raises a per-connection flag when a head carries
-//! both headers. The forwarder checks the flag before forwarding. The scan only looks at head
-//! lines and chunk-size lines; body bytes are skipped by count.
+//! both headers, or Content-Length twice (nginx refuses both). The flag names the message (the
+//! n-th head on the connection), so a valid request pipelined before a bad one is still
+//! served; the forwarder asks for each request in turn. An `Upgrade:` header does not stop the
+//! scan (the request may not be upgraded); an upgrade that happens does. The scan only looks at
+//! head lines and chunk-size lines; body bytes are skipped by count.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -19,15 +22,47 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Longest line kept for inspection; longer lines are only searched for their end.
 const LINE_KEEP: usize = 64;
 
+/// What the scanner found, shared with the forwarder of the same connection.
+#[derive(Debug)]
+pub struct FramingFlags {
+    /// Index (0-based, in arrival order) of the first head with conflicting framing headers.
+    first_conflict: AtomicU64,
+    /// Requests the forwarder has handled so far.
+    served: AtomicU64,
+    /// The connection was upgraded: what follows is not HTTP.
+    upgraded: AtomicBool,
+}
+
+impl FramingFlags {
+    pub fn new() -> Arc<FramingFlags> {
+        Arc::new(FramingFlags {
+            first_conflict: AtomicU64::new(u64::MAX),
+            served: AtomicU64::new(0),
+            upgraded: AtomicBool::new(false),
+        })
+    }
+
+    /// Called once per request, in order: whether this one had conflicting framing headers.
+    pub fn next_request_conflicts(&self) -> bool {
+        let index = self.served.fetch_add(1, Ordering::Relaxed);
+        self.first_conflict.load(Ordering::Relaxed) <= index
+    }
+
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What the header lines of one message head said so far.
 #[derive(Debug, Default)]
 struct Head {
     /// The request line has been seen.
     started: bool,
     cl: Option<u64>,
+    /// Content-Length appeared more than once.
+    cl_twice: bool,
     te: bool,
     chunked: bool,
-    upgrade: bool,
 }
 
 #[derive(Debug)]
@@ -47,7 +82,9 @@ enum State {
 pub struct FramingScanner {
     state: State,
     line: Vec<u8>,
-    conflict: Arc<AtomicBool>,
+    /// Heads completed so far.
+    heads: u64,
+    flags: Arc<FramingFlags>,
 }
 
 fn head() -> State {
@@ -55,15 +92,19 @@ fn head() -> State {
 }
 
 impl FramingScanner {
-    pub fn new(conflict: Arc<AtomicBool>) -> FramingScanner {
+    pub fn new(flags: Arc<FramingFlags>) -> FramingScanner {
         FramingScanner {
             state: head(),
             line: Vec::with_capacity(LINE_KEEP),
-            conflict,
+            heads: 0,
+            flags,
         }
     }
 
     pub fn feed(&mut self, mut data: &[u8]) {
+        if self.flags.upgraded.load(Ordering::Relaxed) {
+            self.state = State::Done;
+        }
         while !data.is_empty() {
             match &mut self.state {
                 State::Done => return,
@@ -107,12 +148,13 @@ impl FramingScanner {
             State::Head(h) if !h.started && line.starts_with(b"PRI * HTTP/2") => State::Done,
             State::Head(h) if !h.started => State::Head(Head { started: true, ..h }),
             State::Head(h) if line.is_empty() => {
-                if h.cl.is_some() && h.te {
-                    self.conflict.store(true, Ordering::Relaxed);
+                if (h.cl.is_some() && h.te) || h.cl_twice {
+                    self.flags
+                        .first_conflict
+                        .fetch_min(self.heads, Ordering::Relaxed);
                 }
-                if h.upgrade {
-                    State::Done
-                } else if h.chunked {
+                self.heads += 1;
+                if h.chunked {
                     State::ChunkSize
                 } else {
                     match h.cl {
@@ -123,6 +165,7 @@ impl FramingScanner {
             }
             State::Head(mut h) => {
                 if let Some(value) = header_value(line, b"content-length") {
+                    h.cl_twice |= h.cl.is_some();
                     h.cl = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.trim().parse().ok())
@@ -134,8 +177,6 @@ impl FramingScanner {
                         .to_ascii_lowercase()
                         .trim_ascii_end()
                         .ends_with(b"chunked");
-                } else if header_value(line, b"upgrade").is_some() {
-                    h.upgrade = true;
                 }
                 State::Head(h)
             }
@@ -181,10 +222,10 @@ pin_project_lite::pin_project! {
 }
 
 impl<IO> Guarded<IO> {
-    pub fn new(io: IO, conflict: Arc<AtomicBool>) -> Guarded<IO> {
+    pub fn new(io: IO, flags: Arc<FramingFlags>) -> Guarded<IO> {
         Guarded {
             io,
-            scanner: FramingScanner::new(conflict),
+            scanner: FramingScanner::new(flags),
         }
     }
 }
@@ -235,15 +276,15 @@ impl<IO: AsyncWrite> AsyncWrite for Guarded<IO> {
 mod tests {
     use super::*;
 
-    /// Feeds `input` split at every possible point, returning whether a conflict was flagged.
-    fn flagged(input: &[u8]) -> bool {
+    /// Feeds `input` split at every possible point; the index of the first flagged message.
+    fn first_flagged(input: &[u8]) -> Option<u64> {
         let mut any = None;
         for split in 0..=input.len() {
-            let flag = Arc::new(AtomicBool::new(false));
-            let mut s = FramingScanner::new(flag.clone());
+            let flags = FramingFlags::new();
+            let mut s = FramingScanner::new(flags.clone());
             s.feed(&input[..split]);
             s.feed(&input[split..]);
-            let got = flag.load(Ordering::Relaxed);
+            let got = Some(flags.first_conflict.load(Ordering::Relaxed)).filter(|i| *i != u64::MAX);
             assert!(
                 any.is_none_or(|a| a == got),
                 "split at {split} changed the verdict"
@@ -251,6 +292,10 @@ mod tests {
             any = Some(got);
         }
         any.unwrap()
+    }
+
+    fn flagged(input: &[u8]) -> bool {
+        first_flagged(input).is_some()
     }
 
     #[test]
@@ -286,13 +331,33 @@ mod tests {
         assert!(flagged(&stream));
     }
 
+    /// Regression (hardening #9): an `Upgrade:` header stopped the scan, so a smuggled
+    /// request after an upgrade that never happened went unseen; a valid request pipelined
+    /// before a bad one got the bad one's 400; the same Content-Length twice passed.
     #[test]
-    fn upgrades_and_http2_stop_the_scan() {
-        let mut ws = b"GET /socket.io/ HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec();
+    fn framing_guard_follows_unupgraded_requests_and_names_the_bad_message() {
+        let mut ws =
+            b"GET /v1/x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                .to_vec();
         ws.extend_from_slice(
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
-        assert!(!flagged(&ws));
+        assert_eq!(
+            first_flagged(&ws),
+            Some(1),
+            "the second message is the bad one"
+        );
+        assert_eq!(
+            first_flagged(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
+            Some(0)
+        );
+        // After a real upgrade nothing is HTTP any more.
+        let flags = FramingFlags::new();
+        let mut s = FramingScanner::new(flags.clone());
+        s.feed(b"GET /socket.io/ HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        flags.mark_upgraded();
+        s.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(!flags.next_request_conflicts());
         assert!(!flagged(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"));
     }
 }

@@ -78,6 +78,8 @@ pub struct Route {
     pub upstream: Option<Arc<Upstream>>,
     /// Add `Dify-Hook-Url: <scheme>://<host><uri>` (plugin endpoints under `/e/`).
     pub hook_url: bool,
+    /// WebSocket upgrades pass here (only `/socket.io/`, as in Dify's nginx).
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +100,7 @@ impl RouteTable {
             service,
             upstream: upstream.clone(),
             hook_url,
+            websocket: prefix == "/socket.io/",
         };
         let mut routes = vec![
             route("/console/api", "api", &api, false),

@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use super::access_log::{AccessEntry, Logged};
 use super::forward::{self, ConnInfo, Forwarder};
-use super::framing::Guarded;
+use super::framing::{FramingFlags, Guarded};
 use super::idle::{Activity, Busy};
 use super::limits::{raise_file_limit, ConnLimits, Slot};
 use super::listener::bind_group;
@@ -144,13 +143,13 @@ async fn worker(
                         }
                         let h2 = alpn == Some(b"h2");
                         let activity = Activity::new();
-                        let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing_conflict: None };
+                        let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing: None };
                         if h2 {
                             let service = https_service(forwarder, conn, hsts, activity.clone());
                             serve(&builder, TokioIo::new(tls), service, watcher, peer, &activity, timeouts).await;
                         } else {
-                            let flag = Arc::new(AtomicBool::new(false));
-                            conn.framing_conflict = Some(flag.clone());
+                            let flag = FramingFlags::new();
+                            conn.framing = Some(flag.clone());
                             let service = https_service(forwarder, conn, hsts, activity.clone());
                             serve(&builder, TokioIo::new(Guarded::new(tls, flag)), service, watcher, peer, &activity, timeouts).await;
                         }
@@ -161,7 +160,7 @@ async fn worker(
             accepted = http.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let Some(slot) = limits.admit(peer.ip()) else { continue };
-                    let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing_conflict: None };
+                    let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing: None };
                     let challenges = shared.challenges.clone();
                     let format = shared.config.access_log;
                     let domains = shared.config.domains.clone();

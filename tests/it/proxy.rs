@@ -849,3 +849,40 @@ async fn a_stream_longer_than_the_idle_timeout_is_not_cut() {
         4
     );
 }
+
+/// Regression (hardening #9): a valid request pipelined before a CL+TE one got the bad one's
+/// 400; a malformed chunked body from the client got a 502 (and an upstream-failure log); a
+/// WebSocket upgrade passed on any route (nginx: only /socket.io/); the same Content-Length
+/// twice passed.
+#[tokio::test]
+async fn framing_errors_are_the_clients_and_name_the_right_request() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let mut io = proxy.tls(&[b"http/1.1"]).await;
+    io.write_all(b"GET /v1/a HTTP/1.1\r\nhost: localhost\r\n\r\nPOST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_response(&mut io).await.unwrap();
+    assert_eq!(first.status, 200, "the valid request before it is served");
+    let second = read_response(&mut io).await.unwrap();
+    assert_eq!(second.status, 400);
+
+    let bad_chunk = b"POST /v1/files/upload HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n";
+    assert_eq!(
+        raw_https(&proxy, bad_chunk).await.status,
+        400,
+        "malformed chunked body"
+    );
+    let twice = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 3\r\ncontent-length: 3\r\n\r\nabc";
+    assert_eq!(
+        raw_https(&proxy, twice).await.status,
+        400,
+        "Content-Length twice"
+    );
+
+    let upgrade = b"GET /v1/ws HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let resp = raw_https(&proxy, upgrade).await;
+    assert_eq!(resp.status, 200, "no upgrade outside /socket.io/");
+    let json: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert!(json["headers"].get("upgrade").is_none(), "{json}");
+}
