@@ -24,7 +24,11 @@ work=$(mktemp -d /tmp/difyctl-demo.XXXXXX)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  echo; echo "stopping: difyctl, the stack (down -v), Pebble"
+  # Run whole however the demo was started: with `make demo | tee log`, Ctrl-C kills tee
+  # first, and a write to the dead pipe must not end the cleanup (SIGPIPE, set -e).
+  trap '' PIPE
+  set +e
+  { echo; echo "stopping: difyctl, the stack (down -v), Pebble"; } >&2 2>/dev/null
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   (cd "$work/dify" && "$DIFYCTL" -p difyctl-demo down -v --timeout 2 >/dev/null 2>&1) || true
@@ -104,7 +108,7 @@ Try (in another terminal):
   curl $R -N "https://$DOMAIN:$HTTPS_PORT/v1/chat-messages/sse?n=10&gap_ms=500"   # SSE, event by event
   curl $R https://$DOMAIN:$HTTPS_PORT/e/hook-1                  # plugin daemon, with Dify-Hook-Url
   (cd $work/dify && $DIFYCTL -p difyctl-demo --state-dir $work/state ps)   # what difyctl serves, the containers
-  (cd $work/dify && $DIFYCTL -p difyctl-demo restart api)       # requests wait for api meanwhile
+  (cd $work/dify && $DIFYCTL -p difyctl-demo --state-dir $work/state restart api)   # requests wait for api meanwhile
   (cd $work/dify && $DIFYCTL --state-dir $work/state certs status)
 Ctrl-C stops difyctl and removes the demo stack, its volumes and Pebble.
 MSG

@@ -121,18 +121,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             follow,
             tail,
         } => {
-            let project = cmd::project_name(&load(Vec::new()))?;
-            runtime()?.block_on(cmd::logs::run(&project, &services, follow, tail))
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
+            runtime()?
+                .block_on(cmd::logs::run(&project, &services, follow, tail))
+                .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Restart { services, timeout } => {
-            let project = cmd::project_name(&load(Vec::new()))?;
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
             let config = Config::load(&flags)?;
-            runtime()?.block_on(cmd::restart::run(
-                &project,
-                &services,
-                std::time::Duration::from_secs(timeout),
-                &config.state_dir,
-            ))
+            runtime()?
+                .block_on(cmd::restart::run(
+                    &project,
+                    &services,
+                    std::time::Duration::from_secs(timeout),
+                    &config.state_dir,
+                ))
+                .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Pull { profiles } => {
             let stack = cmd::load_stack(&load(profiles), &["nginx".into(), "certbot".into()])?;

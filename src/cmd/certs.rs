@@ -63,10 +63,8 @@ pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {
     }
     match (&self_signed, rows.is_empty()) {
         (Some(reason), true) => println!("self-signed certificate in use: {reason}\n"),
-        // A difyctl started with --domain may be serving these: say what this config says.
-        (Some(reason), false) => println!(
-            "this configuration has no ACME certificate ({reason}); stored certificates:\n"
-        ),
+        // A difyctl started with --domain serves these: list them, without a preamble about
+        // this shell's configuration naming no domain.
         _ => {}
     }
     if rows.is_empty() {

@@ -2,7 +2,7 @@
 //! merge keys expanded, only the services `up` would start (profiles applied, nginx and
 //! certbot left to difyctl).
 
-use difyctl::stack::compose::{LoadOptions, Project, REPLACED_SERVICES};
+use difyctl::stack::compose::{LoadOptions, REPLACED_SERVICES};
 use serde_json::{Map, Value};
 
 pub fn run(
@@ -11,7 +11,7 @@ pub fn run(
     services_only: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let project = Project::load(opts)?;
+    let project = super::load_project(opts)?;
     // Refuse what `up` would refuse (a missing required dependency, a cycle, a bad port or
     // volume, a missing env_file) and warn about what it would ignore.
     let mut stack = difyctl::stack::model::Stack::from_project(&project, &REPLACED_SERVICES)?;

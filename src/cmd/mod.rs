@@ -27,24 +27,29 @@ use difyctl::stack::model::Stack;
 /// Loads the compose project and types the services `up` starts (minus `replaced`); prints
 /// its warnings once.
 pub fn load_stack(opts: &LoadOptions, replaced: &[String]) -> anyhow::Result<Stack> {
-    let project = match Project::load(opts) {
-        Err(difyctl::stack::compose::StackError::Read { path, source })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            return Err(UsageError(format!(
-                "no compose file at {}: run difyctl in Dify's docker/ folder, give -f FILE, or start a new install with `difyctl init`",
-                path.display()
-            ))
-            .into())
-        }
-        other => other?,
-    };
+    let project = load_project(opts)?;
     let replaced: Vec<&str> = replaced.iter().map(String::as_str).collect();
     let stack = Stack::from_project(&project, &replaced)?;
     for w in &stack.warnings {
         eprintln!("warning: {w}");
     }
     Ok(stack)
+}
+
+/// The compose project; a missing compose file says where it was looked for and what to do.
+pub fn load_project(opts: &LoadOptions) -> anyhow::Result<Project> {
+    match Project::load(opts) {
+        Err(difyctl::stack::compose::StackError::Read { path, source })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(UsageError(format!(
+                "no compose file at {}: run difyctl in Dify's docker/ folder, give -f FILE, or start a new install with `difyctl init`",
+                path.display()
+            ))
+            .into())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The project name for commands that only need labels (`down`, `ps`, `logs`, `restart`):
@@ -55,7 +60,32 @@ pub fn project_name(opts: &LoadOptions) -> anyhow::Result<String> {
         (Err(difyctl::stack::compose::StackError::Read { .. }), Some(name)) => {
             Ok(difyctl::stack::compose::normalize_project_name(name))
         }
+        (Err(difyctl::stack::compose::StackError::Read { path, source }), None)
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(UsageError(format!(
+                "no compose file at {}: run difyctl in Dify's docker/ folder, give -f FILE, or -p NAME for a project by its name",
+                path.display()
+            ))
+            .into())
+        }
         (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// A service `logs`/`restart` found no container for: when the compose file has it, the stack
+/// is simply not up, which "no service named api" would hide.
+pub fn explain_missing(err: anyhow::Error, opts: &LoadOptions) -> anyhow::Error {
+    let Some(difyctl::engine::EngineError::UnknownService(name)) = err.downcast_ref() else {
+        return err;
+    };
+    let known = Project::load(opts).is_ok_and(|p| p.services.iter().any(|s| &s.name == name));
+    if known {
+        anyhow::anyhow!(
+            "service {name} has no container: the stack is not up (`difyctl up` starts it)"
+        )
+    } else {
+        err
     }
 }
 

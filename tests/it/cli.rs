@@ -631,3 +631,52 @@ fn up_without_a_compose_file_points_to_init() {
         "{err}"
     );
 }
+
+/// Regression (hardening, new user): `ps`, `down`, `logs`, `config`, `restart` without a
+/// compose file printed a raw OS error while `up` explained; `restart api` / `logs api` with
+/// the stack down said "no service named api" although the compose file has it.
+#[test]
+fn commands_without_a_compose_file_or_a_running_stack_say_what_to_do() {
+    let dir = Scratch::new("nocompose");
+    for args in [
+        &["ps"][..],
+        &["down"],
+        &["logs", "api"],
+        &["config"],
+        &["restart", "api"],
+    ] {
+        let out = difyctl().current_dir(&dir.0).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no compose file at docker-compose.yaml") && err.contains("-f FILE"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::write(
+        dir.path("docker-compose.yaml"),
+        "services:\n  api:\n    image: difyctl-testserver:test\n",
+    )
+    .unwrap();
+    let project = format!("dfytdown{}", std::process::id());
+    for args in [&["restart", "api"][..], &["logs", "api"]] {
+        let out = difyctl()
+            .current_dir(&dir.0)
+            .args(["-p", &project])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("service api has no container: the stack is not up"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = difyctl()
+        .current_dir(&dir.0)
+        .args(["-p", &project, "logs", "nope"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service named nope"));
+}

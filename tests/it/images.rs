@@ -71,7 +71,20 @@ async fn build_app(binary: &std::path::Path) -> Result<(), String> {
         ));
     }
     let data = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-    let dockerfile = format!("FROM {DB_IMAGE}\nCOPY testserver /testserver\n");
+    let base = engine
+        .docker
+        .inspect_image(DB_IMAGE)
+        .await
+        .ok()
+        .and_then(|i| i.id)
+        .unwrap_or_default();
+    let hash = content_hash(&[&data, base.as_bytes()]);
+    let old = match current(&engine, APP_IMAGE, &hash).await {
+        Ok(_) => return Ok(()),
+        Err(old) => old,
+    };
+    let dockerfile =
+        format!("FROM {DB_IMAGE}\nCOPY testserver /testserver\nLABEL difyctl.content={hash}\n");
     let mut tar = Vec::new();
     tar_entry(&mut tar, "Dockerfile", 0o644, dockerfile.as_bytes());
     tar_entry(&mut tar, "testserver", 0o755, &data);
@@ -91,6 +104,8 @@ async fn build_app(binary: &std::path::Path) -> Result<(), String> {
             return Err(e);
         }
     }
+    drop(stream);
+    remove_replaced(&engine, old).await;
     Ok(())
 }
 
@@ -128,21 +143,81 @@ fn build_static() -> Result<PathBuf, String> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/testserver"))
 }
 
+/// A short content hash, kept in a label: an image already built from the same bytes is not
+/// built again (each rebuild under the same tag used to leave an untagged image behind).
+fn content_hash(parts: &[&[u8]]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.finish().as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `image` exists with `difyctl.content=hash`; otherwise the ID it has now (to remove
+/// once replaced).
+async fn current(
+    engine: &difyctl::engine::Engine,
+    image: &str,
+    hash: &str,
+) -> Result<bool, Option<String>> {
+    match engine.docker.inspect_image(image).await {
+        Ok(info) => {
+            let same = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get("difyctl.content"))
+                .is_some_and(|h| h == hash);
+            if same {
+                Ok(true)
+            } else {
+                Err(info.id)
+            }
+        }
+        Err(_) => Err(None),
+    }
+}
+
+/// Removes the image a rebuild replaced (if nothing uses it).
+async fn remove_replaced(engine: &difyctl::engine::Engine, old: Option<String>) {
+    if let Some(id) = old {
+        let _ = engine
+            .docker
+            .remove_image(
+                &id,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+}
+
 async fn import(binary: &std::path::Path) -> Result<(), String> {
     let data = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let hash = content_hash(&[&data]);
+    let engine = difyctl::engine::Engine::connect()
+        .await
+        .map_err(|e| difyctl::error_chain(&e))?;
+    let old = match current(&engine, IMAGE, &hash).await {
+        Ok(_) => return Ok(()),
+        Err(old) => old,
+    };
     let mut tar = Vec::new();
     tar_entry(&mut tar, "testserver", 0o755, &data);
     tar_dir(&mut tar, "tmp/");
     tar_dir(&mut tar, "data/");
     tar.extend_from_slice(&[0u8; 1024]);
-    let engine = difyctl::engine::Engine::connect()
-        .await
-        .map_err(|e| difyctl::error_chain(&e))?;
     let options = CreateImageOptions {
         from_src: Some("-".into()),
         repo: Some("difyctl-testserver".into()),
         tag: Some("test".into()),
-        changes: vec!["ENTRYPOINT [\"/testserver\"]".into()],
+        changes: vec![
+            "ENTRYPOINT [\"/testserver\"]".into(),
+            format!("LABEL difyctl.content={hash}"),
+        ],
         ..Default::default()
     };
     let mut stream =
@@ -155,6 +230,7 @@ async fn import(binary: &std::path::Path) -> Result<(), String> {
             return Err(e);
         }
     }
+    remove_replaced(&engine, old).await;
     Ok(())
 }
 
