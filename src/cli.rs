@@ -24,20 +24,45 @@ pub struct Cli {
     )]
     pub file: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, else the compose file's folder name)
-    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    #[arg(
+        short = 'p',
+        long = "project-name",
+        global = true,
+        env = "COMPOSE_PROJECT_NAME",
+        value_name = "NAME",
+        help_heading = "Global options"
+    )]
     pub project_name: Option<String>,
     /// difyctl.toml to read (default: ./difyctl.toml when it exists)
-    #[arg(long, global = true, env = "DIFYCTL_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "DIFYCTL_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
     /// Dify's .env, read for NGINX_* and CERTBOT_* settings (default: ./.env when it exists)
-    #[arg(long, global = true, env = "DIFYCTL_ENV_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "DIFYCTL_ENV_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub env_file: Option<PathBuf>,
     /// Where difyctl keeps certificates, keys and run state (default: /var/lib/difyctl as root,
     /// ~/.local/state/difyctl otherwise)
-    #[arg(long, global = true, env = "DIFYCTL_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "DIFYCTL_STATE_DIR",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub state_dir: Option<PathBuf>,
     /// Log line format on stderr (the log level comes from RUST_LOG, default info)
-    #[arg(long, global = true, env = "DIFYCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    #[arg(long, global = true, env = "DIFYCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, help_heading = "Global options")]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -76,7 +101,7 @@ pub enum Command {
         #[arg(short = 'v', long = "volumes")]
         volumes: bool,
         /// Seconds each container gets to stop before it is killed
-        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
         timeout: u64,
     },
     /// The stack's containers: state, health, ports, uptime
@@ -84,6 +109,9 @@ pub enum Command {
         /// JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Accepted for compose's sake: stopped containers are always shown
+        #[arg(short = 'a', long = "all", hide = true)]
+        all: bool,
     },
     /// Containers' output, prefixed with their service like compose
     Logs {
@@ -93,14 +121,17 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
         /// Only the last N lines of each container
-        #[arg(long, value_name = "N")]
+        #[arg(short = 'n', long, value_name = "N")]
         tail: Option<u64>,
+        /// Prefix each line with its time
+        #[arg(short = 't', long)]
+        timestamps: bool,
     },
     /// Restart services' containers (all with none named)
     Restart {
         services: Vec<String>,
         /// Seconds each container gets to stop before it is killed
-        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
         timeout: u64,
     },
     /// Pull the images of the services `up` would start
@@ -151,6 +182,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shell completions: `difyctl completions bash > /etc/bash_completion.d/difyctl`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
     Config {
         /// Only the names of the services `up` would start
@@ -173,8 +209,17 @@ pub struct UpArgs {
     /// Only the stack: start it, wait until every service is healthy, exit
     #[arg(long)]
     pub no_proxy: bool,
+    /// Start the stack, then keep serving in the background (the systemd unit when it is
+    /// installed, else a detached difyctl whose log `difyctl logs difyctl` shows)
+    #[arg(short = 'd', long, conflicts_with = "no_proxy")]
+    pub detach: bool,
     /// Seconds a service may take to become healthy (or to complete) before `up` fails
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "DIFYCTL_WAIT_TIMEOUT",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
     pub wait_timeout: u64,
     /// Services left to difyctl instead of started (comma-separated)
     #[arg(
@@ -189,7 +234,12 @@ pub struct UpArgs {
     pub json: bool,
     /// Domain to serve and get a certificate for (repeatable) [default: `domains` from
     /// difyctl.toml, or CERTBOT_DOMAIN]
-    #[arg(long = "domain", value_name = "D")]
+    #[arg(
+        long = "domain",
+        env = "DIFYCTL_DOMAIN",
+        value_delimiter = ',',
+        value_name = "D"
+    )]
     pub domains: Vec<String>,
     /// Plain-HTTP listen address [default: 0.0.0.0:80, or EXPOSE_NGINX_PORT]
     #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
@@ -276,7 +326,12 @@ pub struct ProxyArgs {
     pub key: Option<PathBuf>,
     /// Domain name served (repeatable): certificates for it come from the ACME CA unless
     /// --cert/--key are given
-    #[arg(long = "domain", value_name = "D")]
+    #[arg(
+        long = "domain",
+        env = "DIFYCTL_DOMAIN",
+        value_delimiter = ',',
+        value_name = "D"
+    )]
     pub domains: Vec<String>,
     #[command(flatten)]
     pub acme: AcmeArgs,
@@ -290,10 +345,15 @@ pub struct ProxyArgs {
     #[arg(long, env = "DIFYCTL_SHUTDOWN_GRACE", value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
     /// Do not send Strict-Transport-Security
-    #[arg(long)]
+    #[arg(long, env = "DIFYCTL_NO_HSTS")]
     pub no_hsts: bool,
     /// Peer address or CIDR whose X-Forwarded-* headers are trusted (repeatable), e.g. a load balancer
-    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    #[arg(
+        long = "trusted-proxy",
+        env = "DIFYCTL_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
     pub trusted_proxies: Vec<String>,
     /// Worker threads, each with its own listener and upstream pool [default: one per core]
     #[arg(long, env = "DIFYCTL_WORKERS", value_name = "N")]

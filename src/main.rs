@@ -7,15 +7,18 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cli::{CertsCommand, Cli, Command, LogFormat};
 use difyctl::config::{Config, ConfigError, Flags};
 use difyctl::proxy::{Upstream, UpstreamError, Upstreams};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.log_format);
-    match run(cli) {
+    match run(cli, env_sourced(&matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -34,8 +37,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
     let mut flags = Flags {
+        from_env,
         config: cli.config,
         env_file: cli.env_file,
         state_dir: cli.state_dir,
@@ -86,7 +90,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
                     .map(|_| ());
             }
+            if args.detach {
+                let rt = runtime()?;
+                rt.block_on(cmd::up::reconcile_stack(&stack, &file, &settings))?;
+                return rt.block_on(cmd::detach::serve_in_background(
+                    &stack.project,
+                    &stack.dir,
+                    &config.state_dir,
+                    std::time::Duration::from_secs(args.wait_timeout.max(60)),
+                ));
+            }
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "difyctl", &mut std::io::stdout());
+            Ok(())
         }
         Command::Init { domain, email, dir } => {
             cmd::init::run(&dir, domain.as_deref(), email.as_deref())
@@ -105,13 +124,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Down { volumes, timeout } => {
             let project = cmd::project_name(&load(Vec::new()))?;
+            let config = Config::load(&flags)?;
             runtime()?.block_on(cmd::down::run(
                 &project,
                 volumes,
                 std::time::Duration::from_secs(timeout),
+                &config.state_dir,
             ))
         }
-        Command::Ps { json } => {
+        Command::Ps { json, all: _ } => {
             let project = cmd::project_name(&load(Vec::new()))?;
             let config = Config::load(&flags)?;
             runtime()?.block_on(cmd::ps::run(&project, &config.state_dir, json))
@@ -120,11 +141,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             services,
             follow,
             tail,
+            timestamps,
         } => {
             let opts = load(Vec::new());
             let project = cmd::project_name(&opts)?;
+            if services.iter().any(|s| s == "difyctl") {
+                let config = Config::load(&flags)?;
+                return runtime()?.block_on(cmd::detach::show_log(
+                    &config.state_dir,
+                    &project,
+                    follow,
+                    tail,
+                ));
+            }
             runtime()?
-                .block_on(cmd::logs::run(&project, &services, follow, tail))
+                .block_on(cmd::logs::run(
+                    &project, &services, follow, tail, timestamps,
+                ))
                 .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Restart { services, timeout } => {
@@ -235,6 +268,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(cmd::certs::renew(config, force, domain))
         }
     }
+}
+
+/// The flags (long name, variable) whose value clap took from their environment variable.
+fn env_sourced(matches: &clap::ArgMatches) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let mut cmd = &command;
+    let mut m = matches;
+    loop {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            let from_env = m.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
+            if let (true, Some(long), Some(env)) = (from_env, arg.get_long(), arg.get_env()) {
+                out.push((long.to_string(), env.to_string_lossy().into_owned()));
+            }
+        }
+        match m.subcommand() {
+            Some((name, sub)) => match cmd.find_subcommand(name) {
+                Some(c) => {
+                    cmd = c;
+                    m = sub;
+                }
+                None => break,
+            },
+            None => break,
+        }
+    }
+    out
 }
 
 fn absolute_files(

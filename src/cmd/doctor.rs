@@ -266,15 +266,52 @@ fn disk(check: &str, dir: &Path) -> Finding {
     }
 }
 
+/// Whether `dir` could be created: its nearest existing ancestor is a writable folder on a
+/// writable file system (not /proc, not read-only, not another user's).
+fn creatable(dir: &Path) -> Result<(), String> {
+    let Some(base) = dir.ancestors().skip(1).find(|a| a.exists()) else {
+        return Err("no part of the path exists".into());
+    };
+    if !base.is_dir() {
+        return Err(format!("{} is not a folder", base.display()));
+    }
+    let c =
+        std::ffi::CString::new(base.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: access(2) and statvfs(2) with a NUL-terminated path and an out struct.
+    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    let read_only =
+        unsafe { libc::statvfs(c.as_ptr(), &mut fs) } == 0 && fs.f_flag & libc::ST_RDONLY != 0;
+    let pseudo = base.starts_with("/proc") || base.starts_with("/sys");
+    if read_only || pseudo {
+        return Err(format!(
+            "{} is on a read-only or virtual file system",
+            base.display()
+        ));
+    }
+    if !writable {
+        return Err(format!("{} is not writable by this user", base.display()));
+    }
+    Ok(())
+}
+
 fn state_dir(dir: &Path) -> Finding {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(dir) {
-        Err(_) => finding(
-            "state",
-            Status::Ok,
-            format!("{} will be created (0700)", dir.display()),
-            "",
-        ),
+        Err(_) => match creatable(dir) {
+            Ok(()) => finding(
+                "state",
+                Status::Ok,
+                format!("{} will be created (0700)", dir.display()),
+                "",
+            ),
+            Err(why) => finding(
+                "state",
+                Status::Fail,
+                format!("{} cannot be created: {why}", dir.display()),
+                "give --state-dir (or state_dir in difyctl.toml) a folder this user can write",
+            ),
+        },
         Ok(m) if m.mode() & 0o077 != 0 => finding(
             "state",
             Status::Warn,

@@ -1,12 +1,31 @@
 //! `difyctl down [-v]`: containers and networks go; volumes, and the data in them, stay unless
 //! `-v` is given.
 
+use std::path::Path;
 use std::time::Duration;
 
 use difyctl::engine::ops;
 
-pub async fn run(project: &str, volumes: bool, timeout: Duration) -> anyhow::Result<()> {
+pub async fn run(
+    project: &str,
+    volumes: bool,
+    timeout: Duration,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
     let engine = super::engine().await?;
+    // The difyctl serving the project goes with it (compose's down stops its nginx too).
+    if let Ok(Some(s)) = difyctl::control::request_status(state_dir).await {
+        if s.project.as_deref() == Some(project) {
+            // SAFETY: kill(2) with a pid the running difyctl reported for itself.
+            if unsafe { libc::kill(s.pid as i32, libc::SIGTERM) } == 0 {
+                eprintln!(
+                    "stopped the difyctl serving project {project} (pid {})",
+                    s.pid
+                );
+                wait_gone(state_dir).await;
+            }
+        }
+    }
     let report = ops::down(&engine, project, volumes, timeout).await?;
     for c in &report.containers {
         eprintln!("removed container {c}");
@@ -24,4 +43,17 @@ pub async fn run(project: &str, volumes: bool, timeout: Duration) -> anyhow::Res
         eprintln!("volumes kept (remove them, and their data, with `down -v`)");
     }
     Ok(())
+}
+
+/// Waits (a little) for the stopped difyctl's control socket to go quiet.
+async fn wait_gone(state_dir: &Path) {
+    for _ in 0..150 {
+        if !matches!(
+            difyctl::control::request_status(state_dir).await,
+            Ok(Some(_))
+        ) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

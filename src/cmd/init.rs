@@ -39,6 +39,11 @@ enum Secret {
 }
 
 pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
+    if let Some(d) = domain {
+        difyctl::config::check_domain(&d.trim().to_ascii_lowercase())
+            .map_err(|m| super::UsageError(format!("--domain: {m}")))?;
+    }
+    refuse_ignored_settings(dir, domain, email)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut env = ENV_TEMPLATE.to_string();
     let mut init_password = String::new();
@@ -97,6 +102,34 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
     eprintln!("  difyctl up         # pulls Dify's images, starts it, serves https");
     if domain.is_none() {
         eprintln!("No --domain: difyctl serves a self-signed certificate; add `domains` to difyctl.toml for Let's Encrypt.");
+    }
+    Ok(())
+}
+
+/// `init --domain` where difyctl.toml exists (and is kept) with other settings would exit 0
+/// and serve something else: say so before writing anything.
+fn refuse_ignored_settings(
+    dir: &Path,
+    domain: Option<&str>,
+    email: Option<&str>,
+) -> anyhow::Result<()> {
+    let path = dir.join("difyctl.toml");
+    if !path.is_file() || (domain.is_none() && email.is_none()) {
+        return Ok(());
+    }
+    let file = difyctl::config::FileConfig::read(&path, true)?;
+    let have = file.domains.clone().unwrap_or_default();
+    let domain_ignored = domain.is_some_and(|d| !have.iter().any(|h| h.eq_ignore_ascii_case(d)));
+    let email_ignored = email.is_some_and(|e| file.email.as_deref() != Some(e));
+    if domain_ignored || email_ignored {
+        return Err(super::UsageError(format!(
+            "{} exists (init never overwrites it) and says domains = {:?}, email = {:?}: edit it to serve {}, or run init in an empty folder",
+            path.display(),
+            have,
+            file.email.unwrap_or_default(),
+            domain.unwrap_or("the domain you gave"),
+        ))
+        .into());
     }
     Ok(())
 }

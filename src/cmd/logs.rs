@@ -11,9 +11,10 @@ pub async fn run(
     services: &[String],
     follow: bool,
     tail: Option<u64>,
+    timestamps: bool,
 ) -> anyhow::Result<()> {
     let engine = super::engine().await?;
-    let mut lines = logs::logs(&engine, project, services, follow, tail).await?;
+    let mut lines = logs::logs(&engine, project, services, follow, tail, timestamps).await?;
     let mut out = std::io::stdout().lock();
     while let Some(line) = lines.next().await {
         // A closed pipe (`| head`) ends the command quietly.

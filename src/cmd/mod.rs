@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod detach;
 pub mod proxy;
 
 /// A mistake in how a command was called (exit code 2), found after parsing.

@@ -53,7 +53,7 @@ pub(super) fn acme_config(
         .or(file.ca_root.clone())
         .filter(|p| !p.as_os_str().is_empty());
     let (challenge, origin) = match (&flags.challenge, &file.challenge) {
-        (Some(c), _) => (c.clone(), "--challenge".to_string()),
+        (Some(c), _) => (c.clone(), flags.origin("challenge")),
         (None, Some(c)) => (c.clone(), "difyctl.toml (acme.challenge)".to_string()),
         (None, None) => ("http-01".to_string(), String::new()),
     };

@@ -25,13 +25,13 @@ pub(super) fn backup_config(
     state_dir: &Path,
 ) -> Result<BackupConfig, ConfigError> {
     let keep = match (flags.backup_keep, file.keep) {
-        (Some(k), _) => Some((k, "--keep")),
-        (None, Some(k)) => Some((k, "difyctl.toml (backup.keep)")),
+        (Some(k), _) => Some((k, flags.origin("keep"))),
+        (None, Some(k)) => Some((k, "difyctl.toml (backup.keep)".to_string())),
         (None, None) => None,
     };
-    if let Some((0, origin)) = keep {
+    if let Some((0, origin)) = &keep {
         return Err(ConfigError::Invalid {
-            origin: origin.to_string(),
+            origin: origin.clone(),
             message: "must be at least 1 (the backup just taken is always kept)".into(),
         });
     }

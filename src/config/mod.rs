@@ -64,6 +64,19 @@ pub struct Flags {
     pub backup_dir: Option<PathBuf>,
     /// `backup --keep`.
     pub backup_keep: Option<usize>,
+    /// Flags (long name, variable) whose value came from their `DIFYCTL_*` variable, so an
+    /// error names the variable the user set rather than a flag they never typed.
+    pub from_env: Vec<(String, String)>,
+}
+
+impl Flags {
+    /// `--name`, or its variable when the value came from the environment.
+    pub fn origin(&self, name: &str) -> String {
+        match self.from_env.iter().find(|(f, _)| f == name) {
+            Some((_, var)) => var.clone(),
+            None => format!("--{name}"),
+        }
+    }
 }
 
 /// Log line format (the access log follows the rest of the log).
@@ -197,7 +210,7 @@ impl Config {
                     file_value: &Option<String>,
                     env_key: Option<&str>| {
             if let Some(v) = flag {
-                return Some((v.clone(), format!("--{flag_name}")));
+                return Some((v.clone(), flags.origin(flag_name)));
             }
             if let Some(v) = file_value {
                 return Some((v.clone(), config_origin(key)));
@@ -329,7 +342,7 @@ impl Config {
         }
         proxy.hsts = !flags.no_hsts && p.hsts.unwrap_or(true);
         let (trusted, origin) = if !flags.trusted_proxies.is_empty() {
-            (flags.trusted_proxies.clone(), "--trusted-proxy".to_string())
+            (flags.trusted_proxies.clone(), flags.origin("trusted-proxy"))
         } else {
             (
                 p.trusted_proxies.clone().unwrap_or_default(),
@@ -363,22 +376,24 @@ impl Config {
             }
         };
 
-        let domains = if !flags.domains.is_empty() {
-            flags.domains.clone()
+        let (domains, origin) = if !flags.domains.is_empty() {
+            (flags.domains.clone(), flags.origin("domain"))
         } else if let Some(d) = file.domains {
-            d
+            (d, "difyctl.toml (domains)".to_string())
         } else {
-            dotenv("CERTBOT_DOMAIN")
-                .map(|(v, _)| v)
-                .filter(|v| !v.is_empty())
-                .into_iter()
-                .collect()
+            match dotenv("CERTBOT_DOMAIN").filter(|(v, _)| !v.is_empty()) {
+                Some((v, origin)) => (vec![v], origin),
+                None => (Vec::new(), String::new()),
+            }
         };
         let domains: Vec<String> = domains
             .into_iter()
             .map(|d| d.trim().to_ascii_lowercase())
             .filter(|d| !d.is_empty())
             .collect();
+        for d in &domains {
+            check_domain(d).map_err(|message| invalid(origin.clone(), message))?;
+        }
         let email = flags
             .email
             .clone()
@@ -412,6 +427,38 @@ impl Config {
             config_file: None,
         })
     }
+}
+
+/// A name to serve: a DNS name (`dify.example.com`, `*.example.com`, `localhost`) or an IP
+/// address. A URL, a port or a space is a mistake a user makes; say which.
+pub fn check_domain(d: &str) -> Result<(), String> {
+    if d.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if d.contains("://") || d.contains('/') {
+        return Err(format!(
+            "`{d}` is a URL: give the name alone (dify.example.com, not https://dify.example.com/)"
+        ));
+    }
+    if d.contains(':') {
+        return Err(format!(
+            "`{d}` has a port: give the name alone (the ports are proxy.http and proxy.https)"
+        ));
+    }
+    let name = d.strip_prefix("*.").unwrap_or(d);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() > 253 || !name.trim_end_matches('.').split('.').all(label_ok) {
+        return Err(format!(
+            "`{d}` is not a domain name (letters, digits, `-` and dots, like dify.example.com)"
+        ));
+    }
+    Ok(())
 }
 
 /// `0.0.0.0:443`, `[::]:443`, `:443` or (for `.env` port variables) a bare port.

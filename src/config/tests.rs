@@ -149,3 +149,45 @@ fn listen_addresses() {
     );
     assert_eq!(parse_addr("x", false), None);
 }
+
+/// Regression (hardening, new user): domains were not checked (`https://x`, spaces), and an
+/// error from a DIFYCTL_* variable blamed the flag.
+#[test]
+fn bad_domains_and_env_values_name_where_they_came_from() {
+    for (bad, says) in [
+        ("https://dify.example.com/", "is a URL"),
+        ("dify.example.com:8443", "has a port"),
+        ("dify example.com", "is not a domain name"),
+        ("-dify.example.com", "is not a domain name"),
+    ] {
+        let flags = Flags {
+            domains: vec![bad.into()],
+            ..Flags::default()
+        };
+        let err = Config::merge(&flags, FileConfig::default(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--domain: ") && err.contains(says),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "dify.example.com",
+        "*.example.com",
+        "localhost",
+        "203.0.113.7",
+        "::1",
+    ] {
+        check_domain(good).unwrap();
+    }
+    let flags = Flags {
+        max_body: Some("huge".into()),
+        from_env: vec![("max-body".into(), "DIFYCTL_MAX_BODY".into())],
+        ..Flags::default()
+    };
+    let err = Config::merge(&flags, FileConfig::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("DIFYCTL_MAX_BODY: "), "{err}");
+}

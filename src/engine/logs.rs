@@ -18,6 +18,7 @@ pub async fn logs(
     services: &[String],
     follow: bool,
     tail: Option<u64>,
+    timestamps: bool,
 ) -> Result<impl Stream<Item = String> + use<>, EngineError> {
     let containers = project_containers(engine, project, true).await?;
     for s in services {
@@ -60,6 +61,7 @@ pub async fn logs(
                 prefix: format!("{prefix:<width$}  | "),
                 tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
                 follow,
+                timestamps,
                 since: None,
                 inner: None,
                 partial: String::new(),
@@ -81,6 +83,8 @@ struct Follower {
     prefix: String,
     tail: String,
     follow: bool,
+    /// Docker's RFC 3339 time before each line (`logs -t`).
+    timestamps: bool,
     /// Unix seconds of the last output seen: where a re-attached stream starts.
     since: Option<i64>,
     inner:
@@ -115,6 +119,7 @@ impl Follower {
                     self.tail.clone()
                 },
                 since: self.since.map_or(0, |s| i32::try_from(s).unwrap_or(0)),
+                timestamps: self.timestamps,
                 ..Default::default()
             };
             self.inner = Some(self.engine.docker.logs(&self.id, Some(options)).boxed());

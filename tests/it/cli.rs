@@ -680,3 +680,62 @@ fn commands_without_a_compose_file_or_a_running_stack_say_what_to_do() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service named nope"));
 }
+
+/// New-user habits: compose's short flags work (`ps -a`, `logs -n -t`, `down -t`,
+/// `restart -t`), completions are there, `init --domain` in a folder whose difyctl.toml says
+/// otherwise fails instead of ignoring the domain, and a bad domain is refused.
+#[test]
+fn compose_habits_and_init_mistakes() {
+    let dir = Scratch::new("habits");
+    std::fs::write(
+        dir.path("docker-compose.yaml"),
+        "services:\n  api:\n    image: difyctl-testserver:test\n",
+    )
+    .unwrap();
+    let project = format!("dfythabit{}", std::process::id());
+    for args in [
+        &["ps", "-a"][..],
+        &["logs", "-n", "5", "-t"],
+        &["down", "-t", "1"],
+        &["restart", "-t", "1"],
+    ] {
+        let out = difyctl()
+            .current_dir(&dir.0)
+            .args(["-p", &project])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = difyctl().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("difyctl"));
+
+    let install = Scratch::new("init-again");
+    let init = |extra: &[&str]| {
+        difyctl()
+            .args(["init", "--dir"])
+            .arg(&install.0)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(init(&["--domain", "a.example.com"]).status.success());
+    let out = init(&["--domain", "b.example.com"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a.example.com") && err.contains("never overwrites"),
+        "{err}"
+    );
+    assert!(
+        init(&["--domain", "a.example.com"]).status.success(),
+        "the same domain again is fine"
+    );
+    let out = init(&["--domain", "https://c.example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a URL"));
+}

@@ -610,3 +610,39 @@ async fn concurrent_ups_wait_for_each_other_and_duplicate_networks_are_repaired(
     let (code, _, err) = stack.difyctl(&["down", "-v", "--timeout", "1"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// New-user habit: `up -d` starts the stack and leaves difyctl serving in the background
+/// (no systemd unit here: a detached process), `logs difyctl` shows its log, `down` stops it
+/// with the stack.
+#[tokio::test]
+async fn up_d_serves_in_the_background_until_down() {
+    let stack = TestStack::new("detach", &dify_like(), "");
+    let (code, out, err) = stack.difyctl(&[
+        "--state-dir",
+        "state",
+        "up",
+        "-d",
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--wait-timeout",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("in the background"), "{out}");
+    let (code, out, _) = stack.difyctl(&["--state-dir", "state", "ps"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("serves https on"), "{out}");
+    let (code, out, _) = stack.difyctl(&["--state-dir", "state", "logs", "difyctl", "-n", "50"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("difyctl  | ") && out.contains("proxy listening"),
+        "{out}"
+    );
+    let (code, _, err) = stack.difyctl(&["--state-dir", "state", "down", "-t", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("stopped the difyctl serving"), "{err}");
+    let (_, out, _) = stack.difyctl(&["--state-dir", "state", "ps"]);
+    assert!(out.contains("not running"), "{out}");
+}
