@@ -61,11 +61,10 @@ pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    match (&self_signed, rows.is_empty()) {
-        (Some(reason), true) => println!("self-signed certificate in use: {reason}\n"),
-        // A difyctl started with --domain serves these: list them, without a preamble about
-        // this shell's configuration naming no domain.
-        _ => {}
+    // With stored certificates (a difyctl started with --domain serves them) they are listed
+    // without a preamble about this shell's configuration naming no domain.
+    if let (Some(reason), true) = (&self_signed, rows.is_empty()) {
+        println!("self-signed certificate in use: {reason}\n");
     }
     if rows.is_empty() {
         println!(
