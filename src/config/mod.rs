@@ -381,7 +381,9 @@ impl Config {
         } else if let Some(d) = file.domains {
             (d, "difyctl.toml (domains)".to_string())
         } else {
-            match dotenv("CERTBOT_DOMAIN").filter(|(v, _)| !v.is_empty()) {
+            // `your_domain.com` is Dify's .env.example placeholder: not a domain anyone set.
+            match dotenv("CERTBOT_DOMAIN").filter(|(v, _)| !v.is_empty() && v != "your_domain.com")
+            {
                 Some((v, origin)) => (vec![v], origin),
                 None => (Vec::new(), String::new()),
             }
@@ -398,7 +400,12 @@ impl Config {
             .email
             .clone()
             .or(file.email)
-            .or_else(|| dotenv("CERTBOT_EMAIL").map(|(v, _)| v))
+            // `your_email@example.com`: Dify's placeholder, which Let's Encrypt refuses.
+            .or_else(|| {
+                dotenv("CERTBOT_EMAIL")
+                    .map(|(v, _)| v)
+                    .filter(|v| v != "your_email@example.com")
+            })
             .filter(|e| !e.is_empty());
         let state_dir = flags
             .state_dir

@@ -191,3 +191,13 @@ fn bad_domains_and_env_values_name_where_they_came_from() {
         .to_string();
     assert!(err.starts_with("DIFYCTL_MAX_BODY: "), "{err}");
 }
+
+/// Dify's .env.example placeholders (`your_domain.com`, `your_email@example.com`) are not
+/// settings: a copied .env.example must not fail on them nor register an ACME account with them.
+#[test]
+fn dify_placeholders_in_env_are_not_settings() {
+    let e = env("CERTBOT_DOMAIN=your_domain.com\nCERTBOT_EMAIL=your_email@example.com\n");
+    let c = Config::merge(&Flags::default(), FileConfig::default(), Some(&e)).unwrap();
+    assert!(c.domains.is_empty());
+    assert_eq!(c.email, None);
+}
