@@ -11,6 +11,8 @@ const COMPOSE: &str = include_str!("../../compose/docker-compose.yaml");
 const ENV_TEMPLATE: &str = include_str!("../../compose/env.template");
 const SQUID: &str = include_str!("../../compose/squid.conf");
 
+use difyctl::stack::secrets::Secret;
+
 /// The secrets `.env` gets, each freshly generated.
 const SECRETS: &[(&str, Secret)] = &[
     ("SECRET_KEY", Secret::Key),
@@ -25,19 +27,6 @@ const SECRETS: &[(&str, Secret)] = &[
     ("INIT_PASSWORD", Secret::InitPassword),
 ];
 
-#[derive(Clone, Copy)]
-enum Secret {
-    /// Like Dify's `sk-$(openssl rand -base64 42)`.
-    Key,
-    /// Letters and digits only: it also goes inside a redis:// URL.
-    Password,
-    Token,
-    /// 32 random bytes, base64url without padding (what the agent backend expects).
-    Base64Url32,
-    /// Dify's admin set-up password: at most 30 characters.
-    InitPassword,
-}
-
 pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
     if let Some(d) = domain {
         difyctl::config::check_domain(&d.trim().to_ascii_lowercase())
@@ -48,13 +37,7 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
     let mut env = ENV_TEMPLATE.to_string();
     let mut init_password = String::new();
     for (name, kind) in SECRETS {
-        let value = match kind {
-            Secret::Key => format!("sk-{}", random_text(56)?),
-            Secret::Password => random_text(32)?,
-            Secret::Token => random_text(48)?,
-            Secret::Base64Url32 => base64url(&random_bytes::<32>()?),
-            Secret::InitPassword => random_text(24)?,
-        };
+        let value = difyctl::stack::secrets::generate(*kind)?;
         if *name == "INIT_PASSWORD" {
             init_password = value.clone();
         }
@@ -154,55 +137,3 @@ fn difyctl_toml(domain: Option<&str>, email: Option<&str>) -> String {
     out
 }
 
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut buf = [0u8; N];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    Ok(buf)
-}
-
-/// Base64url without padding (RFC 4648 section 5).
-fn base64url(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// `len` characters from [A-Za-z0-9], from the system's CSPRNG (rejection sampling: uniform).
-fn random_text(len: usize) -> anyhow::Result<String> {
-    use aws_lc_rs::rand::SecureRandom;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        rng.fill(&mut buf)
-            .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-        for b in buf {
-            // 62 * 4 = 248: bytes from 248 up would bias the first letters.
-            if b < 248 && out.len() < len {
-                out.push(char::from(ALPHABET[usize::from(b % 62)]));
-            }
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64url_without_padding() {
-        assert_eq!(super::base64url(b"Man"), "TWFu");
-        assert_eq!(super::base64url(&[0xfb, 0xff]), "-_8");
-        assert_eq!(super::base64url(&[0u8; 32]).len(), 43);
-    }
-}
