@@ -182,6 +182,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring the install to another Dify release (its docker/ folder), data kept; everything
+    /// put back when it fails
+    Upgrade {
+        /// The new release's docker/ folder (downloaded from Dify)
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask before upgrading
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+        #[arg(long = "profile", value_name = "P")]
+        profiles: Vec<String>,
+        /// Seconds a service may take to become healthy once recreated
+        #[arg(
+            long,
+            env = "DIFYCTL_WAIT_TIMEOUT",
+            default_value_t = 300,
+            value_name = "SECS"
+        )]
+        wait_timeout: u64,
+    },
     /// Shell completions: `difyctl completions bash > /etc/bash_completion.d/difyctl`
     Completions {
         #[arg(value_enum)]

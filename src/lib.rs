@@ -16,6 +16,7 @@ pub mod stack;
 pub mod timefmt;
 pub mod tls;
 pub mod units;
+pub mod upgrade;
 pub mod upstreams;
 
 /// `error: cause: cause` on one line, for logs and status files.

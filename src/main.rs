@@ -29,6 +29,10 @@ fn main() -> ExitCode {
                     .downcast_ref::<difyctl::stack::compose::StackError>()
                     .is_some()
                 || matches!(
+                    err.downcast_ref::<difyctl::upgrade::UpgradeError>(),
+                    Some(difyctl::upgrade::UpgradeError::Downgrade { .. })
+                )
+                || matches!(
                     err.downcast_ref::<difyctl::engine::EngineError>(),
                     Some(difyctl::engine::EngineError::UnknownService(_))
                 );
@@ -101,6 +105,31 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 ));
             }
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
+        }
+        Command::Upgrade {
+            from,
+            dry_run,
+            yes,
+            profiles,
+            wait_timeout,
+        } => {
+            let opts = load(profiles);
+            let config = Config::load(&flags)?;
+            let settings = cmd::up::UpSettings {
+                wait_timeout: std::time::Duration::from_secs(wait_timeout),
+                replace: vec!["nginx".into(), "certbot".into()],
+                json: false,
+                compose_files: absolute_files(&opts.compose_file, &opts.overrides),
+                state_dir: config.state_dir.clone(),
+            };
+            let args = cmd::upgrade::UpgradeArgs {
+                from,
+                dry_run,
+                yes,
+                opts,
+                settings,
+            };
+            runtime()?.block_on(cmd::upgrade::run(args, config))
         }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

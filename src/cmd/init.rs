@@ -136,4 +136,3 @@ fn difyctl_toml(domain: Option<&str>, email: Option<&str>) -> String {
     out.push_str("\n[backup]\nschedule = \"30 3 * * *\"   # 03:30 UTC every day (cron); `difyctl backup` any time\nkeep = 7\n# dir = \"/var/backups/difyctl\"  # default: <state_dir>/backups; put it on another disk\n# hook = \"\"                     # gets DIFYCTL_BACKUP_RESULT, _ARCHIVE, _SIZE, _ERROR\n");
     out
 }
-

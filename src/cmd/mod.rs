@@ -20,6 +20,7 @@ pub mod pull;
 pub mod restart;
 pub mod restore;
 pub mod up;
+pub mod upgrade;
 
 use difyctl::engine::Engine;
 use difyctl::stack::compose::{LoadOptions, Project};

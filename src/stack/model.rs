@@ -193,6 +193,21 @@ impl Stack {
         })
     }
 
+    /// A stack with nothing in it (a placeholder until one is loaded).
+    pub fn empty() -> Stack {
+        Stack {
+            project: String::new(),
+            dir: PathBuf::new(),
+            profiles: Vec::new(),
+            services: Vec::new(),
+            dependencies: BTreeMap::new(),
+            waves: Vec::new(),
+            networks: Vec::new(),
+            volumes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// The part of the stack `names` need: those services and, transitively, what they
     /// depend on (a restore starts the database alone first).
     pub fn only(&self, names: &[String]) -> Stack {

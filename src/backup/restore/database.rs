@@ -15,6 +15,7 @@ use crate::backup::meter::Meter;
 use crate::backup::plan::{self, Database, DbKind};
 use crate::engine::exec;
 use crate::engine::progress::Progress;
+use crate::engine::reconcile::UpOptions;
 use crate::engine::reconcile::{self, project_containers, service_label};
 use crate::engine::Engine;
 use crate::stack::model::Stack;
@@ -26,6 +27,34 @@ pub async fn load_all(
     req: &Request,
     progress: &Progress,
     meter: &Meter,
+) -> Result<(), RestoreError> {
+    let opts = up_options(v, &stack.dir, req);
+    load_databases(engine, v, stack, &opts, progress, meter, false).await
+}
+
+/// The archive's databases put back over what the servers hold now (an upgrade's rollback):
+/// each dumped database is dropped and loaded again; the database services alone are
+/// started first, and every other service of the project is stopped so nothing writes
+/// meanwhile.
+pub async fn replace_all(
+    engine: &Engine,
+    v: &Verified,
+    stack: &Stack,
+    opts: &UpOptions,
+    progress: &Progress,
+    meter: &Meter,
+) -> Result<(), RestoreError> {
+    load_databases(engine, v, stack, opts, progress, meter, true).await
+}
+
+async fn load_databases(
+    engine: &Engine,
+    v: &Verified,
+    stack: &Stack,
+    opts: &UpOptions,
+    progress: &Progress,
+    meter: &Meter,
+    replace: bool,
 ) -> Result<(), RestoreError> {
     let servers: Vec<Database> = plan::plan(stack, &[])
         .databases
@@ -41,9 +70,11 @@ pub async fn load_all(
         return Ok(());
     }
     let names: Vec<String> = servers.iter().map(|d| d.service.clone()).collect();
-    let opts = up_options(v, &stack.dir, req);
-    reconcile::up(engine, &stack.only(&names), &opts, progress).await?;
+    reconcile::up(engine, &stack.only(&names), opts, progress).await?;
     let containers = project_containers(engine, &stack.project, false).await?;
+    if replace {
+        stop_others(engine, &containers, &names).await?;
+    }
     for db in &servers {
         let id = containers
             .iter()
@@ -64,6 +95,9 @@ pub async fn load_all(
                     "roles".to_string(),
                 ),
                 PartKind::PostgresDatabase { database, .. } => {
+                    if replace {
+                        drop_postgres(engine, db, &id, database).await?;
+                    }
                     prepare_postgres(engine, db, &id, database).await?;
                     (
                         databases::pg_restore_command(db, database),
@@ -90,6 +124,54 @@ pub async fn load_all(
             meter.end(&format!("{what} loaded into {}", db.service));
         }
     }
+    Ok(())
+}
+
+/// Stops every running container of the project but the database servers'.
+async fn stop_others(
+    engine: &Engine,
+    containers: &[bollard::models::ContainerSummary],
+    keep: &[String],
+) -> Result<(), RestoreError> {
+    for c in containers {
+        let service = service_label(c).unwrap_or("");
+        if keep.iter().any(|k| k == service) {
+            continue;
+        }
+        let id = c.id.clone().unwrap_or_default();
+        engine
+            .docker
+            .stop_container(
+                &id,
+                Some(bollard::query_parameters::StopContainerOptions {
+                    t: Some(10),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(crate::engine::EngineError::api(
+                format!("service {service}"),
+                "cannot stop it to put the database back",
+            ))?;
+    }
+    Ok(())
+}
+
+/// Drops `name` (its connections closed first), so the dump loads into an empty database.
+async fn drop_postgres(
+    engine: &Engine,
+    db: &Database,
+    container: &str,
+    name: &str,
+) -> Result<(), RestoreError> {
+    if name == "postgres" {
+        // The maintenance database cannot be dropped while connected to it: emptied instead.
+        let sql = "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public";
+        databases::query(engine, db, container, "postgres", sql).await?;
+        return Ok(());
+    }
+    let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(name));
+    databases::query(engine, db, container, "postgres", &sql).await?;
     Ok(())
 }
 

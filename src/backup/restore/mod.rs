@@ -11,7 +11,7 @@
 //! 5. `database`: the database services alone are started and each dump is loaded;
 //! 6. every service is brought up, as `up --no-proxy` does.
 
-mod database;
+pub mod database;
 mod parts;
 mod preflight;
 

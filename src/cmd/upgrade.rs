@@ -1,0 +1,369 @@
+//! `difyctl upgrade --from DIR [--dry-run] [--yes]`: see `difyctl::upgrade`. The steps, each
+//! named in the output: plan (and the diff), preflight, backup, pull the new images into a
+//! staged copy of the install (nothing stopped yet), write the files, recreate what changed
+//! while the api's migration is watched, every service healthy. A failure after the files are
+//! written puts back the previous files, the previous images (still local) and the database
+//! from the backup just taken, and says what failed and where the backup is.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use difyctl::backup::meter::Meter;
+use difyctl::backup::take::{self, dify_version};
+use difyctl::config::Config;
+use difyctl::engine::progress::Progress;
+use difyctl::stack::compose::LoadOptions;
+use difyctl::stack::model::Stack;
+use difyctl::upgrade::plan::{self, Plan, What};
+use difyctl::upgrade::release::Release;
+use difyctl::upgrade::{apply, migration};
+
+use super::up::UpSettings;
+
+pub struct UpgradeArgs {
+    pub from: PathBuf,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub opts: LoadOptions,
+    pub settings: UpSettings,
+}
+
+pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
+    let stack = super::load_stack(&args.opts, &args.settings.replace)?;
+    let release = Release::read(&args.from)?;
+    let current = dify_version(&stack);
+    let plan = plan::plan(&stack.dir, &release, current.as_deref())?;
+    print_plan(&plan);
+    if args.dry_run {
+        println!("--dry-run: nothing was changed");
+        return Ok(());
+    }
+    confirm(args.yes, &plan)?;
+    let engine = super::engine().await?;
+    preflight(&config)?;
+
+    println!("[1/5] backup");
+    let meter = Meter::new(false);
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let req = take::Request {
+        stack: &stack,
+        compose_files: args.settings.compose_files.clone(),
+        config_file: config.config_file.clone(),
+        state_dir: config.state_dir.clone(),
+        to: config.backup.dir.clone(),
+        keep: None,
+    };
+    let backup = take::take(&engine, &req, &meter, stop).await;
+    meter.finish();
+    let backup = backup.context("upgrade stopped before changing anything: the backup failed")?;
+    println!(
+        "      {} ({} parts)",
+        backup.archive.display(),
+        backup.parts.len()
+    );
+
+    println!("[2/5] pulling the new images (nothing is stopped yet)");
+    let staged = stage(&stack.dir, &plan, &args.opts)?;
+    let pulled = pull(&engine, &staged.stack).await;
+    drop(staged);
+    pulled.context(
+        "upgrade stopped before changing anything: an image of the new release cannot be had",
+    )?;
+
+    println!("[3/5] writing the new files");
+    let rollback = config.state_dir.join("upgrades").join(format!(
+        "{}-{}",
+        stack.project,
+        difyctl::timefmt::compact_utc(now())
+    ));
+    let applied = apply::apply(&stack.dir, &plan, &rollback)?;
+    println!("      previous files kept in {}", rollback.display());
+
+    let outcome = switch(&engine, &args, &config).await;
+    match outcome {
+        Ok(()) => {
+            println!(
+                "upgraded {} -> {}; backup taken before: {}",
+                plan.from.as_deref().unwrap_or("?"),
+                plan.to.as_deref().unwrap_or("?"),
+                backup.archive.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("upgrade failed: {}", difyctl::error_chain(e.as_ref()));
+            eprintln!(
+                "putting back {}: files, images and the database (from {})",
+                plan.from.as_deref().unwrap_or("the previous release"),
+                backup.archive.display()
+            );
+            roll_back(&engine, &args, &config, &applied, &backup.archive).await.with_context(|| {
+                format!(
+                    "the upgrade failed ({e:#}) and so did putting the previous release back: the previous files are in {}, the backup is {}",
+                    rollback.display(),
+                    backup.archive.display()
+                )
+            })?;
+            anyhow::bail!(
+                "upgrade to {} failed and was undone: {} runs again with the data of before; backup: {}",
+                plan.to.as_deref().unwrap_or("the new release"),
+                plan.from.as_deref().unwrap_or("the previous release"),
+                backup.archive.display()
+            )
+        }
+    }
+}
+
+/// Steps 4 and 5: the new stack recreated while the api's migration is watched.
+async fn switch(
+    engine: &difyctl::engine::Engine,
+    args: &UpgradeArgs,
+    config: &Config,
+) -> anyhow::Result<()> {
+    println!("[4/5] recreating what changed, watching the api's database migration");
+    let mut stack = super::load_stack(&args.opts, &args.settings.replace)?;
+    super::public_urls(&mut stack, config);
+    super::warn_public_secrets(&stack);
+    let since = now() as i64 - 1;
+    let label = args
+        .settings
+        .compose_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let reconcile = super::up::reconcile_stack(&stack, &label, &args.settings);
+    let watch = migration::first_failure(engine, &stack.project, "api", since);
+    tokio::pin!(reconcile);
+    tokio::pin!(watch);
+    tokio::select! {
+        done = &mut reconcile => {
+            done?;
+        }
+        line = &mut watch => anyhow::bail!("the api's database migration failed: {line}"),
+    }
+    // A failure logged right as the api turned healthy still counts.
+    if let Ok(line) = tokio::time::timeout(Duration::from_secs(2), &mut watch).await {
+        anyhow::bail!("the api's database migration failed: {line}");
+    }
+    println!("[5/5] every service is healthy");
+    Ok(())
+}
+
+/// Files back, then the database from the backup, then the previous stack up.
+async fn roll_back(
+    engine: &difyctl::engine::Engine,
+    args: &UpgradeArgs,
+    config: &Config,
+    applied: &apply::Applied,
+    archive: &Path,
+) -> anyhow::Result<()> {
+    apply::undo(applied)?;
+    let stack = super::load_stack(&args.opts, &args.settings.replace)?;
+    let verified = difyctl::backup::archive::verify(archive).await?;
+    let opts = difyctl::engine::reconcile::UpOptions {
+        timeout: args.settings.wait_timeout,
+        config_file: String::new(),
+        retired: args.settings.replace.clone(),
+    };
+    let progress = Progress::new(20);
+    let meter = Meter::new(false);
+    difyctl::backup::restore::database::replace_all(
+        engine, &verified, &stack, &opts, &progress, &meter,
+    )
+    .await?;
+    meter.finish();
+    let mut stack = stack;
+    super::public_urls(&mut stack, config);
+    let label = args
+        .settings
+        .compose_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    super::up::reconcile_stack(&stack, &label, &args.settings).await?;
+    Ok(())
+}
+
+/// A copy of the install's configuration with the plan applied, to read the new stack from
+/// (its images) before anything real changes. Removed when dropped.
+struct Staged {
+    dir: PathBuf,
+    stack: Stack,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stage(install: &Path, plan: &Plan, opts: &LoadOptions) -> anyhow::Result<Staged> {
+    let dir = install.join(format!(".difyctl-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    difyctl::fsutil::create_private_dir(&dir)?;
+    let mut guard = Staged {
+        dir: dir.clone(),
+        stack: Stack::empty(),
+    };
+    for name in [
+        ".env",
+        "docker-compose.yaml",
+        "docker-compose.override.yaml",
+        "docker-compose.override.yml",
+    ] {
+        if install.join(name).is_file() {
+            std::fs::copy(install.join(name), dir.join(name))?;
+        }
+    }
+    copy_tree(&install.join("envs"), &dir.join("envs"))?;
+    for (rel, bytes) in plan.writes() {
+        difyctl::fsutil::write_atomic(&dir.join(rel), bytes, 0o600)?;
+    }
+    let staged_opts = LoadOptions {
+        compose_file: dir.join("docker-compose.yaml"),
+        overrides: opts
+            .overrides
+            .iter()
+            .filter_map(|o| o.file_name().map(|n| dir.join(n)))
+            .filter(|p| p.is_file())
+            .collect(),
+        env_file: None,
+        project_name: Some(super::project_name(opts)?),
+        profiles: opts.profiles.clone(),
+        process_env: opts.process_env.clone(),
+    };
+    guard.stack = super::load_stack(&staged_opts, &["nginx".into(), "certbot".into()])?;
+    Ok(guard)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(entry.file_name()))?;
+        } else if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn pull(engine: &difyctl::engine::Engine, stack: &Stack) -> anyhow::Result<()> {
+    let width = stack
+        .services
+        .iter()
+        .map(|s| s.image.len())
+        .max()
+        .unwrap_or(0);
+    difyctl::engine::images::ensure(engine, stack, &Progress::new(width), false).await?;
+    Ok(())
+}
+
+/// Room for a backup and the new images; Docker reachable (checked by connecting).
+fn preflight(config: &Config) -> anyhow::Result<()> {
+    let dir = config
+        .backup
+        .dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let free = free_bytes(dir);
+    if let Some(free) = free {
+        anyhow::ensure!(
+            free >= 2 << 30,
+            "only {} MiB free at {}: an upgrade needs room for a backup and the new images (2 GiB at least)",
+            free >> 20,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs(2) with a NUL-terminated path and a zeroed out struct.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut fs) } == 0).then(|| fs.f_bavail * fs.f_frsize)
+}
+
+fn confirm(yes: bool, plan: &Plan) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(super::UsageError(
+            "give --yes to upgrade without a question (or --dry-run to see the changes)".into(),
+        )
+        .into());
+    }
+    eprint!(
+        "upgrade {} -> {} with the changes above? A backup is taken first. [y/N] ",
+        plan.from.as_deref().unwrap_or("?"),
+        plan.to.as_deref().unwrap_or("?")
+    );
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    anyhow::ensure!(
+        answer.trim().eq_ignore_ascii_case("y"),
+        "not upgraded: nothing was changed"
+    );
+    Ok(())
+}
+
+fn print_plan(plan: &Plan) {
+    println!(
+        "upgrade {} -> {}:",
+        plan.from.as_deref().unwrap_or("?"),
+        plan.to.as_deref().unwrap_or("?")
+    );
+    for c in &plan.changes {
+        let path = c.path.display();
+        match &c.what {
+            What::Replace { summary, .. } => println!("  replace {path} ({})", summary.join(", ")),
+            What::Add { .. } => println!("  add     {path}"),
+            What::Env(s) if s.created => println!(
+                "  create  {path} from the release's example{}",
+                generated(&s.generated)
+            ),
+            What::Env(s) if s.changed() => {
+                println!(
+                    "  update  {path}: every value you set kept{}",
+                    generated(&s.generated)
+                );
+                for r in &s.renamed {
+                    println!("            renamed {r}");
+                }
+                for a in &s.added {
+                    println!("            + {a}");
+                }
+            }
+            What::Env(_) => {}
+            What::Keep(why) => println!("  keep    {path}: {why}"),
+        }
+    }
+}
+
+fn generated(keys: &[String]) -> String {
+    if keys.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; fresh secrets for {} (Dify ships public defaults)",
+            keys.join(", ")
+        )
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

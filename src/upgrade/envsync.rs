@@ -1,0 +1,180 @@
+//! One env file brought to a new release: the user's file is kept line for line (every value
+//! they set, their comments and order); known renames are applied to it; keys the release's
+//! example has and the file lacks are appended in one marked block with the release's
+//! defaults, except that a default which is one of Dify's public secrets is replaced by a
+//! fresh one. A file the user never had is written from the example, its public secrets
+//! replaced. Pure: text in, text and a record of what changed out.
+
+use std::path::Path;
+
+use super::renames::Rename;
+use crate::stack::envfile::EnvFile;
+use crate::stack::secrets;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub text: String,
+    /// `KEY=value` lines appended (secrets shown as `KEY=<generated>`).
+    pub added: Vec<String>,
+    /// Keys given a fresh secret instead of the release's public default.
+    pub generated: Vec<String>,
+    /// What the rename table changed, for a person.
+    pub renamed: Vec<String>,
+    /// The file did not exist: written from the example.
+    pub created: bool,
+}
+
+impl Synced {
+    pub fn changed(&self) -> bool {
+        self.created || !self.added.is_empty() || !self.renamed.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Env(#[from] crate::stack::envfile::EnvFileError),
+    #[error(transparent)]
+    Random(#[from] secrets::RandomError),
+}
+
+/// `user`: the install's file (none: it does not exist); `example`: the release's example.
+pub fn sync(
+    path: &Path,
+    user: Option<&str>,
+    example: &str,
+    renames: &[Rename],
+    release: &str,
+) -> Result<Synced, SyncError> {
+    let example_env = EnvFile::parse(path, example)?;
+    let Some(user) = user else {
+        return from_example(path, example, &example_env);
+    };
+    let user_env = EnvFile::parse(path, user)?;
+    let mut out = Synced::default();
+    let mut lines: Vec<String> = user.lines().map(str::to_string).collect();
+    for r in renames {
+        r.apply(&user_env, &mut lines, &mut out.renamed);
+    }
+    let have = |k: &str| user_env.get(k).is_some() || lines.iter().any(|l| line_key(l) == Some(k));
+    let mut block = Vec::new();
+    for e in &example_env.entries {
+        if have(&e.key) || block.iter().any(|(k, _): &(String, String)| *k == e.key) {
+            continue;
+        }
+        let line = if secrets::is_public(&e.value) {
+            out.generated.push(e.key.clone());
+            out.added.push(format!("{}=<generated>", e.key));
+            format!("{}={}", e.key, secrets::generate(secrets::kind_of(&e.key))?)
+        } else {
+            let raw = raw_line(example, e.line, &e.key)
+                .unwrap_or_else(|| format!("{}={}", e.key, e.value));
+            out.added.push(raw.clone());
+            raw
+        };
+        block.push((e.key.clone(), line));
+    }
+    if !block.is_empty() {
+        if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+            lines.push(String::new());
+        }
+        lines.push(format!(
+            "# Added by difyctl upgrade to {release}: new in this release, with its defaults"
+        ));
+        lines.extend(block.into_iter().map(|(_, l)| l));
+    }
+    out.text = lines.join("\n") + "\n";
+    Ok(out)
+}
+
+/// A file the user never had, from the example with its public secrets replaced.
+fn from_example(path: &Path, example: &str, env: &EnvFile) -> Result<Synced, SyncError> {
+    let mut out = Synced {
+        created: true,
+        ..Synced::default()
+    };
+    let mut lines: Vec<String> = example.lines().map(str::to_string).collect();
+    for e in &env.entries {
+        if secrets::is_public(&e.value) {
+            if let Some(line) = lines.get_mut(e.line.saturating_sub(1)) {
+                if line_key(line) == Some(e.key.as_str()) {
+                    *line = format!("{}={}", e.key, secrets::generate(secrets::kind_of(&e.key))?);
+                    out.generated.push(e.key.clone());
+                }
+            }
+        }
+    }
+    let _ = path;
+    out.text = lines.join("\n") + "\n";
+    Ok(out)
+}
+
+/// The key a `KEY=value` (or `export KEY=value`) line sets.
+pub fn line_key(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("export ").unwrap_or(t).trim_start();
+    let (k, _) = t.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty()
+        && !k.starts_with('#')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(k)
+}
+
+/// The example's own line for `key` (1-based `line`), when the entry is that one line.
+fn raw_line(text: &str, line: usize, key: &str) -> Option<String> {
+    let raw = text.lines().nth(line.checked_sub(1)?)?;
+    (line_key(raw) == Some(key)).then(|| raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_values_stay_new_keys_come_with_defaults_and_public_secrets_are_replaced() {
+        let user = "# mine\nDB_PASSWORD=s3cret\nDB_HOST=db\nLOG_LEVEL=DEBUG\n";
+        let example = "DB_PASSWORD=difyai123456\nDB_HOST=db_postgres\nLOG_LEVEL=INFO\nNEW_TIMEOUT=30\nDIFY_AGENT_SERVER_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\n";
+        let renames = super::super::renames::table();
+        let s = sync(Path::new(".env"), Some(user), example, &renames, "1.16.0").unwrap();
+        assert!(
+            s.text.starts_with("# mine\nDB_PASSWORD=s3cret\n"),
+            "{}",
+            s.text
+        );
+        assert!(s.text.contains("LOG_LEVEL=DEBUG") && !s.text.contains("LOG_LEVEL=INFO"));
+        assert!(s.text.contains("\nNEW_TIMEOUT=30\n"));
+        assert_eq!(
+            s.generated,
+            vec!["DIFY_AGENT_SERVER_SECRET_KEY".to_string()]
+        );
+        assert!(!s
+            .text
+            .contains("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"));
+        assert!(
+            s.text.contains("DB_HOST=db_postgres"),
+            "the rename: {}",
+            s.text
+        );
+        assert_eq!(s.renamed.len(), 1, "{:?}", s.renamed);
+        let again = sync(
+            Path::new(".env"),
+            Some(&s.text),
+            example,
+            &renames,
+            "1.16.0",
+        )
+        .unwrap();
+        assert!(!again.changed(), "a second sync changes nothing: {again:?}");
+    }
+
+    #[test]
+    fn a_missing_file_is_written_from_the_example_without_public_secrets() {
+        let example =
+            "# api\nSECRET_KEY=sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U\nMODE=api\n";
+        let s = sync(Path::new("api.env"), None, example, &[], "1.16.0").unwrap();
+        assert!(s.created);
+        assert!(s.text.starts_with("# api\nSECRET_KEY=sk-") && s.text.ends_with("MODE=api\n"));
+        assert!(!s.text.contains("9f73s3lj"));
+    }
+}

@@ -1,0 +1,39 @@
+//! `difyctl upgrade`: an install from one Dify release to the next with its data kept, and put
+//! back as it was when anything fails.
+//!
+//! - `release`: a release's `docker/` folder (user's download or embedded) and its version
+//! - `envsync`: one env file brought to the release (user values kept, new keys added)
+//! - `renames`: settings Dify renamed, carried over
+//! - `plan`: every file change, decided before anything is touched (`--dry-run`)
+//! - `apply`: writing the plan, with the previous files kept to put back
+//! - `migration`: the api's database migration watched through its log
+//!
+//! The order (`cmd/upgrade.rs`): plan, backup, pull the new images (nothing is stopped yet),
+//! write the files, recreate what changed while watching the migration, wait for health; on
+//! any failure the previous files, images and database (from the backup) are put back.
+
+pub mod apply;
+pub mod envsync;
+pub mod migration;
+pub mod plan;
+pub mod release;
+pub mod renames;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
+    #[error("{}: {action}", path.display())]
+    Io {
+        path: PathBuf,
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {detail}", path.display())]
+    Env { path: PathBuf, detail: String },
+    #[error("the install runs Dify {from} and the release is {to}: a downgrade is refused, because Dify's database migrations only go forward (an older api on a newer schema fails); to go back, restore the backup taken before the upgrade (`difyctl restore`)")]
+    Downgrade { from: String, to: String },
+}
