@@ -80,7 +80,7 @@ fn stack(tag: &str) -> TestStack {
 }
 
 /// The api container's address on the project network.
-async fn api_addr(project: &str) -> SocketAddr {
+pub async fn api_addr(project: &str) -> SocketAddr {
     let info = inspect(&format!("{project}-api-1")).await;
     let nets = info.network_settings.unwrap().networks.unwrap();
     let ip = nets

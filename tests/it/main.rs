@@ -12,3 +12,4 @@ mod stack;
 mod support;
 mod testserver;
 mod up;
+mod upgrade;

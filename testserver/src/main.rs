@@ -8,6 +8,12 @@
 //! - `testserver exit CODE [PATH=TEXT...]`: write the files, then exit with CODE (one-shot
 //!   services such as `init_permissions`).
 //! - `testserver write PATH TEXT` / `testserver cat PATH`: put and read data in volumes.
+//!
+//! Serving, with `MIGRATE_REVISION=N` set, it first plays Dify's api migration against
+//! PostgreSQL (through `psql`, PG* variables): revision 1 creates `notes` and
+//! `alembic_version`, revision 2 adds a `tag` column; with `MIGRATE_FAIL=1` it changes the
+//! schema halfway, logs Dify's "Failed to execute database migration" and serves anyway,
+//! as Dify's api has done (dify #32021).
 
 #[path = "../../tests/it/testserver.rs"]
 mod testserver;
@@ -99,6 +105,58 @@ fn probe(url: &str) -> ExitCode {
     }
 }
 
+/// The stand-in for `flask upgrade-db`: its outcome goes to the log, and serving goes on.
+fn migrate(revision: &str) {
+    let psql = |sql: &str| {
+        std::process::Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                if o.status.success() {
+                    Ok(())
+                } else {
+                    Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+                }
+            })
+    };
+    println!("Starting database migration.");
+    // Like Dify's entrypoint, wait for the database first.
+    if !(0..60).any(|_| {
+        psql("SELECT 1").is_ok() || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            false
+        }
+    }) {
+        println!("Failed to execute database migration: the database did not answer");
+        return;
+    }
+    let mut sql = String::from(
+        "CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL); \
+         CREATE TABLE IF NOT EXISTS alembic_version (version_num varchar(32) PRIMARY KEY);",
+    );
+    if revision >= "2" {
+        sql.push_str(" ALTER TABLE notes ADD COLUMN IF NOT EXISTS tag text DEFAULT 'v2';");
+    }
+    if std::env::var("MIGRATE_FAIL").is_ok_and(|v| v == "1") {
+        // The first half lands (its own transaction), then the rest fails.
+        sql.push_str(" ALTER TABLE notes ADD COLUMN IF NOT EXISTS half_done int;");
+        let _ = psql(&sql);
+        match psql("SELECT no_such_function()") {
+            Err(e) => println!("Failed to execute database migration: {e}"),
+            Ok(()) => println!("Database migration successful!"),
+        }
+        return;
+    }
+    sql.push_str(&format!(
+        " DELETE FROM alembic_version; INSERT INTO alembic_version VALUES ('{revision}');"
+    ));
+    match psql(&sql) {
+        Ok(()) => println!("Database migration successful!"),
+        Err(e) => println!("Failed to execute database migration: {e}"),
+    }
+}
+
 fn serve(args: &[String]) -> ExitCode {
     let pairs: Vec<(String, String)> = args
         .iter()
@@ -110,6 +168,9 @@ fn serve(args: &[String]) -> ExitCode {
     if pairs.is_empty() || pairs.len() != args.len() {
         eprintln!("usage: testserver NAME=ADDR... | probe URL | exit CODE [PATH=TEXT...] | write PATH TEXT | cat PATH");
         return ExitCode::from(2);
+    }
+    if let Ok(revision) = std::env::var("MIGRATE_REVISION") {
+        migrate(&revision);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

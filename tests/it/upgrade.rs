@@ -1,0 +1,416 @@
+//! `difyctl upgrade` on Dify's real files (config level) and on a running stand-in stack with
+//! real PostgreSQL (engine level): v1 -> v2 where v2 migrates the schema; a v2 whose
+//! migration fails is undone (files, images, database); an image that cannot be had changes
+//! nothing; a downgrade is refused; requests through `up` during the upgrade do not fail.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::backup::{api_addr, http, stand_in};
+use crate::cli::{difyctl, Scratch};
+use crate::engine::{exec, inspect, TestStack};
+use crate::images::app_image;
+
+fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    if dir.join("dify-1.16.0/docker-compose.yaml").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: Dify's fixtures are not at {}", dir.display());
+        None
+    }
+}
+
+fn env_keys(text: &str) -> Vec<(String, String)> {
+    difyctl::stack::envfile::EnvFile::parse(Path::new(".env"), text)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect()
+}
+
+/// An install made from Dify 1.15.0's files with a user's changes (a domain, a password, a
+/// vector store profile, an override file), upgraded to 1.16.0's: every user value kept,
+/// every new key present, the env files 1.16 requires written, no public default secret
+/// introduced, the override kept, and the result reads as a compose project.
+#[test]
+fn dify_1_15_install_upgrades_to_1_16_files_with_user_values_kept() {
+    let Some(fx) = fixtures() else { return };
+    let dir = Scratch::new("upgrade-files");
+    let install = dir.path("docker");
+    std::fs::create_dir_all(&install).unwrap();
+    std::fs::copy(
+        fx.join("dify-1.15.0/docker-compose.yaml"),
+        install.join("docker-compose.yaml"),
+    )
+    .unwrap();
+    let mut env = std::fs::read_to_string(fx.join("dify-1.15.0/.env.example")).unwrap();
+    for (key, value) in [
+        ("DB_PASSWORD", "my-own-db-password"),
+        ("CERTBOT_DOMAIN", "dify.example.com"),
+        ("VECTOR_STORE", "qdrant"),
+        ("COMPOSE_PROFILES", "qdrant,postgresql"),
+    ] {
+        env = env
+            .lines()
+            .map(|l| {
+                if l.starts_with(&format!("{key}=")) {
+                    format!("{key}={value}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    std::fs::write(install.join(".env"), &env).unwrap();
+    let override_text = "services:\n  api:\n    environment:\n      LOG_LEVEL: DEBUG\n";
+    std::fs::write(install.join("docker-compose.override.yaml"), override_text).unwrap();
+
+    let out = difyctl()
+        .current_dir(&install)
+        .args(["upgrade", "--from"])
+        .arg(fx.join("dify-1.16.0"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("upgrade 1.15.0 -> 1.16.0"), "{text}");
+    assert!(text.contains("replace docker-compose.yaml"), "{text}");
+    assert!(
+        text.contains("+ AGENT_BACKEND_RUN_TIMEOUT_SECONDS=1200"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("create  envs/"),
+        "1.16's envs/ files are optional: {text}"
+    );
+    assert!(
+        text.contains("keep    docker-compose.override.yaml"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was changed"));
+    assert_eq!(
+        std::fs::read_to_string(install.join(".env")).unwrap(),
+        env,
+        "a dry run writes nothing"
+    );
+
+    let release = difyctl::upgrade::release::Release::read(&fx.join("dify-1.16.0")).unwrap();
+    let plan = difyctl::upgrade::plan::plan(&install, &release, Some("1.15.0")).unwrap();
+    difyctl::upgrade::apply::apply(&install, &plan, &dir.path("rollback")).unwrap();
+    let new_env = std::fs::read_to_string(install.join(".env")).unwrap();
+    let new = env_keys(&new_env);
+    for (k, v) in env_keys(&env) {
+        assert!(
+            new.contains(&(k.clone(), v.clone())),
+            "{k}={v} was not kept"
+        );
+    }
+    let example = std::fs::read_to_string(fx.join("dify-1.16.0/.env.example")).unwrap();
+    for (k, _) in env_keys(&example) {
+        assert!(
+            new.iter().any(|(n, _)| *n == k),
+            "{k} (new in 1.16) is missing"
+        );
+    }
+    let mut written = vec![new_env.clone()];
+    for entry in walk(&install.join("envs")) {
+        written.push(std::fs::read_to_string(entry).unwrap());
+    }
+    for text in &written {
+        for (k, v) in env_keys(text) {
+            let was_public_before = env_keys(&env).iter().any(|(ek, ev)| *ek == k && *ev == v);
+            assert!(
+                !difyctl::stack::secrets::is_public(&v) || was_public_before,
+                "{k} got Dify's public default {v}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(install.join("docker-compose.override.yaml")).unwrap(),
+        override_text
+    );
+    let out = difyctl()
+        .current_dir(&install)
+        .args(["config", "--services"])
+        .output()
+        .unwrap();
+    let services = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        services.lines().any(|s| s == "qdrant") && services.lines().any(|s| s == "api"),
+        "{services}"
+    );
+    // Undo puts every file back byte for byte.
+    let applied: difyctl::upgrade::apply::Applied =
+        serde_json::from_slice(&std::fs::read(dir.path("rollback/applied.json")).unwrap()).unwrap();
+    difyctl::upgrade::apply::undo(&applied).unwrap();
+    assert_eq!(std::fs::read_to_string(install.join(".env")).unwrap(), env);
+    assert_eq!(
+        std::fs::read_to_string(install.join("docker-compose.yaml")).unwrap(),
+        std::fs::read_to_string(fx.join("dify-1.15.0/docker-compose.yaml")).unwrap()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// A release folder of the stand-in stack: its api at `tag`, migrating to `revision`.
+fn release(root: &Path, name: &str, tag: &str, revision: &str, fail: bool) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let compose = stand_in()
+        .replacen(
+            "  api:\n    image: ${IMAGE}",
+            &format!("  api:\n    image: difyctl-testapp:{tag}"),
+            1,
+        )
+        .replacen(
+            "      STORAGE_DIR: /app/api/storage\n",
+            &format!(
+                "      STORAGE_DIR: /app/api/storage\n      MIGRATE_REVISION: \"{revision}\"\n      MIGRATE_FAIL: \"{}\"\n      NEW_SETTING: ${{NEW_SETTING:-unset}}\n",
+                u8::from(fail)
+            ),
+            1,
+        );
+    std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
+    let mut example = format!(
+        "IMAGE={}\nDB_PASSWORD=difyai123456\nREDIS_PASSWORD=difyai123456\n",
+        app_image()
+    );
+    if revision >= "2" {
+        example.push_str("NEW_SETTING=from-v2\n");
+    }
+    std::fs::write(dir.join(".env.example"), example).unwrap();
+    dir
+}
+
+async fn tag_app(tag: &str) {
+    let docker = crate::engine::docker().await;
+    docker
+        .tag_image(
+            app_image(),
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some("difyctl-testapp".into()),
+                tag: Some(tag.into()),
+            }),
+        )
+        .await
+        .unwrap();
+}
+
+async fn psql(project: &str, sql: &str) -> String {
+    let (code, out) = exec(
+        &format!("{project}-db_postgres-1"),
+        &["psql", "-U", "postgres", "-d", "dify", "-Atc", sql],
+    )
+    .await;
+    assert_eq!(code, 0, "{sql}: {out}");
+    out.trim().to_string()
+}
+
+async fn api_image(project: &str) -> String {
+    inspect(&format!("{project}-api-1"))
+        .await
+        .config
+        .unwrap()
+        .image
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upgrade_migrates_with_data_kept_and_undoes_a_failed_one() {
+    tag_app("v1").await;
+    tag_app("v2").await;
+    let root = Scratch::new(&format!("releases-{}", std::process::id()));
+    let v1 = release(&root.0, "v1", "v1", "1", false);
+    let v2 = release(&root.0, "v2", "v2", "2", false);
+    let v2_bad = release(&root.0, "v2bad", "v2", "2", true);
+    let v2_missing = release(&root.0, "v2missing", "no-such-tag", "2", false);
+    let v1_compose = std::fs::read_to_string(v1.join("docker-compose.yaml")).unwrap();
+    let stack = TestStack::with_image(
+        "upg",
+        &v1_compose,
+        "DB_PASSWORD=users-own\nREDIS_PASSWORD=redis-own\n",
+        app_image(),
+    );
+    stack.up(&[]);
+    let api = api_addr(&stack.project).await;
+    for note in ["before the upgrade", "second"] {
+        assert_eq!(
+            http(api, "POST", "/console/api/notes", note.as_bytes())
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        psql(&stack.project, "SELECT version_num FROM alembic_version").await,
+        "1"
+    );
+    let args: Vec<String> = [
+        "-p",
+        &stack.project,
+        "--state-dir",
+        "state",
+        "up",
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--wait-timeout",
+        "90",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_serving, addr, _logs) =
+        crate::cli::start_difyctl_in(&stack.dir, &args, Duration::from_secs(120));
+    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
+    let root_cert: rustls::pki_types::CertificateDer<'static> =
+        rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let upgrade = |from: &Path| {
+        let from = from.display().to_string();
+        stack.difyctl(&[
+            "--state-dir",
+            "state",
+            "upgrade",
+            "--from",
+            &from,
+            "--yes",
+            "--wait-timeout",
+            "90",
+        ])
+    };
+
+    // An image of the new release that cannot be had: nothing changes.
+    let before_id = inspect(&format!("{}-api-1", stack.project))
+        .await
+        .id
+        .unwrap();
+    let (code, _, err) = upgrade(&v2_missing);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot be had") && err.contains("difyctl-testapp:no-such-tag"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.dir.join("docker-compose.yaml")).unwrap(),
+        v1_compose
+    );
+    assert_eq!(
+        inspect(&format!("{}-api-1", stack.project))
+            .await
+            .id
+            .unwrap(),
+        before_id
+    );
+
+    // A migration that fails (and an api that serves anyway): undone, files, image, database.
+    let (code, _, err) = upgrade(&v2_bad);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("migration failed") && err.contains("was undone"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(stack.dir.join("docker-compose.yaml")).unwrap(),
+        v1_compose
+    );
+    assert_eq!(api_image(&stack.project).await, "difyctl-testapp:v1");
+    let columns = psql(&stack.project, "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'notes'").await;
+    assert_eq!(
+        columns, "body,id",
+        "the half-done migration was rolled back with the database"
+    );
+    assert_eq!(
+        psql(&stack.project, "SELECT version_num FROM alembic_version").await,
+        "1"
+    );
+    let api = api_addr(&stack.project).await;
+    let (_, body) = http(api, "GET", "/console/api/notes", b"").await;
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        r#"["before the upgrade", "second"]"#
+    );
+
+    // The real thing, while requests come through `up`.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let load = notes_load(addr, root_cert, stop);
+    let (code, out, err) = upgrade(&v2);
+    stop_tx.send(true).unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("upgraded v1 -> v2"), "{out}");
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the upgrade: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert_eq!(api_image(&stack.project).await, "difyctl-testapp:v2");
+    assert_eq!(
+        psql(&stack.project, "SELECT version_num FROM alembic_version").await,
+        "2"
+    );
+    assert_eq!(
+        psql(&stack.project, "SELECT string_agg(tag, ',') FROM notes").await,
+        "v2,v2"
+    );
+    let env = std::fs::read_to_string(stack.dir.join(".env")).unwrap();
+    assert!(
+        env.contains("DB_PASSWORD=users-own") && env.contains("NEW_SETTING=from-v2"),
+        "{env}"
+    );
+
+    // And back is refused.
+    let (code, _, err) = upgrade(&v1);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("downgrade is refused"), "{err}");
+}
+
+fn notes_load(
+    addr: std::net::SocketAddr,
+    root: rustls::pki_types::CertificateDer<'static>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    use tokio::io::AsyncWriteExt;
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, Vec::new());
+        while !*stop.borrow() {
+            let got = async {
+                let mut io =
+                    crate::support::tls_connect(addr, std::slice::from_ref(&root), &[b"http/1.1"])
+                        .await?;
+                io.write_all(b"GET /console/api/notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+                crate::support::read_response(&mut io).await
+            };
+            match tokio::time::timeout(Duration::from_secs(60), got).await {
+                Ok(Ok(r)) if r.status == 200 => ok += 1,
+                other => failed.push(format!("{other:?}")),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (ok, failed)
+    })
+}
