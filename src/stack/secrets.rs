@@ -35,6 +35,14 @@ const PUBLIC: &[(&str, &str)] = &[
     ),
 ];
 
+/// The public value `value` holds, whole or inside it (a URL with the password).
+pub fn public_in(value: &str) -> Option<&'static str> {
+    PUBLIC
+        .iter()
+        .map(|(v, _)| *v)
+        .find(|v| value == *v || value.contains(&format!(":{v}@")))
+}
+
 /// Whether `value` is one of Dify's published defaults.
 pub fn is_public(value: &str) -> bool {
     PUBLIC.iter().any(|(v, _)| *v == value)

@@ -1,9 +1,14 @@
 //! One env file brought to a new release: the user's file is kept line for line (every value
 //! they set, their comments and order); known renames are applied to it; keys the release's
 //! example has and the file lacks are appended in one marked block with the release's
-//! defaults, except that a default which is one of Dify's public secrets is replaced by a
-//! fresh one. A file the user never had is written from the example, its public secrets
-//! replaced. Pure: text in, text and a record of what changed out.
+//! defaults, except that a default which is one of Dify's public secrets is replaced. A file
+//! the user never had is written from the example, its public secrets replaced.
+//!
+//! Replaced consistently (`Secrets`): Dify's examples pair keys through one public value
+//! (WEAVIATE_API_KEY and WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS, SANDBOX_API_KEY and
+//! CODE_EXECUTION_API_KEY, REDIS_PASSWORD inside CELERY_BROKER_URL), so every occurrence of a
+//! public value becomes the same replacement: the value the user already chose for it where
+//! there is one, else one fresh secret.
 
 use std::path::Path;
 
@@ -38,6 +43,48 @@ pub enum SyncError {
     Random(#[from] secrets::RandomError),
 }
 
+/// Public value -> its replacement for this install, shared by every file of one upgrade.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    map: std::collections::HashMap<String, String>,
+}
+
+impl Secrets {
+    /// Learns the user's own values: where an example has a public value for a key and the
+    /// user's file gives that key another value, that value replaces the public one.
+    pub fn learn(&mut self, user: &EnvFile, example: &EnvFile) {
+        for e in &example.entries {
+            if !secrets::is_public(&e.value) {
+                continue;
+            }
+            if let Some(u) = user
+                .get(&e.key)
+                .filter(|u| u.value != e.value && !u.value.is_empty())
+            {
+                self.map
+                    .entry(e.value.clone())
+                    .or_insert_with(|| u.value.clone());
+            }
+        }
+    }
+
+    /// `value` with every public secret in it replaced (`key` shapes a fresh one).
+    fn replace(&mut self, key: &str, value: &str) -> Result<Option<String>, SyncError> {
+        let Some(public) = secrets::public_in(value) else {
+            return Ok(None);
+        };
+        let fresh = match self.map.get(public) {
+            Some(v) => v.clone(),
+            None => {
+                let v = secrets::generate(secrets::kind_of(key))?;
+                self.map.insert(public.to_string(), v.clone());
+                v
+            }
+        };
+        Ok(Some(value.replace(public, &fresh)))
+    }
+}
+
 /// `user`: the install's file (none: it does not exist); `example`: the release's example.
 pub fn sync(
     path: &Path,
@@ -45,10 +92,11 @@ pub fn sync(
     example: &str,
     renames: &[Rename],
     release: &str,
+    secrets: &mut Secrets,
 ) -> Result<Synced, SyncError> {
     let example_env = EnvFile::parse(path, example)?;
     let Some(user) = user else {
-        return from_example(path, example, &example_env);
+        return from_example(path, example, &example_env, secrets);
     };
     let user_env = EnvFile::parse(path, user)?;
     let mut out = Synced::default();
@@ -62,10 +110,10 @@ pub fn sync(
         if have(&e.key) || block.iter().any(|(k, _): &(String, String)| *k == e.key) {
             continue;
         }
-        let line = if secrets::is_public(&e.value) {
+        let line = if let Some(value) = secrets.replace(&e.key, &e.value)? {
             out.generated.push(e.key.clone());
-            out.added.push(format!("{}=<generated>", e.key));
-            format!("{}={}", e.key, secrets::generate(secrets::kind_of(&e.key))?)
+            out.added.push(format!("{}=<secret>", e.key));
+            format!("{}={value}", e.key)
         } else {
             let raw = raw_line(example, e.line, &e.key)
                 .unwrap_or_else(|| format!("{}={}", e.key, e.value));
@@ -88,20 +136,27 @@ pub fn sync(
 }
 
 /// A file the user never had, from the example with its public secrets replaced.
-fn from_example(path: &Path, example: &str, env: &EnvFile) -> Result<Synced, SyncError> {
+fn from_example(
+    path: &Path,
+    example: &str,
+    env: &EnvFile,
+    secrets: &mut Secrets,
+) -> Result<Synced, SyncError> {
     let mut out = Synced {
         created: true,
         ..Synced::default()
     };
     let mut lines: Vec<String> = example.lines().map(str::to_string).collect();
     for e in &env.entries {
-        if secrets::is_public(&e.value) {
-            if let Some(line) = lines.get_mut(e.line.saturating_sub(1)) {
-                if line_key(line) == Some(e.key.as_str()) {
-                    *line = format!("{}={}", e.key, secrets::generate(secrets::kind_of(&e.key))?);
-                    out.generated.push(e.key.clone());
-                }
-            }
+        let Some(line) = lines.get_mut(e.line.saturating_sub(1)) else {
+            continue;
+        };
+        if line_key(line) != Some(e.key.as_str()) {
+            continue;
+        }
+        if let Some(value) = secrets.replace(&e.key, &e.value)? {
+            *line = format!("{}={value}", e.key);
+            out.generated.push(e.key.clone());
         }
     }
     let _ = path;
@@ -131,12 +186,64 @@ fn raw_line(text: &str, line: usize, key: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Keys Dify pairs through one public value get one replacement: the user's own where
+    /// they set it, else the same fresh one everywhere (a URL embedding it included).
+    #[test]
+    fn paired_secrets_stay_paired() {
+        let example = "REDIS_PASSWORD=difyai123456\nCELERY_BROKER_URL=redis://:difyai123456@redis:6379/1\nWEAVIATE_API_KEY=WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih\nWEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS=WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih\n";
+        let user = "REDIS_PASSWORD=redis-own\n";
+        let mut secrets = Secrets::default();
+        secrets.learn(
+            &EnvFile::parse(Path::new(".env"), user).unwrap(),
+            &EnvFile::parse(Path::new(".env"), example).unwrap(),
+        );
+        let s = sync(
+            Path::new(".env"),
+            Some(user),
+            example,
+            &[],
+            "x",
+            &mut secrets,
+        )
+        .unwrap();
+        let env = EnvFile::parse(Path::new(".env"), &s.text).unwrap();
+        let get = |k: &str| env.get(k).unwrap().value.clone();
+        assert_eq!(get("CELERY_BROKER_URL"), "redis://:redis-own@redis:6379/1");
+        assert_eq!(
+            get("WEAVIATE_API_KEY"),
+            get("WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS")
+        );
+        assert!(!secrets::is_public(&get("WEAVIATE_API_KEY")));
+        let other = sync(
+            Path::new("w.env"),
+            None,
+            "K=WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih\n",
+            &[],
+            "x",
+            &mut secrets,
+        )
+        .unwrap();
+        assert_eq!(
+            other.text,
+            format!("K={}\n", get("WEAVIATE_API_KEY")),
+            "the same in another file"
+        );
+    }
+
     #[test]
     fn user_values_stay_new_keys_come_with_defaults_and_public_secrets_are_replaced() {
         let user = "# mine\nDB_PASSWORD=s3cret\nDB_HOST=db\nLOG_LEVEL=DEBUG\n";
         let example = "DB_PASSWORD=difyai123456\nDB_HOST=db_postgres\nLOG_LEVEL=INFO\nNEW_TIMEOUT=30\nDIFY_AGENT_SERVER_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\n";
         let renames = super::super::renames::table();
-        let s = sync(Path::new(".env"), Some(user), example, &renames, "1.16.0").unwrap();
+        let s = sync(
+            Path::new(".env"),
+            Some(user),
+            example,
+            &renames,
+            "1.16.0",
+            &mut Secrets::default(),
+        )
+        .unwrap();
         assert!(
             s.text.starts_with("# mine\nDB_PASSWORD=s3cret\n"),
             "{}",
@@ -163,6 +270,7 @@ mod tests {
             example,
             &renames,
             "1.16.0",
+            &mut Secrets::default(),
         )
         .unwrap();
         assert!(!again.changed(), "a second sync changes nothing: {again:?}");
@@ -172,7 +280,15 @@ mod tests {
     fn a_missing_file_is_written_from_the_example_without_public_secrets() {
         let example =
             "# api\nSECRET_KEY=sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U\nMODE=api\n";
-        let s = sync(Path::new("api.env"), None, example, &[], "1.16.0").unwrap();
+        let s = sync(
+            Path::new("api.env"),
+            None,
+            example,
+            &[],
+            "1.16.0",
+            &mut Secrets::default(),
+        )
+        .unwrap();
         assert!(s.created);
         assert!(s.text.starts_with("# api\nSECRET_KEY=sk-") && s.text.ends_with("MODE=api\n"));
         assert!(!s.text.contains("9f73s3lj"));

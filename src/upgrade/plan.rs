@@ -93,18 +93,37 @@ pub fn plan(
         .unwrap_or_else(|| "the new release".into());
     let renames = renames::for_release(&release.services);
     let required = required_env_files(release)?;
-    let mut changes = Vec::new();
+    let mut files = Vec::new();
+    let mut secrets = envsync::Secrets::default();
     for (target, example) in release.env_examples() {
         let example_text = text(read(&example)?.unwrap_or_default());
         let user = read(&install.join(&target))?.map(text);
         if user.is_none() && target != Path::new(".env") && !required.contains(&target) {
             continue;
         }
-        let synced = envsync::sync(&target, user.as_deref(), &example_text, &renames, &version)
-            .map_err(|e| UpgradeError::Env {
-                path: install.join(&target),
-                detail: crate::error_chain(&e),
-            })?;
+        // The user's own values for Dify's public ones, from every file first.
+        if let Some(u) = &user {
+            let parse = |t: &str| crate::stack::envfile::EnvFile::parse(&target, t);
+            if let (Ok(u), Ok(x)) = (parse(u), parse(&example_text)) {
+                secrets.learn(&u, &x);
+            }
+        }
+        files.push((target, example_text, user));
+    }
+    let mut changes = Vec::new();
+    for (target, example_text, user) in files {
+        let synced = envsync::sync(
+            &target,
+            user.as_deref(),
+            &example_text,
+            &renames,
+            &version,
+            &mut secrets,
+        )
+        .map_err(|e| UpgradeError::Env {
+            path: install.join(&target),
+            detail: crate::error_chain(&e),
+        })?;
         changes.push(Change {
             path: target,
             what: What::Env(synced),
