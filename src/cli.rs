@@ -182,12 +182,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Bring the install to another Dify release (its docker/ folder), data kept; everything
-    /// put back when it fails
+    /// Bring the install to another Dify release, data kept; everything put back when it fails
+    #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to"])))]
     Upgrade {
         /// The new release's docker/ folder (downloaded from Dify)
         #[arg(long, value_name = "DIR")]
-        from: PathBuf,
+        from: Option<PathBuf>,
+        /// A release difyctl ships (for installs made by `difyctl init`): 1.15.0, 1.16.0
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,

@@ -108,6 +108,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         }
         Command::Upgrade {
             from,
+            to,
             dry_run,
             yes,
             profiles,
@@ -124,6 +125,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             };
             let args = cmd::upgrade::UpgradeArgs {
                 from,
+                to,
                 dry_run,
                 yes,
                 opts,

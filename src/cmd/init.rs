@@ -1,31 +1,12 @@
-//! `difyctl init`: a fresh install in a folder: the default Dify stack (compose/, embedded in
-//! the binary), a `.env` whose secrets are generated here (0600), difyctl.toml with the domain
-//! and e-mail, and the SSRF proxy's configuration. An existing file is never overwritten: it is
-//! kept and named.
+//! `difyctl init`: a fresh install in a folder: the newest default Dify stack difyctl embeds
+//! (`difyctl::upgrade::embedded`), a `.env` whose secrets are generated here (0600), the
+//! `envs/` files of Dify's layout, difyctl.toml with the domain and e-mail, and the SSRF
+//! proxy's configuration. An existing file is never overwritten: it is kept and named.
 
 use std::path::Path;
 
 use anyhow::Context;
-
-const COMPOSE: &str = include_str!("../../compose/docker-compose.yaml");
-const ENV_TEMPLATE: &str = include_str!("../../compose/env.template");
-const SQUID: &str = include_str!("../../compose/squid.conf");
-
-use difyctl::stack::secrets::Secret;
-
-/// The secrets `.env` gets, each freshly generated.
-const SECRETS: &[(&str, Secret)] = &[
-    ("SECRET_KEY", Secret::Key),
-    ("DB_PASSWORD", Secret::Password),
-    ("REDIS_PASSWORD", Secret::Password),
-    ("SANDBOX_API_KEY", Secret::Token),
-    ("PLUGIN_DAEMON_KEY", Secret::Token),
-    ("PLUGIN_DIFY_INNER_API_KEY", Secret::Token),
-    ("WEAVIATE_API_KEY", Secret::Token),
-    ("DIFY_AGENT_SERVER_SECRET_KEY", Secret::Base64Url32),
-    ("DIFY_AGENT_SHELLCTL_AUTH_TOKEN", Secret::Token),
-    ("INIT_PASSWORD", Secret::InitPassword),
-];
+use difyctl::upgrade::embedded::{self, Embedded};
 
 pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Result<()> {
     if let Some(d) = domain {
@@ -34,25 +15,32 @@ pub fn run(dir: &Path, domain: Option<&str>, email: Option<&str>) -> anyhow::Res
     }
     refuse_ignored_settings(dir, domain, email)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut env = ENV_TEMPLATE.to_string();
-    let mut init_password = String::new();
-    for (name, kind) in SECRETS {
-        let value = difyctl::stack::secrets::generate(*kind)?;
-        if *name == "INIT_PASSWORD" {
-            init_password = value.clone();
-        }
-        env = env.replace(&format!("{{{{{name}}}}}"), &value);
-    }
+    let release = embedded::latest();
+    // Every secret of the template generated for this install (the same value wherever one
+    // placeholder appears: REDIS_PASSWORD in CELERY_BROKER_URL).
+    let env = embedded::fill_template(embedded::ENV_TEMPLATE)?;
+    let init_password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("INIT_PASSWORD="))
+        .unwrap_or_default()
+        .to_string();
     let toml = difyctl_toml(domain, email);
-    let files: [(&str, &str, u32); 4] = [
-        ("docker-compose.yaml", COMPOSE, 0o644),
-        (".env", &env, 0o600),
-        ("difyctl.toml", &toml, 0o644),
-        ("ssrf_proxy/squid.conf", SQUID, 0o644),
+    let mut files: Vec<(String, String, u32)> = vec![
+        ("docker-compose.yaml".into(), release.compose.into(), 0o644),
+        (".env".into(), env, 0o600),
+        ("difyctl.toml".into(), toml, 0o644),
+        (
+            "ssrf_proxy/squid.conf".into(),
+            embedded::SQUID.into(),
+            0o644,
+        ),
     ];
+    for (rel, service) in release.envs {
+        files.push((rel.to_string(), Embedded::env_file(service), 0o600));
+    }
     let mut kept = Vec::new();
     for (name, content, mode) in files {
-        let path = dir.join(name);
+        let path = dir.join(&name);
         if path.exists() {
             kept.push(path);
             continue;

@@ -23,7 +23,9 @@ use difyctl::upgrade::{apply, migration};
 use super::up::UpSettings;
 
 pub struct UpgradeArgs {
-    pub from: PathBuf,
+    pub from: Option<PathBuf>,
+    /// A release difyctl embeds.
+    pub to: Option<String>,
     pub dry_run: bool,
     pub yes: bool,
     pub opts: LoadOptions,
@@ -32,7 +34,8 @@ pub struct UpgradeArgs {
 
 pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     let stack = super::load_stack(&args.opts, &args.settings.replace)?;
-    let release = Release::read(&args.from)?;
+    let (release_dir, _materialized) = release_dir(&args, &stack, &config)?;
+    let release = Release::read(&release_dir)?;
     let current = dify_version(&stack);
     let plan = plan::plan(&stack.dir, &release, current.as_deref())?;
     print_plan(&plan);
@@ -113,6 +116,51 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
                 backup.archive.display()
             )
         }
+    }
+}
+
+/// The release folder: `--from`, or the embedded `--to` written out (removed when dropped).
+fn release_dir(
+    args: &UpgradeArgs,
+    stack: &Stack,
+    config: &Config,
+) -> anyhow::Result<(PathBuf, Option<TempDir>)> {
+    if let Some(from) = &args.from {
+        return Ok((from.clone(), None));
+    }
+    let version = args.to.as_deref().unwrap_or_default();
+    let embedded = difyctl::upgrade::embedded::find(version).ok_or_else(|| {
+        super::UsageError(format!(
+            "difyctl ships the releases {}, not {version}: give --from with Dify's docker/ folder of {version}",
+            difyctl::upgrade::embedded::known()
+        ))
+    })?;
+    let compose = args.opts.compose_file.clone();
+    let text = std::fs::read_to_string(&compose).unwrap_or_default();
+    if !text.starts_with(difyctl::upgrade::embedded::MARKER) {
+        return Err(super::UsageError(format!(
+            "{} is not the stack `difyctl init` writes (it is Dify's own, or yours): give --from with the new release's docker/ folder instead of --to",
+            compose.display()
+        ))
+        .into());
+    }
+    let dir = config.state_dir.join("upgrades").join(format!(
+        "release-{}-{}-{}",
+        stack.project,
+        embedded.version,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    embedded.materialize(&dir)?;
+    Ok((dir.clone(), Some(TempDir(dir))))
+}
+
+/// A folder removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

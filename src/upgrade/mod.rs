@@ -2,6 +2,7 @@
 //! back as it was when anything fails.
 //!
 //! - `release`: a release's `docker/` folder (user's download or embedded) and its version
+//! - `embedded`: the releases difyctl ships as its default stack (1.15.0, 1.16.0)
 //! - `envsync`: one env file brought to the release (user values kept, new keys added)
 //! - `renames`: settings Dify renamed, carried over
 //! - `plan`: every file change, decided before anything is touched (`--dry-run`)
@@ -13,6 +14,7 @@
 //! any failure the previous files, images and database (from the backup) are put back.
 
 pub mod apply;
+pub mod embedded;
 pub mod envsync;
 pub mod migration;
 pub mod plan;

@@ -243,7 +243,7 @@ fn config_output_reads_back_the_same() {
 fn dify_fixtures_type_into_the_engine_model() {
     use difyctl::stack::model::Stack;
     use difyctl::stack::mounts::Source;
-    for version in ["1.13.3", "1.15.0"] {
+    for version in ["1.13.3", "1.15.0", "1.16.0"] {
         let Some(fixture) = fixture(version) else {
             continue;
         };
@@ -276,6 +276,17 @@ fn dify_fixtures_type_into_the_engine_model() {
             api.image
         );
         assert!(api.environment.contains_key("SECRET_KEY"), "{version}");
+        if version == "1.16.0" {
+            // local_sandbox's environment is a list there (`- KEY=value`).
+            let sandbox = stack
+                .service("local_sandbox")
+                .expect("local_sandbox runs by default");
+            assert!(
+                sandbox.environment.contains_key("SHELLCTL_AUTH_TOKEN"),
+                "{:?}",
+                sandbox.environment
+            );
+        }
         for m in &api.mounts {
             if let Source::Bind(path) = &m.source {
                 assert!(path.starts_with(&dir), "{version}: {}", path.display());

@@ -414,3 +414,78 @@ fn notes_load(
         (ok, failed)
     })
 }
+
+/// The releases difyctl ships: `init` writes the newest (1.16.0, with Dify's envs/ layout); an
+/// install made from 1.15.0 moves to it with `--to`; `--to` refuses an unknown version and an
+/// install running Dify's own files.
+#[test]
+fn embedded_releases_init_writes_the_newest_and_to_moves_between_them() {
+    let dir = Scratch::new("embedded");
+    let out = difyctl()
+        .args(["init", "--dir"])
+        .arg(dir.path("new"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let compose = std::fs::read_to_string(dir.path("new/docker-compose.yaml")).unwrap();
+    assert!(compose.contains("langgenius/dify-api:1.16.0"));
+    assert!(dir.path("new/envs/core-services/api.env").is_file());
+
+    let old = dir.path("old");
+    difyctl::upgrade::embedded::find("1.15.0")
+        .unwrap()
+        .materialize(&old)
+        .unwrap();
+    std::fs::rename(old.join(".env.example"), old.join(".env")).unwrap();
+    let upgrade = |args: &[&str]| {
+        difyctl()
+            .current_dir(&old)
+            .arg("upgrade")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = upgrade(&["--to", "1.16.0", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("upgrade 1.15.0 -> 1.16.0") && text.contains("replace docker-compose.yaml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ REDIS_KEEPALIVE") || !text.contains("update  .env"),
+        "{text}"
+    );
+    let out = upgrade(&["--to", "9.9.9", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ships the releases 1.15.0, 1.16.0"));
+
+    let Some(fx) = fixtures() else { return };
+    let dify = dir.path("dify");
+    std::fs::create_dir_all(&dify).unwrap();
+    std::fs::copy(
+        fx.join("dify-1.15.0/docker-compose.yaml"),
+        dify.join("docker-compose.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(fx.join("dify-1.15.0/.env.example"), dify.join(".env")).unwrap();
+    let out = difyctl()
+        .current_dir(&dify)
+        .args(["upgrade", "--to", "1.16.0", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give --from"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
