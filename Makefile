@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up bench-backup demo demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up bench-backup bench-upgrade demo demo-proxy
 
 build:
 	$(CARGO) build
@@ -21,7 +21,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-proxy bench-certs bench-up bench-backup
+bench: bench-proxy bench-certs bench-up bench-backup bench-upgrade
 
 # difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
 bench-proxy:
@@ -38,6 +38,11 @@ bench-up:
 # 1 GB database + 2 GB of files: backup and restore, difyctl vs pg_dump + tar (see BENCHMARKS.md).
 bench-backup:
 	./bench/backup.sh
+
+# v1 -> v2 of a stand-in stack: how long the api does not answer, difyctl upgrade vs
+# docker-compose up -d (see BENCHMARKS.md).
+bench-upgrade:
+	./bench/upgrade.sh
 
 # The whole main job with no internet: `difyctl up` on a Dify-shaped stand-in stack, with a
 # certificate from Pebble (a local ACME CA); prints the URL and curl commands. Ctrl-C cleans up.
