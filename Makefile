@@ -13,6 +13,7 @@ release:
 test:
 	./scripts/install-test-deps.sh
 	$(CARGO) test -- --test-threads=4
+	./scripts/conformance.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -56,5 +56,13 @@ if ! docker_up; then
   fi
 fi
 
+# The compose conformance runner (scripts/conformance.sh) reads its cases with PyYAML.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "install-test-deps: installing PyYAML"
+  python3 -m pip install -q pyyaml 2>/dev/null || {
+    [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null
+  }
+fi
+
 # Real PostgreSQL and Redis for the backup tests, from Debian's packages (built once per machine).
 "$(dirname "$0")/test-db-image.sh"
