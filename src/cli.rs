@@ -42,7 +42,8 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub config: Option<PathBuf>,
-    /// Dify's .env, read for NGINX_* and CERTBOT_* settings (default: ./.env when it exists)
+    /// Dify's .env (default: ./.env beside the compose file, when it exists); repeat to read
+    /// several, later ones winning, as compose does
     #[arg(
         long,
         global = true,
@@ -50,7 +51,7 @@ pub struct Cli {
         value_name = "FILE",
         help_heading = "Global options"
     )]
-    pub env_file: Option<PathBuf>,
+    pub env_file: Vec<PathBuf>,
     /// Where difyctl keeps certificates, keys and run state (default: /var/lib/difyctl as root,
     /// ~/.local/state/difyctl otherwise)
     #[arg(

@@ -61,7 +61,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
     let load = |profiles: Vec<String>| difyctl::stack::compose::LoadOptions {
         compose_file: compose_file.clone(),
         overrides: overrides.clone(),
-        env_file: flags.env_file.clone(),
+        env_files: flags.env_file.clone(),
         project_name: project_name.clone(),
         profiles,
         process_env: std::env::vars().collect(),

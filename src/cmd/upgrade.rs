@@ -279,7 +279,7 @@ fn stage(install: &Path, plan: &Plan, opts: &LoadOptions) -> anyhow::Result<Stag
             .filter_map(|o| o.file_name().map(|n| dir.join(n)))
             .filter(|p| p.is_file())
             .collect(),
-        env_file: None,
+        env_files: Vec::new(),
         project_name: Some(super::project_name(opts)?),
         profiles: opts.profiles.clone(),
         process_env: opts.process_env.clone(),

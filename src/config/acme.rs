@@ -81,7 +81,7 @@ pub(super) fn acme_config(
     // Dify's certbot container keeps its certificates beside the compose file (and `.env`).
     let compose_dir = flags
         .env_file
-        .as_ref()
+        .first()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));

@@ -42,7 +42,8 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone)]
 pub struct Flags {
     pub config: Option<PathBuf>,
-    pub env_file: Option<PathBuf>,
+    /// `--env-file` (repeatable; none: `./.env`).
+    pub env_file: Vec<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub domains: Vec<String>,
     pub http: Option<String>,
@@ -177,11 +178,25 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("difyctl.toml"));
         let file = FileConfig::read(&path, flags.config.is_some())?;
-        let env_path = flags
-            .env_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".env"));
-        let env = EnvFile::read_optional(&env_path)?;
+        let paths = if flags.env_file.is_empty() {
+            vec![PathBuf::from(".env")]
+        } else {
+            flags.env_file.clone()
+        };
+        // Several files read as one, later values winning (as compose reads them).
+        let mut env: Option<EnvFile> = None;
+        for p in &paths {
+            if let Some(file) = EnvFile::read_optional(p)? {
+                env = Some(match env {
+                    Some(mut all) => {
+                        all.entries.extend(file.entries);
+                        all.path = file.path;
+                        all
+                    }
+                    None => file,
+                });
+            }
+        }
         let mut config = Self::merge(flags, file, env.as_ref())?;
         config.config_file = path
             .is_file()

@@ -47,8 +47,9 @@ pub struct LoadOptions {
     pub compose_file: PathBuf,
     /// Further files merged over it in order (`-f` again, or the `.override` file).
     pub overrides: Vec<PathBuf>,
-    /// `.env` to read (default: beside the compose file); absent is fine.
-    pub env_file: Option<PathBuf>,
+    /// `.env` files to read in order, later ones winning (default: `.env` beside the compose
+    /// file); an absent default is fine.
+    pub env_files: Vec<PathBuf>,
     /// `-p`; else COMPOSE_PROJECT_NAME; else the compose file's folder name.
     pub project_name: Option<String>,
     /// `--profile` flags, added to COMPOSE_PROFILES.
@@ -99,11 +100,20 @@ impl Project {
                 .filter(|c| !matches!(c, std::path::Component::CurDir))
                 .collect()
         });
-        let env_path = opts.env_file.clone().unwrap_or_else(|| dir.join(".env"));
-        let vars = match EnvFile::read_optional(&env_path)? {
-            Some(file) => file.resolve(&opts.process_env)?,
-            None => opts.process_env.clone(),
+        let env_paths = if opts.env_files.is_empty() {
+            vec![dir.join(".env")]
+        } else {
+            opts.env_files.clone()
         };
+        let mut vars = std::collections::HashMap::new();
+        for env_path in &env_paths {
+            if let Some(file) = EnvFile::read_optional(env_path)? {
+                file.resolve_onto(&opts.process_env, &mut vars)?;
+            }
+        }
+        for (k, v) in &opts.process_env {
+            vars.insert(k.clone(), v.clone());
+        }
 
         let mut raw: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
             path: path.clone(),

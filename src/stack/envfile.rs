@@ -1,6 +1,9 @@
-//! `.env` files read by compose's rules: `KEY=VALUE` lines, `#` comments, optional `export `,
-//! single quotes (literal), double quotes (with `\n`, `\t`, `\\`, `\"` escapes, may span lines),
-//! and unquoted values whose inline comment starts at ` #`.
+//! `.env` files read by compose's rules (compose-go's `dotenv` parser): `KEY=VALUE` or
+//! `KEY: VALUE`, `#` comments, an optional `export` (then spaces or tabs), a bare `KEY` that
+//! takes its value from the process environment (none there: not set), single quotes (literal,
+//! `\'` for a quote, may span lines), double quotes (the shell's escapes `\a \b \f \n \r
+//! \t \v \\ \" \$` and octal `\0nnn`, may span lines), and unquoted values whose inline
+//! comment starts at ` #`. Keys are letters, digits and `_ . - [ ]`.
 //!
 //! Interpolation of `${VAR}` inside values is the compose model's job, not this reader's.
 
@@ -30,6 +33,8 @@ pub struct Entry {
     pub line: usize,
     /// Single-quoted: taken as written, never interpolated.
     pub literal: bool,
+    /// A bare `KEY`: its value is the process environment's (none there: not set).
+    pub inherited: bool,
 }
 
 /// The entries of an env file, in file order; a key set twice keeps its last value.
@@ -55,67 +60,14 @@ impl EnvFile {
     pub fn parse(path: &Path, text: &str) -> Result<EnvFile, EnvFileError> {
         // Editors on Windows start files with a byte-order mark; compose ignores it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut p = Parser {
+            path,
+            rest: text,
+            line: 1,
+        };
         let mut entries = Vec::new();
-        let lines: Vec<&str> = text.lines().collect();
-        let mut i = 0;
-        while i < lines.len() {
-            let start = i;
-            let raw = lines[i].trim_start();
-            i += 1;
-            if raw.is_empty() || raw.starts_with('#') {
-                continue;
-            }
-            let raw = raw.strip_prefix("export ").unwrap_or(raw).trim_start();
-            let syntax = |message: String| EnvFileError::Syntax {
-                path: path.to_path_buf(),
-                line: start + 1,
-                message,
-            };
-            let Some((key, rest)) = raw.split_once('=') else {
-                return Err(syntax(format!("`{raw}` is not KEY=VALUE")));
-            };
-            let key = key.trim();
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            {
-                return Err(syntax(format!("`{key}` is not a valid variable name")));
-            }
-            let rest = rest.trim_start();
-            let literal = rest.starts_with('\'');
-            let value = if let Some(body) = rest.strip_prefix('\'') {
-                match body.find('\'') {
-                    Some(end) => body[..end].to_string(),
-                    None => return Err(syntax(format!("unterminated single quote in {key}"))),
-                }
-            } else if let Some(body) = rest.strip_prefix('"') {
-                // Double-quoted values may continue on the following lines.
-                let mut text = body.to_string();
-                loop {
-                    if let Some(v) = unescape_until_quote(&text) {
-                        break v;
-                    }
-                    if i >= lines.len() {
-                        return Err(syntax(format!("unterminated double quote in {key}")));
-                    }
-                    text.push('\n');
-                    text.push_str(lines[i]);
-                    i += 1;
-                }
-            } else {
-                let v = match rest.find(" #").or_else(|| rest.find("\t#")) {
-                    Some(pos) => &rest[..pos],
-                    None => rest,
-                };
-                v.trim_end().to_string()
-            };
-            entries.push(Entry {
-                key: key.to_string(),
-                value,
-                line: start + 1,
-                literal,
-            });
+        while let Some(entry) = p.next_entry()? {
+            entries.push(entry);
         }
         Ok(EnvFile {
             path: path.to_path_buf(),
@@ -149,8 +101,27 @@ impl EnvFile {
         process: &std::collections::HashMap<String, String>,
     ) -> Result<std::collections::HashMap<String, String>, EnvFileError> {
         let mut vars = std::collections::HashMap::new();
+        self.resolve_onto(process, &mut vars)?;
+        Ok(vars)
+    }
+
+    /// This file's variables added to `vars` (those of the files read before it, which its
+    /// values may use), each interpolated with the process environment first.
+    pub fn resolve_onto(
+        &self,
+        process: &std::collections::HashMap<String, String>,
+        vars: &mut std::collections::HashMap<String, String>,
+    ) -> Result<(), EnvFileError> {
         for e in &self.entries {
-            let value = if e.literal {
+            let value = if e.inherited {
+                match process.get(&e.key) {
+                    Some(v) => v.clone(),
+                    None => {
+                        vars.remove(&e.key);
+                        continue;
+                    }
+                }
+            } else if e.literal {
                 e.value.clone()
             } else {
                 let lookup = |name: &str| process.get(name).or_else(|| vars.get(name)).cloned();
@@ -164,7 +135,7 @@ impl EnvFile {
             };
             vars.insert(e.key.clone(), value);
         }
-        Ok(vars)
+        Ok(())
     }
 
     /// Where `key` was set, as `file:line`, for error messages.
@@ -176,27 +147,204 @@ impl EnvFile {
     }
 }
 
-/// Unescapes a double-quoted body up to its closing quote; `None` when there is no closing quote.
-fn unescape_until_quote(body: &str) -> Option<String> {
-    let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                other @ ('\\' | '"' | '$') => out.push(other),
-                other => {
-                    out.push('\\');
-                    out.push(other);
-                }
-            },
-            c => out.push(c),
+/// compose-go's dotenv parser, over the whole text (quoted values may span lines).
+struct Parser<'a> {
+    path: &'a Path,
+    rest: &'a str,
+    line: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, message: String) -> EnvFileError {
+        EnvFileError::Syntax {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            message,
         }
     }
-    None
+
+    /// Skips blank lines and comments; `false` at the end.
+    fn skip_blank(&mut self) -> bool {
+        loop {
+            let trimmed = self.rest.trim_start_matches([' ', '\t', '\r']);
+            if let Some(after) = trimmed.strip_prefix('\n') {
+                self.line += 1;
+                self.rest = after;
+            } else if trimmed.starts_with('#') {
+                match trimmed.find('\n') {
+                    Some(i) => self.rest = &trimmed[i..],
+                    None => self.rest = "",
+                }
+            } else {
+                self.rest = trimmed;
+                return !trimmed.is_empty();
+            }
+        }
+    }
+
+    fn next_entry(&mut self) -> Result<Option<Entry>, EnvFileError> {
+        if !self.skip_blank() {
+            return Ok(None);
+        }
+        let line = self.line;
+        // `export` then whitespace.
+        if let Some(after) = self.rest.strip_prefix("export") {
+            if after.starts_with([' ', '\t']) {
+                self.rest = after.trim_start_matches([' ', '\t']);
+            }
+        }
+        let mut end = None;
+        for (i, c) in self.rest.char_indices() {
+            match c {
+                '=' | ':' | '\n' => {
+                    end = Some((i, c));
+                    break;
+                }
+                c if c.is_whitespace() => {}
+                '_' | '.' | '-' | '[' | ']' => {}
+                c if c.is_alphanumeric() => {}
+                c => {
+                    let key: String = self.rest[..i].trim().to_string();
+                    return Err(self.error(format!(
+                        "unexpected character {c:?} in variable name {:?}",
+                        key + &c.to_string()
+                    )));
+                }
+            }
+        }
+        // A line without `=` or `:` is a bare key, inherited from the environment.
+        let (key, value_start, inherited) = match end {
+            Some((i, '=' | ':')) => (self.rest[..i].trim_end(), i + 1, false),
+            Some((i, _)) => (self.rest[..i].trim_end(), i, true),
+            None => (self.rest.trim_end(), self.rest.len(), true),
+        };
+        if key.chars().any(char::is_whitespace) {
+            return Err(self.error(format!(
+                "`{key}` is not KEY=VALUE (a variable name has no spaces)"
+            )));
+        }
+        let key = key.to_string();
+        if inherited {
+            self.rest = &self.rest[value_start..];
+            return Ok(Some(Entry {
+                key,
+                value: String::new(),
+                line,
+                literal: false,
+                inherited: true,
+            }));
+        }
+        self.rest = self.rest[value_start..].trim_start_matches([' ', '\t']);
+        let (value, literal) = self.value(&key).map_err(|e| match e {
+            EnvFileError::Syntax { path, message, .. } => EnvFileError::Syntax {
+                path,
+                line,
+                message,
+            },
+            other => other,
+        })?;
+        Ok(Some(Entry {
+            key,
+            value,
+            line,
+            literal,
+            inherited: false,
+        }))
+    }
+
+    /// The value after `=`: quoted (to its closing quote) or to the end of the line.
+    fn value(&mut self, key: &str) -> Result<(String, bool), EnvFileError> {
+        let quote = match self.rest.chars().next() {
+            Some(q @ ('\'' | '"')) => q,
+            _ => {
+                // To the end of the line; the newline itself is left for `skip_blank`.
+                let end = self.rest.find('\n').unwrap_or(self.rest.len());
+                let line = &self.rest[..end];
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                let value = line.split(" #").next().unwrap_or("").trim_end().to_string();
+                self.rest = &self.rest[end..];
+                return Ok((value, false));
+            }
+        };
+        let body = &self.rest[1..];
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            if c == '\n' {
+                self.line += 1;
+            }
+            if c == quote && !escaped {
+                let raw = &body[..i];
+                self.rest = &body[i + 1..];
+                // The rest of the line after the closing quote: only a comment may follow.
+                let (tail, _) = self.rest.split_once('\n').unwrap_or((self.rest, ""));
+                let tail = tail.trim();
+                if !tail.is_empty() && !tail.starts_with('#') {
+                    return Err(self.error(format!(
+                        "{key}: unexpected `{tail}` after the closing quote"
+                    )));
+                }
+                return Ok(if quote == '"' {
+                    (unescape(raw), false)
+                } else {
+                    (raw.replace("\\'", "'"), true)
+                });
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        Err(self.error(format!("unterminated quoted value in {key}")))
+    }
+}
+
+/// The escapes of a double-quoted value, as compose-go's dotenv expands them: the shell's
+/// `\a \b \f \n \r \t \v \\ \"`, octal `\0nnn`, and `\$` (a literal `$`, written `$$` for
+/// the interpolation that follows); any other backslash stays.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek().copied() {
+            Some(e @ ('a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\\' | '"')) => {
+                chars.next();
+                out.push(match e {
+                    'a' => '\u{7}',
+                    'b' => '\u{8}',
+                    'f' => '\u{c}',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'v' => '\u{b}',
+                    other => other,
+                });
+            }
+            Some('$') => {
+                chars.next();
+                out.push_str("$$");
+            }
+            Some('0') => {
+                chars.next();
+                let mut digits = String::new();
+                while digits.len() < 3 && chars.peek().is_some_and(|d| d.is_digit(8)) {
+                    digits.extend(chars.next());
+                }
+                match u32::from_str_radix(if digits.is_empty() { "0" } else { &digits }, 8)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
+                    Some(ch) => out.push(ch),
+                    None => {
+                        out.push_str("\\0");
+                        out.push_str(&digits);
+                    }
+                }
+            }
+            _ => out.push('\\'),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -268,10 +416,15 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let err = EnvFile::parse(Path::new("/x/.env"), "A=1\nnot a pair\n").unwrap_err();
-        assert_eq!(err.to_string(), "/x/.env:2: `not a pair` is not KEY=VALUE");
-        let err = EnvFile::parse(Path::new(".env"), "A=\"open\n").unwrap_err();
-        assert!(err
-            .to_string()
-            .contains(".env:1: unterminated double quote in A"));
+        assert_eq!(
+            err.to_string(),
+            "/x/.env:2: `not a pair` is not KEY=VALUE (a variable name has no spaces)"
+        );
+        let err = EnvFile::parse(Path::new(".env"), "A=\"open\nB=2\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(".env:1: unterminated quoted value in A"),
+            "{err}"
+        );
     }
 }

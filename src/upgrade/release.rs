@@ -40,7 +40,7 @@ impl Release {
         let example = dir.join(".env.example");
         let project = Project::load(&LoadOptions {
             compose_file: compose,
-            env_file: Some(example),
+            env_files: vec![example],
             project_name: Some("release".into()),
             ..Default::default()
         })?;

@@ -25,7 +25,7 @@ fn fixture(version: &str) -> Option<PathBuf> {
 fn load(dir: &std::path::Path, profiles: &[&str]) -> Project {
     Project::load(&LoadOptions {
         compose_file: dir.join("docker-compose.yaml"),
-        env_file: Some(dir.join(".env.example")),
+        env_files: vec![dir.join(".env.example")],
         project_name: None,
         profiles: profiles.iter().map(|p| p.to_string()).collect(),
         process_env: Default::default(),

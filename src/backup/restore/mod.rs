@@ -180,7 +180,7 @@ fn load_stack(v: &Verified, dir: &Path, req: &Request) -> Result<Stack, RestoreE
     let opts = LoadOptions {
         compose_file,
         overrides,
-        env_file: None,
+        env_files: Vec::new(),
         project_name: req.project_name.clone(),
         profiles: v.manifest.profiles.clone(),
         process_env: env,
