@@ -85,10 +85,6 @@ pub struct Project {
 impl Project {
     pub fn load(opts: &LoadOptions) -> Result<Project, StackError> {
         let path = &opts.compose_file;
-        let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
-            path: path.clone(),
-            source,
-        })?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -100,52 +96,16 @@ impl Project {
                 .filter(|c| !matches!(c, std::path::Component::CurDir))
                 .collect()
         });
-        let env_paths = if opts.env_files.is_empty() {
-            vec![dir.join(".env")]
-        } else {
-            opts.env_files.clone()
-        };
-        let mut vars = std::collections::HashMap::new();
-        for env_path in &env_paths {
-            if let Some(file) = EnvFile::read_optional(env_path)? {
-                file.resolve_onto(&opts.process_env, &mut vars)?;
-            }
-        }
-        for (k, v) in &opts.process_env {
-            vars.insert(k.clone(), v.clone());
-        }
-
-        let mut raw: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        for extra in &opts.overrides {
-            let text = std::fs::read_to_string(extra).map_err(|source| StackError::Read {
-                path: extra.clone(),
-                source,
-            })?;
-            let over: Value = serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
-                path: extra.clone(),
-                message: e.to_string(),
-            })?;
-            raw = super::merge::merge_documents(raw, over);
-        }
+        let mut vars = read_vars(opts, &dir)?;
+        let raw = read_documents(opts)?;
+        let name = project_name(opts, &vars, &raw, &dir, path)?;
+        // Compose sets it for interpolation, whatever the environment says.
+        vars.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
         let mut unset = Vec::new();
-        let document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
-
-        if let Some(map) = document.as_object() {
-            for key in map.keys() {
-                if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
-                    return Err(StackError::Invalid {
-                        path: path.clone(),
-                        key: key.clone(),
-                        message,
-                    });
-                }
-            }
-        }
-        let services_value = document.get("services").cloned().unwrap_or(Value::Null);
-        let services = match &services_value {
+        let mut document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
+        check_top_level(&document, path)?;
+        fill_valueless_environment(&mut document, &vars);
+        let services = match document.get("services").unwrap_or(&Value::Null) {
             Value::Object(map) => map
                 .iter()
                 .map(|(name, def)| service(name, def, path))
@@ -159,39 +119,9 @@ impl Project {
                 })
             }
         };
-
-        let mut profiles: Vec<String> = vars
-            .get("COMPOSE_PROFILES")
-            .map(|p| {
-                p.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for p in &opts.profiles {
-            if !profiles.contains(p) {
-                profiles.push(p.clone());
-            }
-        }
-        let name = opts
-            .project_name
-            .clone()
-            .or_else(|| vars.get("COMPOSE_PROJECT_NAME").cloned())
-            .or_else(|| {
-                document
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| {
-                let folder = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
-                folder
-                    .file_name()
-                    .map_or("default".into(), |n| n.to_string_lossy().into_owned())
-            });
+        let profiles = profiles(&vars, &opts.profiles);
         Ok(Project {
-            name: normalize_project_name(&name),
+            name,
             dir,
             compose_file: path.clone(),
             profiles,
@@ -256,15 +186,178 @@ impl Project {
     }
 }
 
+/// The interpolation environment: each `.env` in order (later ones winning and seeing earlier
+/// ones), the process environment over them.
+fn read_vars(opts: &LoadOptions, dir: &Path) -> Result<HashMap<String, String>, StackError> {
+    let env_paths = if opts.env_files.is_empty() {
+        vec![dir.join(".env")]
+    } else {
+        opts.env_files.clone()
+    };
+    let mut vars = HashMap::new();
+    for env_path in &env_paths {
+        if let Some(file) = EnvFile::read_optional(env_path)? {
+            file.resolve_onto(&opts.process_env, &mut vars)?;
+        }
+    }
+    for (k, v) in &opts.process_env {
+        vars.insert(k.clone(), v.clone());
+    }
+    Ok(vars)
+}
+
+/// The compose file with its overrides merged over it, not interpolated yet.
+fn read_documents(opts: &LoadOptions) -> Result<Value, StackError> {
+    let read = |path: &PathBuf| -> Result<Value, StackError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+    };
+    let mut raw = read(&opts.compose_file)?;
+    for extra in &opts.overrides {
+        raw = super::merge::merge_documents(raw, read(extra)?);
+    }
+    Ok(raw)
+}
+
+/// `-p`, else COMPOSE_PROJECT_NAME, else the file's `name:` (interpolated), each of which must
+/// already be a valid name (compose refuses `MY_PROJECT` rather than rewrite it); else the
+/// folder's name, normalised.
+fn project_name(
+    opts: &LoadOptions,
+    vars: &HashMap<String, String>,
+    raw: &Value,
+    dir: &Path,
+    path: &Path,
+) -> Result<String, StackError> {
+    let explicit = opts
+        .project_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            vars.get("COMPOSE_PROJECT_NAME")
+                .cloned()
+                .filter(|n| !n.is_empty())
+        });
+    let from_file = || -> Result<Option<String>, StackError> {
+        let Some(text) = raw.get("name").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let lookup = |n: &str| vars.get(n).cloned();
+        let value = interpolate(text, &lookup)
+            .map_err(|source| StackError::Interpolate {
+                path: path.to_path_buf(),
+                key: "name".into(),
+                source,
+            })?
+            .value;
+        Ok(Some(value).filter(|v| !v.is_empty()))
+    };
+    let name = match explicit {
+        Some(n) => n,
+        None => match from_file()? {
+            Some(n) => n,
+            None => {
+                let folder = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                let base = folder
+                    .file_name()
+                    .map_or("default".into(), |n| n.to_string_lossy().into_owned());
+                return Ok(normalize_project_name(&base));
+            }
+        },
+    };
+    if normalize_project_name(&name) != name || name.is_empty() {
+        return Err(StackError::Invalid {
+            path: path.to_path_buf(),
+            key: "name".into(),
+            message: format!(
+                "invalid project name `{name}`: only lowercase letters, digits, `-` and `_`, starting with a letter or digit (like `{}`)",
+                normalize_project_name(&name)
+            ),
+        });
+    }
+    Ok(name)
+}
+
+/// `environment` entries without a value (`FOO:` or `- FOO`) take it from the environment
+/// compose runs in (`.env` and the process), as compose does; absent there, they stay unset.
+fn fill_valueless_environment(document: &mut Value, vars: &HashMap<String, String>) {
+    let Some(services) = document.get_mut("services").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for def in services.values_mut() {
+        match def.get_mut("environment") {
+            Some(Value::Object(map)) => {
+                for (k, v) in map.iter_mut() {
+                    if v.is_null() {
+                        if let Some(found) = vars.get(k) {
+                            *v = Value::String(found.clone());
+                        }
+                    }
+                }
+            }
+            Some(Value::Array(items)) => {
+                for item in items.iter_mut() {
+                    if let Some(k) = item.as_str().filter(|k| !k.contains('=')) {
+                        if let Some(found) = vars.get(k) {
+                            *item = Value::String(format!("{k}={found}"));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_top_level(document: &Value, path: &Path) -> Result<(), StackError> {
+    for key in document.as_object().into_iter().flat_map(|m| m.keys()) {
+        if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
+            return Err(StackError::Invalid {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// COMPOSE_PROFILES, then `--profile`.
+fn profiles(vars: &HashMap<String, String>, flags: &[String]) -> Vec<String> {
+    let mut profiles: Vec<String> = vars
+        .get("COMPOSE_PROFILES")
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in flags {
+        if !profiles.contains(p) {
+            profiles.push(p.clone());
+        }
+    }
+    profiles
+}
+
 /// The services difyctl replaces by default.
 pub const REPLACED_SERVICES: [&str; 2] = ["nginx", "certbot"];
 
-/// Compose lower-cases project names and keeps `[a-z0-9_-]`.
+/// Compose lower-cases project names, keeps `[a-z0-9_-]` and drops leading `_` and `-`.
 pub fn normalize_project_name(name: &str) -> String {
-    name.to_ascii_lowercase()
+    let kept: String = name
+        .to_ascii_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect()
+        .collect();
+    kept.trim_start_matches(['_', '-']).to_string()
 }
 
 fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> {
@@ -321,7 +414,15 @@ fn interpolate_tree(
                     unset.push(u);
                 }
             }
-            Value::String(done.value)
+            if s.contains('$') && done.value != s {
+                super::cast::cast(key, done.value).map_err(|message| StackError::Invalid {
+                    path: path.to_path_buf(),
+                    key: key.trim_start_matches('.').to_string(),
+                    message,
+                })?
+            } else {
+                Value::String(done.value)
+            }
         }
         Value::Array(items) => Value::Array(
             items
@@ -385,7 +486,7 @@ mod tests {
         std::fs::write(dir.join(".env"), env).unwrap();
         let p = Project::load(&LoadOptions {
             compose_file: dir.join("docker-compose.yaml"),
-            project_name: Some("Test Proj".into()),
+            project_name: Some("testproj".into()),
             profiles: profiles.iter().map(|p| p.to_string()).collect(),
             ..LoadOptions::default()
         });

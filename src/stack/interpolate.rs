@@ -107,11 +107,8 @@ impl Parser<'_> {
                     let name = self.name();
                     out.push_str(&self.value(&name));
                 }
-                _ => {
-                    return Err(self.invalid(
-                        "`$` must be followed by a name, `{` or `$` (write `$$` for a literal `$`)",
-                    ))
-                }
+                // Compose keeps a `$` that starts nothing (`^REGEX$`, `a $ b`) as it is.
+                _ => out.push('$'),
             }
         }
         if out.len() > MAX_VALUE {
@@ -297,7 +294,11 @@ mod tests {
 
     #[test]
     fn malformed_templates_are_errors() {
-        for bad in ["${", "${SET", "${1X}", "${SET!x}", "cost $5", "${}"] {
+        // A `$` that starts nothing stays, as compose keeps it.
+        for literal in ["cost $5", "^REGEX$", "a $ b", "$}"] {
+            assert_eq!(interpolate(literal, &vars).unwrap().value, literal);
+        }
+        for bad in ["${", "${SET", "${1X}", "${SET!x}", "${}"] {
             assert!(
                 matches!(
                     interpolate(bad, &vars),

@@ -3,6 +3,7 @@
 //! types each service, `model` assembles what the engine creates: services in start order,
 //! networks and volumes with their Docker names.
 
+pub mod cast;
 pub mod compose;
 pub mod depends;
 pub mod envfile;
