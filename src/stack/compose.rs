@@ -97,14 +97,25 @@ impl Project {
                 .collect()
         });
         let mut vars = read_vars(opts, &dir)?;
-        let raw = read_documents(opts)?;
-        let name = project_name(opts, &vars, &raw, &dir, path)?;
+        let raws = read_documents(opts)?;
+        let name = project_name(opts, &vars, &raws, &dir, path)?;
         // Compose sets it for interpolation, whatever the environment says.
         vars.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+        // Each file interpolated on its own, then merged (compose-go's order), then compose's
+        // unicity (duplicates in one list, also of a single file).
         let mut unset = Vec::new();
-        let mut document = interpolate_tree(raw, "", &vars, path, &mut unset)?;
+        let mut document = Value::Null;
+        for (file, raw) in raws {
+            let done = interpolate_tree(raw, "", &vars, &file, &mut unset)?;
+            document = if document.is_null() {
+                done
+            } else {
+                super::merge::merge_documents(document, done)
+            };
+        }
+        let mut document = super::merge::enforce_unicity(document);
         check_top_level(&document, path)?;
-        fill_valueless_environment(&mut document, &vars);
+        normalize_environment(&mut document, &vars);
         let services = match document.get("services").unwrap_or(&Value::Null) {
             Value::Object(map) => map
                 .iter()
@@ -206,8 +217,8 @@ fn read_vars(opts: &LoadOptions, dir: &Path) -> Result<HashMap<String, String>, 
     Ok(vars)
 }
 
-/// The compose file with its overrides merged over it, not interpolated yet.
-fn read_documents(opts: &LoadOptions) -> Result<Value, StackError> {
+/// The compose file and its overrides, in order, as read (not interpolated yet).
+fn read_documents(opts: &LoadOptions) -> Result<Vec<(PathBuf, Value)>, StackError> {
     let read = |path: &PathBuf| -> Result<Value, StackError> {
         let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
             path: path.clone(),
@@ -218,11 +229,10 @@ fn read_documents(opts: &LoadOptions) -> Result<Value, StackError> {
             message: e.to_string(),
         })
     };
-    let mut raw = read(&opts.compose_file)?;
-    for extra in &opts.overrides {
-        raw = super::merge::merge_documents(raw, read(extra)?);
-    }
-    Ok(raw)
+    std::iter::once(&opts.compose_file)
+        .chain(&opts.overrides)
+        .map(|p| read(p).map(|v| (p.clone(), v)))
+        .collect()
 }
 
 /// `-p`, else COMPOSE_PROJECT_NAME, else the file's `name:` (interpolated), each of which must
@@ -231,7 +241,7 @@ fn read_documents(opts: &LoadOptions) -> Result<Value, StackError> {
 fn project_name(
     opts: &LoadOptions,
     vars: &HashMap<String, String>,
-    raw: &Value,
+    raws: &[(PathBuf, Value)],
     dir: &Path,
     path: &Path,
 ) -> Result<String, StackError> {
@@ -245,7 +255,12 @@ fn project_name(
                 .filter(|n| !n.is_empty())
         });
     let from_file = || -> Result<Option<String>, StackError> {
-        let Some(text) = raw.get("name").and_then(Value::as_str) else {
+        // The last file that names the project wins.
+        let Some(text) = raws
+            .iter()
+            .rev()
+            .find_map(|(_, raw)| raw.get("name").and_then(Value::as_str))
+        else {
             return Ok(None);
         };
         let lookup = |n: &str| vars.get(n).cloned();
@@ -284,34 +299,44 @@ fn project_name(
     Ok(name)
 }
 
-/// `environment` entries without a value (`FOO:` or `- FOO`) take it from the environment
-/// compose runs in (`.env` and the process), as compose does; absent there, they stay unset.
-fn fill_valueless_environment(document: &mut Value, vars: &HashMap<String, String>) {
+/// `environment` as compose's canonical mapping (a list's `KEY=value` items split at the first
+/// `=`, later items winning), and entries without a value (`FOO:` or `- FOO`) taken from the
+/// environment compose runs in (`.env` and the process), as compose does; absent there, they
+/// stay unset (null).
+fn normalize_environment(document: &mut Value, vars: &HashMap<String, String>) {
     let Some(services) = document.get_mut("services").and_then(Value::as_object_mut) else {
         return;
     };
     for def in services.values_mut() {
-        match def.get_mut("environment") {
-            Some(Value::Object(map)) => {
-                for (k, v) in map.iter_mut() {
-                    if v.is_null() {
-                        if let Some(found) = vars.get(k) {
-                            *v = Value::String(found.clone());
-                        }
-                    }
+        let Some(env) = def.get_mut("environment") else {
+            continue;
+        };
+        let mut map = match std::mem::take(env) {
+            Value::Object(map) => map,
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => match s.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Value::String(v.to_string())),
+                        None => (s, Value::Null),
+                    },
+                    other => (other.to_string(), Value::Null),
+                })
+                .collect(),
+            other => {
+                // Not a list or mapping: left for the model to refuse with its key.
+                *env = other;
+                continue;
+            }
+        };
+        for (k, v) in map.iter_mut() {
+            if v.is_null() {
+                if let Some(found) = vars.get(k) {
+                    *v = Value::String(found.clone());
                 }
             }
-            Some(Value::Array(items)) => {
-                for item in items.iter_mut() {
-                    if let Some(k) = item.as_str().filter(|k| !k.contains('=')) {
-                        if let Some(found) = vars.get(k) {
-                            *item = Value::String(format!("{k}={found}"));
-                        }
-                    }
-                }
-            }
-            _ => {}
         }
+        *env = Value::Object(map);
     }
 }
 
