@@ -11,7 +11,7 @@ if [ ! -f "$cases/run.py" ]; then
   exit 0
 fi
 bin=${DIFYCTL:-$PWD/target/debug/difyctl}
-[ -x "$bin" ] || cargo build --quiet --bin difyctl
+[ -n "${DIFYCTL:-}" ] || cargo build --quiet --bin difyctl
 out=$(mktemp -d /tmp/difyctl-conformance.XXXXXX)
 CONFORMANCE_OUT=$out DIFYCTL=$bin python3 "$cases/run.py" >"$out/run.log" 2>&1 || true
 total=$(grep '^TOTAL' "$out/run.log" || true)

@@ -34,9 +34,18 @@ pub fn run(
     }
     let mut document = project.document.clone();
     if let Some(map) = document.as_object_mut() {
+        let names: Vec<&str> = enabled.iter().map(|s| s.name.as_str()).collect();
         let services: Map<String, Value> = enabled
             .iter()
-            .map(|s| (s.name.clone(), s.definition.clone()))
+            .map(|s| {
+                let mut def = s.definition.clone();
+                // Optional dependencies on services left out (a profile not enabled) go too,
+                // so the output reads back as the same project.
+                if let Some(deps) = def.get_mut("depends_on").and_then(Value::as_object_mut) {
+                    deps.retain(|name, _| names.contains(&name.as_str()));
+                }
+                (s.name.clone(), def)
+            })
             .collect();
         map.insert("services".into(), Value::Object(services));
         map.insert("name".into(), Value::String(project.name.clone()));

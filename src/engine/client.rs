@@ -37,6 +37,8 @@ pub enum EngineError {
     },
     #[error("service {service} is unhealthy: {detail}")]
     Unhealthy { service: String, detail: String },
+    #[error("service {service} has no healthcheck (neither in the compose file nor in its image), but {dependents} waits for it to be healthy (condition service_healthy): add a healthcheck or use service_started")]
+    NoHealthcheck { service: String, dependents: String },
     #[error("service {service} exited with code {code}{logs}")]
     Exited {
         service: String,

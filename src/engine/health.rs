@@ -53,6 +53,9 @@ pub struct Watch<'a> {
     pub probe: Option<Vec<String>>,
     /// A dependent waits for it to complete (`service_completed_successfully`).
     pub needs_exit: bool,
+    /// The services waiting for it to be healthy (`service_healthy`), for the error when
+    /// neither the compose file nor the image gives it a healthcheck.
+    pub healthy_for: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -92,7 +95,21 @@ pub async fn follow(
             return Ok(());
         }
         let health = state.health.unwrap_or_default();
-        if w.has_healthcheck {
+        // The image's own HEALTHCHECK counts too (compose waits on Docker's status).
+        let from_image = info
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
+        if !w.has_healthcheck && !from_image && !w.healthy_for.is_empty() {
+            line.finish("no healthcheck");
+            return Err(EngineError::NoHealthcheck {
+                service: w.service.to_string(),
+                dependents: w.healthy_for.join(", "),
+            });
+        }
+        if w.has_healthcheck || from_image {
             let probed = !announced_healthy
                 && state.running == Some(true)
                 && match &w.probe {
@@ -128,7 +145,7 @@ pub async fn follow(
         }
         if start.elapsed() > w.timeout {
             line.finish("timed out");
-            let what = if w.needs_exit && announced_healthy || !w.has_healthcheck {
+            let what = if w.needs_exit && announced_healthy || !(w.has_healthcheck || from_image) {
                 "did not complete"
             } else {
                 "not healthy"
@@ -143,7 +160,7 @@ pub async fn follow(
             });
         }
         line.waiting(
-            if w.has_healthcheck && !announced_healthy {
+            if (w.has_healthcheck || from_image) && !announced_healthy {
                 "waiting to be healthy"
             } else {
                 "waiting to complete"

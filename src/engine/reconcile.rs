@@ -78,6 +78,15 @@ pub async fn up(
         .filter(|d| d.condition == Condition::CompletedSuccessfully)
         .map(|d| d.service.as_str())
         .collect();
+    let mut healthy_for: HashMap<&str, Vec<String>> = HashMap::new();
+    for (dependent, deps) in &stack.dependencies {
+        for d in deps.iter().filter(|d| d.condition == Condition::Healthy) {
+            healthy_for
+                .entry(d.service.as_str())
+                .or_default()
+                .push(dependent.clone());
+        }
+    }
     let channels: HashMap<&str, watch::Sender<Status>> = stack
         .services
         .iter()
@@ -89,6 +98,10 @@ pub async fn up(
         let existing = &existing;
         let network_ids = &network_ids;
         let needs_exit = needs_exit.contains(spec.name.as_str());
+        let healthy_for = healthy_for
+            .get(spec.name.as_str())
+            .cloned()
+            .unwrap_or_default();
         async move {
             let tx = &channels[spec.name.as_str()];
             let line = progress.line(&spec.name);
@@ -131,6 +144,7 @@ pub async fn up(
                         .as_ref()
                         .and_then(|h| health::probe_command(&h.test)),
                     needs_exit,
+                    healthy_for,
                     timeout: opts.timeout,
                 };
                 health::follow(engine, &watch, tx, &line).await?;

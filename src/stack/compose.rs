@@ -1,10 +1,9 @@
-//! Loading a compose project the way `docker compose` does: YAML with anchors and `<<:` merge
-//! keys (serde-saphyr expands them), every string interpolated from the environment (process
-//! environment over `.env`), then profiles deciding which services are enabled.
-//!
-//! So far this reads what `difyctl config` needs: the services, their profiles, and the
-//! interpolated document. The typed service model (ports, volumes, healthchecks, ...) for the
-//! engine comes next.
+//! Loading a compose project the way `docker compose` does: the interpolation environment
+//! (`.env` files, the process environment over them), the project name, the files read and
+//! merged in order (`files`: YAML documents, interpolation, `extends`, `!reset`/`!override`,
+//! `include`, merging), the top level checked, the result normalised (`normalize`), and the
+//! profiles deciding which services are enabled. The typed service model for the engine is
+//! built from this in `model`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,25 +96,22 @@ impl Project {
                 .collect()
         });
         let mut vars = read_vars(opts, &dir)?;
-        let raws = read_documents(opts)?;
-        let name = project_name(opts, &vars, &raws, &dir, path)?;
+        let files: Vec<PathBuf> = std::iter::once(&opts.compose_file)
+            .chain(&opts.overrides)
+            .cloned()
+            .collect();
+        let name = project_name(opts, &vars, &files, &dir, path)?;
         // Compose sets it for interpolation, whatever the environment says.
         vars.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-        // Each file interpolated on its own, then merged (compose-go's order), then compose's
-        // unicity (duplicates in one list, also of a single file).
-        let mut unset = Vec::new();
-        let mut document = Value::Null;
-        for (file, raw) in raws {
-            let done = interpolate_tree(raw, "", &vars, &file, &mut unset)?;
-            document = if document.is_null() {
-                done
-            } else {
-                super::merge::merge_documents(document, done)
-            };
-        }
-        let mut document = super::merge::enforce_unicity(document);
+        let scope = super::files::Scope {
+            vars: &vars,
+            working_dir: &dir,
+        };
+        let mut ctx = super::files::Ctx::default();
+        let mut document = super::files::load_all(&files, &scope, &mut ctx)?;
+        let unset = ctx.unset;
         check_top_level(&document, path)?;
-        normalize_environment(&mut document, &vars);
+        super::normalize::normalize(&mut document, &vars);
         let services = match document.get("services").unwrap_or(&Value::Null) {
             Value::Object(map) => map
                 .iter()
@@ -177,7 +173,8 @@ impl Project {
                 .map_err(|e| self.depends_error(e))?;
             deps.insert(s.name.clone(), parsed);
         }
-        super::depends::resolve(&deps, &self.enabled_names(excluded))
+        let defined: Vec<String> = self.services.iter().map(|s| s.name.clone()).collect();
+        super::depends::resolve(&deps, &self.enabled_names(excluded), &defined)
             .map_err(|e| self.depends_error(e))
     }
 
@@ -217,31 +214,13 @@ fn read_vars(opts: &LoadOptions, dir: &Path) -> Result<HashMap<String, String>, 
     Ok(vars)
 }
 
-/// The compose file and its overrides, in order, as read (not interpolated yet).
-fn read_documents(opts: &LoadOptions) -> Result<Vec<(PathBuf, Value)>, StackError> {
-    let read = |path: &PathBuf| -> Result<Value, StackError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StackError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        serde_saphyr::from_str(&text).map_err(|e| StackError::Yaml {
-            path: path.clone(),
-            message: e.to_string(),
-        })
-    };
-    std::iter::once(&opts.compose_file)
-        .chain(&opts.overrides)
-        .map(|p| read(p).map(|v| (p.clone(), v)))
-        .collect()
-}
-
 /// `-p`, else COMPOSE_PROJECT_NAME, else the file's `name:` (interpolated), each of which must
 /// already be a valid name (compose refuses `MY_PROJECT` rather than rewrite it); else the
 /// folder's name, normalised.
 fn project_name(
     opts: &LoadOptions,
     vars: &HashMap<String, String>,
-    raws: &[(PathBuf, Value)],
+    files: &[PathBuf],
     dir: &Path,
     path: &Path,
 ) -> Result<String, StackError> {
@@ -255,14 +234,23 @@ fn project_name(
                 .filter(|n| !n.is_empty())
         });
     let from_file = || -> Result<Option<String>, StackError> {
-        // The last file that names the project wins.
-        let Some(text) = raws
-            .iter()
-            .rev()
-            .find_map(|(_, raw)| raw.get("name").and_then(Value::as_str))
-        else {
+        // The last file that names the project wins; read before the files are interpolated
+        // (COMPOSE_PROJECT_NAME is set from it). A file that does not parse says so when it
+        // is loaded.
+        let declared = |file: &PathBuf| -> Option<String> {
+            let text = std::fs::read_to_string(file).ok()?;
+            let docs = super::yaml::parse(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()?;
+            docs.iter().rev().find_map(|d| {
+                d.value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        };
+        let Some(text) = files.iter().rev().find_map(declared) else {
             return Ok(None);
         };
+        let text = text.as_str();
         let lookup = |n: &str| vars.get(n).cloned();
         let value = interpolate(text, &lookup)
             .map_err(|source| StackError::Interpolate {
@@ -299,55 +287,28 @@ fn project_name(
     Ok(name)
 }
 
-/// `environment` as compose's canonical mapping (a list's `KEY=value` items split at the first
-/// `=`, later items winning), and entries without a value (`FOO:` or `- FOO`) taken from the
-/// environment compose runs in (`.env` and the process), as compose does; absent there, they
-/// stay unset (null).
-fn normalize_environment(document: &mut Value, vars: &HashMap<String, String>) {
-    let Some(services) = document.get_mut("services").and_then(Value::as_object_mut) else {
-        return;
+fn check_top_level(document: &Value, path: &Path) -> Result<(), StackError> {
+    let invalid = |key: String, message: String| StackError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        message,
     };
-    for def in services.values_mut() {
-        let Some(env) = def.get_mut("environment") else {
-            continue;
-        };
-        let mut map = match std::mem::take(env) {
-            Value::Object(map) => map,
-            Value::Array(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(s) => match s.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Value::String(v.to_string())),
-                        None => (s, Value::Null),
-                    },
-                    other => (other.to_string(), Value::Null),
-                })
-                .collect(),
-            other => {
-                // Not a list or mapping: left for the model to refuse with its key.
-                *env = other;
-                continue;
-            }
-        };
-        for (k, v) in map.iter_mut() {
-            if v.is_null() {
-                if let Some(found) = vars.get(k) {
-                    *v = Value::String(found.clone());
+    for (key, value) in document.as_object().into_iter().flatten() {
+        if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
+            return Err(invalid(key.clone(), message));
+        }
+        // Named resources: a mapping of names, each a mapping (or empty: all defaults).
+        if ["networks", "volumes", "secrets", "configs", "models"].contains(&key.as_str()) {
+            let entries = match value {
+                Value::Null => continue,
+                Value::Object(map) => map,
+                _ => return Err(invalid(key.clone(), "must be a mapping of names".into())),
+            };
+            for (name, def) in entries {
+                if !def.is_object() && !def.is_null() {
+                    return Err(invalid(format!("{key}.{name}"), "must be a mapping".into()));
                 }
             }
-        }
-        *env = Value::Object(map);
-    }
-}
-
-fn check_top_level(document: &Value, path: &Path) -> Result<(), StackError> {
-    for key in document.as_object().into_iter().flat_map(|m| m.keys()) {
-        if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
-            return Err(StackError::Invalid {
-                path: path.to_path_buf(),
-                key: key.clone(),
-                message,
-            });
         }
     }
     Ok(())
@@ -415,56 +376,6 @@ fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> 
         name: name.to_string(),
         profiles,
         definition: def.clone(),
-    })
-}
-
-/// Interpolates every string in the tree; `key` is the dotted path, for error messages.
-fn interpolate_tree(
-    value: Value,
-    key: &str,
-    vars: &HashMap<String, String>,
-    path: &Path,
-    unset: &mut Vec<String>,
-) -> Result<Value, StackError> {
-    Ok(match value {
-        Value::String(s) => {
-            let lookup = |name: &str| vars.get(name).cloned();
-            let done = interpolate(&s, &lookup).map_err(|source| StackError::Interpolate {
-                path: path.to_path_buf(),
-                key: key.trim_start_matches('.').to_string(),
-                source,
-            })?;
-            for u in done.unset {
-                if !unset.contains(&u) {
-                    unset.push(u);
-                }
-            }
-            if s.contains('$') && done.value != s {
-                super::cast::cast(key, done.value).map_err(|message| StackError::Invalid {
-                    path: path.to_path_buf(),
-                    key: key.trim_start_matches('.').to_string(),
-                    message,
-                })?
-            } else {
-                Value::String(done.value)
-            }
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| interpolate_tree(v, &format!("{key}[{i}]"), vars, path, unset))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let child = format!("{key}.{k}");
-                    interpolate_tree(v, &child, vars, path, unset).map(|v| (k, v))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        other => other,
     })
 }
 

@@ -82,10 +82,12 @@ pub fn parse(service: &str, value: Option<&Value>) -> Result<Vec<Dependency>, De
     }
 }
 
-/// Drops optional dependencies on services that are not enabled; a required one is an error.
+/// Drops optional dependencies on services that are not enabled; a required one is an error,
+/// and so is any dependency on a service the project does not define at all (`defined`).
 pub fn resolve(
     deps: &BTreeMap<String, Vec<Dependency>>,
     enabled: &[String],
+    defined: &[String],
 ) -> Result<BTreeMap<String, Vec<Dependency>>, DependsError> {
     let mut out = BTreeMap::new();
     for (service, list) in deps {
@@ -93,7 +95,7 @@ pub fn resolve(
         for d in list {
             if enabled.contains(&d.service) {
                 kept.push(d.clone());
-            } else if d.required {
+            } else if d.required || !defined.contains(&d.service) {
                 return Err(DependsError::Missing {
                     service: service.clone(),
                     missing: d.service.clone(),
@@ -211,13 +213,17 @@ mod tests {
     fn optional_dependencies_on_disabled_services_are_dropped() {
         let mut deps = BTreeMap::new();
         deps.insert("api".to_string(), parse("api", Some(&json!({"db_mysql": {"condition": "service_healthy", "required": false}, "redis": {}}))).unwrap());
-        let kept = resolve(&deps, &names(&["api", "redis"])).unwrap();
+        let defined = names(&["api", "redis", "db_mysql", "web"]);
+        let kept = resolve(&deps, &names(&["api", "redis"]), &defined).unwrap();
         assert_eq!(kept["api"].len(), 1);
+        // Optional, but on a service no file defines: a typo, refused as compose refuses it.
+        let err = resolve(&deps, &names(&["api", "redis"]), &names(&["api", "redis"]));
+        assert!(err.unwrap_err().to_string().contains("`db_mysql`"));
         deps.insert(
             "web".to_string(),
             parse("web", Some(&json!(["ghost"]))).unwrap(),
         );
-        let err = resolve(&deps, &names(&["api", "redis", "web"])).unwrap_err();
+        let err = resolve(&deps, &names(&["api", "redis", "web"]), &defined).unwrap_err();
         assert_eq!(err.to_string(), "services.web.depends_on: `ghost` is not a service of this project (or its profile is not enabled)");
     }
 

@@ -18,6 +18,12 @@ pub fn merge_documents(base: Value, over: Value) -> Value {
     merge(base, over, &[])
 }
 
+/// An extended service's definition under the one that extends it (compose's `extends`): the
+/// same rules as merging files.
+pub fn merge_service(base: Value, over: Value) -> Value {
+    merge(base, over, &["services", "x"])
+}
+
 /// A path pattern segment: a name, or `*` for any.
 fn matches(path: &[&str], pattern: &str) -> bool {
     let parts: Vec<&str> = pattern.split('.').collect();
@@ -26,9 +32,15 @@ fn matches(path: &[&str], pattern: &str) -> bool {
 
 fn merge(base: Value, over: Value, path: &[&str]) -> Value {
     let is = |pattern: &str| matches(path, pattern);
-    if is("services.*.command") || is("services.*.entrypoint") || is("services.*.healthcheck.test")
+    if is("services.*.command")
+        || is("services.*.entrypoint")
+        || is("services.*.healthcheck.test")
+        || is("models.*.runtime_flags")
     {
         return over;
+    }
+    if is("networks.*.ipam.config") {
+        return ipam_config(base, over);
     }
     if TO_SEQUENCE.iter().any(|p| is(p)) {
         let mut seq = to_sequence(base);
@@ -60,6 +72,28 @@ fn merge(base: Value, over: Value, path: &[&str]) -> Value {
         return over;
     }
     merge_plain(base, over, path)
+}
+
+/// A network's address pools by subnet: an override of a subnet already there merges into it
+/// (in its place), a new subnet is added.
+fn ipam_config(base: Value, over: Value) -> Value {
+    let (Value::Array(mut pools), Value::Array(overrides)) = (base, over.clone()) else {
+        return over;
+    };
+    for o in overrides {
+        let subnet = o.get("subnet").cloned();
+        let same = pools
+            .iter_mut()
+            .find(|p| subnet.is_some() && p.get("subnet") == subnet.as_ref());
+        match same {
+            Some(pool) => {
+                let path = ["networks", "*", "ipam", "config", "*"];
+                *pool = merge_plain(std::mem::take(pool), o, &path);
+            }
+            None => pools.push(o),
+        }
+    }
+    Value::Array(pools)
 }
 
 /// Mappings key by key, lists appended, scalars replaced; null changes nothing.

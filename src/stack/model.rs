@@ -98,7 +98,8 @@ impl Stack {
             }
         }
         let dependencies = project.dependencies(excluded)?;
-        // `service_healthy` on a service without a healthcheck could never be met.
+        // `service_healthy` on a service the compose file gives no healthcheck: its image may
+        // have one (Docker reports its status then); `up` says so when it has none.
         for (service, deps) in &dependencies {
             for d in deps {
                 let checked = services
@@ -107,12 +108,9 @@ impl Stack {
                     .and_then(|s| s.healthcheck.as_ref())
                     .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
                 if d.condition == super::depends::Condition::Healthy && !checked {
-                    return Err(invalid(
-                        format!("services.{service}.depends_on.{}", d.service),
-                        format!(
-                            "condition service_healthy, but {} has no healthcheck",
-                            d.service
-                        ),
+                    warnings.push(format!(
+                        "services.{service}.depends_on.{}: condition service_healthy, but {} has no healthcheck in the compose file: `up` fails unless its image defines one",
+                        d.service, d.service
                     ));
                 }
             }

@@ -625,3 +625,91 @@ async fn a_missing_image_names_the_image_and_its_services() {
         "{err}"
     );
 }
+
+/// compose waits on Docker's health status, so `service_healthy` works on a service whose only
+/// healthcheck is its image's HEALTHCHECK; with none anywhere, `up` fails naming both services
+/// instead of waiting forever.
+#[tokio::test]
+async fn service_healthy_uses_the_images_healthcheck_or_names_its_absence() {
+    let docker = docker().await;
+    // An image with a HEALTHCHECK: the test server committed with one (no registry, no build).
+    let base = format!("dfyt{}hcbase", std::process::id());
+    let image = format!("difyctl-test-hc:{}", std::process::id());
+    docker
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some(base.clone()),
+                ..Default::default()
+            }),
+            bollard::models::ContainerCreateBody {
+                image: Some(test_image().to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let committed = docker
+        .commit_container(
+            bollard::query_parameters::CommitContainerOptions {
+                container: Some(base.clone()),
+                repo: Some("difyctl-test-hc".into()),
+                tag: Some(std::process::id().to_string()),
+                ..Default::default()
+            },
+            bollard::models::ContainerConfig {
+                healthcheck: Some(bollard::models::HealthConfig {
+                    test: Some(vec![
+                        "CMD".into(),
+                        "/testserver".into(),
+                        "probe".into(),
+                        "http://127.0.0.1:5000/health".into(),
+                    ]),
+                    interval: Some(1_000_000_000),
+                    retries: Some(30),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+    let _ = docker.remove_container(&base, None).await;
+    committed.unwrap();
+    let compose = r#"services:
+  db:
+    image: ${HC_IMAGE}
+    command: ["db=0.0.0.0:5000"]
+  api:
+    image: ${IMAGE}
+    command: ["api=0.0.0.0:5000"]
+    depends_on:
+      db: {condition: service_healthy}
+"#;
+    let stack = TestStack::new("imghc", compose, &format!("HC_IMAGE={image}\n"));
+    let up = stack.difyctl(&["up", "--no-proxy", "--wait-timeout", "60"]);
+    let db = inspect(&format!("{}-db-1", stack.project)).await;
+    let api = docker
+        .inspect_container(&format!("{}-api-1", stack.project), None)
+        .await;
+    drop(stack);
+    let plain = TestStack::new("nohc", &compose.replace("${HC_IMAGE}", "${IMAGE}"), "");
+    let refused = plain.difyctl(&["up", "--no-proxy", "--wait-timeout", "60"]);
+    drop(plain);
+    let _ = docker
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+
+    assert_eq!(up.0, 0, "{}", up.2);
+    let health = db.state.and_then(|s| s.health).and_then(|h| h.status);
+    assert_eq!(health, Some(bollard::models::HealthStatusEnum::HEALTHY));
+    assert!(api.is_ok(), "api started once db was healthy");
+    assert_eq!(refused.0, 1, "{}", refused.2);
+    assert!(
+        refused.2.contains("service db has no healthcheck (neither in the compose file nor in its image), but api waits for it to be healthy"),
+        "{}",
+        refused.2
+    );
+}
