@@ -226,6 +226,9 @@ pub enum Command {
         /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
         #[arg(long = "profile", value_name = "P")]
         profiles: Vec<String>,
+        /// Leave env_file values out of each service's environment
+        #[arg(long)]
+        no_env_resolution: bool,
     },
 }
 

@@ -53,7 +53,13 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         },
         ..Flags::default()
     };
-    let (compose_file, overrides) = match cli.file.split_first() {
+    let process_env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let files = match cli.file.is_empty() {
+        true => difyctl::stack::compose::files_from_dotenv(&flags.env_file, &process_env)?
+            .unwrap_or_default(),
+        false => cli.file.clone(),
+    };
+    let (compose_file, overrides) = match files.split_first() {
         Some((first, rest)) => (first.clone(), rest.to_vec()),
         None => difyctl::stack::compose::default_files(std::path::Path::new("")),
     };
@@ -64,7 +70,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         env_files: flags.env_file.clone(),
         project_name: project_name.clone(),
         profiles,
-        process_env: std::env::vars().collect(),
+        process_env: process_env.clone(),
     };
     match cli.command {
         Command::Up(args) => {
@@ -244,9 +250,15 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             services,
             json,
             profiles,
+            no_env_resolution,
         } => {
             let config = Config::load(&flags)?;
-            cmd::config::run(&load(profiles), &config, services, json)
+            let output = cmd::config::Output {
+                services_only: services,
+                json,
+                env_resolution: !no_env_resolution,
+            };
+            cmd::config::run(&load(profiles), &config, &output)
         }
         Command::Proxy(args) => {
             let args = *args;

@@ -5,12 +5,25 @@
 use difyctl::stack::compose::{LoadOptions, REPLACED_SERVICES};
 use serde_json::{Map, Value};
 
+/// What `config` prints.
+pub struct Output {
+    /// Only the names of the services `up` would start.
+    pub services_only: bool,
+    pub json: bool,
+    /// env_file values added to each service's environment (`--no-env-resolution`: not).
+    pub env_resolution: bool,
+}
+
 pub fn run(
     opts: &LoadOptions,
     config: &difyctl::config::Config,
-    services_only: bool,
-    json: bool,
+    output: &Output,
 ) -> anyhow::Result<()> {
+    let Output {
+        services_only,
+        json,
+        env_resolution,
+    } = *output;
     let project = super::load_project(opts)?;
     // Refuse what `up` would refuse (a missing required dependency, a cycle, a bad port or
     // volume, a missing env_file) and warn about what it would ignore.
@@ -18,6 +31,15 @@ pub fn run(
     for w in &stack.warnings {
         eprintln!("warning: {w}");
     }
+    // Each service's environment with its env_file values, before difyctl adds its own.
+    let resolved: std::collections::HashMap<String, Vec<(String, String)>> = stack
+        .services
+        .iter()
+        .map(|s| {
+            let env = s.environment.iter().map(|(k, v)| (k.clone(), v.clone()));
+            (s.name.clone(), env.collect())
+        })
+        .collect();
     // What `up` adds to the services' environment, and why.
     super::public_urls(&mut stack, config);
     let enabled = project.enabled_services(&REPLACED_SERVICES);
@@ -44,6 +66,9 @@ pub fn run(
                 if let Some(deps) = def.get_mut("depends_on").and_then(Value::as_object_mut) {
                     deps.retain(|name, _| names.contains(&name.as_str()));
                 }
+                if env_resolution {
+                    inline_env_files(&mut def, resolved.get(&s.name));
+                }
                 (s.name.clone(), def)
             })
             .collect();
@@ -60,6 +85,32 @@ pub fn run(
         print!("{}", serde_saphyr::to_string(&document)?);
     }
     Ok(())
+}
+
+/// `env_file` inlined into `environment` as `docker compose config` does: the files' values
+/// under the service's own (which win). Unlike compose, the `env_file` list stays in the output
+/// (its values are already in `environment`, so reading the output back changes nothing), so
+/// the merged list of files remains visible.
+fn inline_env_files(def: &mut Value, resolved: Option<&Vec<(String, String)>>) {
+    let Some(map) = def.as_object_mut() else {
+        return;
+    };
+    let added: Vec<&(String, String)> = resolved
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| map.get("environment").is_none_or(|e| e.get(k).is_none()))
+        .collect();
+    if !map.contains_key("env_file") || added.is_empty() {
+        return;
+    }
+    let env = map
+        .entry("environment")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(env) = env.as_object_mut() {
+        for (k, v) in added {
+            env.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
 }
 
 fn escape_dollars(value: Value) -> Value {

@@ -59,8 +59,8 @@ pub fn differences(
         let published = bindings.get(&key).cloned().flatten().unwrap_or_default();
         let any = |ip: Option<&str>| ip.is_none_or(|ip| ip.is_empty() || ip == "0.0.0.0");
         let ok = published.iter().any(|b| {
-            p.published
-                .is_none_or(|n| b.host_port.as_deref() == Some(&*n.to_string()))
+            p.host_port()
+                .is_none_or(|n| b.host_port.as_deref() == Some(n.as_str()))
                 && (b.host_ip.as_deref() == p.host_ip.as_deref()
                     || any(b.host_ip.as_deref()) && any(p.host_ip.as_deref()))
         });

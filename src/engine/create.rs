@@ -69,7 +69,7 @@ pub fn container_body(
             .get_or_insert_with(Vec::new)
             .push(PortBinding {
                 host_ip: p.host_ip.clone(),
-                host_port: p.published.map(|n| n.to_string()),
+                host_port: p.host_port(),
             });
     }
     let (restart_name, retries) = match spec.restart {

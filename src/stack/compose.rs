@@ -111,7 +111,7 @@ impl Project {
         let mut document = super::files::load_all(&files, &scope, &mut ctx)?;
         let unset = ctx.unset;
         check_top_level(&document, path)?;
-        super::normalize::normalize(&mut document, &vars);
+        super::normalize::normalize(&mut document, &vars, &dir);
         let services = match document.get("services").unwrap_or(&Value::Null) {
             Value::Object(map) => map
                 .iter()
@@ -360,6 +360,25 @@ fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> 
             return Err(invalid(&format!(".{key}"), &message));
         }
     }
+    if let Some(env) = def.get("environment").and_then(Value::as_object) {
+        for (k, v) in env {
+            if k.ends_with(char::is_whitespace) {
+                return Err(invalid(
+                    &format!(".environment.{k}"),
+                    &format!(
+                        "environment variable `{}` is declared with a trailing space",
+                        k.trim_end()
+                    ),
+                ));
+            }
+            if v.is_array() || v.is_object() {
+                return Err(invalid(
+                    &format!(".environment.{k}"),
+                    "must be a boolean, null, number or string",
+                ));
+            }
+        }
+    }
     let profiles = match def.get("profiles") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -377,6 +396,41 @@ fn service(name: &str, def: &Value, path: &Path) -> Result<Service, StackError> 
         profiles,
         definition: def.clone(),
     })
+}
+
+/// COMPOSE_FILE from the `.env` files (`env_files`, default `./.env`) when neither `-f` nor the
+/// process environment sets it, as compose reads it: split at COMPOSE_PATH_SEPARATOR (default
+/// `:`), relative to the current folder. `None` when no `.env` sets it.
+pub fn files_from_dotenv(
+    env_files: &[PathBuf],
+    process: &HashMap<String, String>,
+) -> Result<Option<Vec<PathBuf>>, StackError> {
+    let default = [PathBuf::from(".env")];
+    let paths = if env_files.is_empty() {
+        &default[..]
+    } else {
+        env_files
+    };
+    let mut vars = HashMap::new();
+    for path in paths {
+        if let Some(file) = EnvFile::read_optional(path)? {
+            file.resolve_onto(process, &mut vars)?;
+        }
+    }
+    let Some(list) = vars.get("COMPOSE_FILE").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let separator = process
+        .get("COMPOSE_PATH_SEPARATOR")
+        .or_else(|| vars.get("COMPOSE_PATH_SEPARATOR"))
+        .filter(|s| !s.is_empty())
+        .map_or(":", String::as_str);
+    Ok(Some(
+        list.split(separator)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+    ))
 }
 
 /// The compose files to read when `-f` is not given, as compose finds them in `dir`: the first

@@ -373,14 +373,7 @@ fn port_key(v: &Value) -> Option<String> {
 /// A service volume's target path, in short (`src:dst[:mode]`) or long form.
 fn volume_target(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => {
-            let parts: Vec<&str> = s.split(':').collect();
-            Some(match parts.as_slice() {
-                [t] => t.to_string(),
-                [_, t, ..] => t.to_string(),
-                [] => return None,
-            })
-        }
+        Value::String(s) => super::mounts::split_short(s).ok().map(|v| v.target),
         Value::Object(m) => m.get("target").and_then(Value::as_str).map(str::to_string),
         _ => None,
     }

@@ -88,11 +88,10 @@ impl Stack {
                 if port.host_ip.is_none() && port.published.is_some() {
                     port.host_ip = Some("127.0.0.1".into());
                     warnings.push(format!(
-                        "services.{}.ports: {} is published on 127.0.0.1 only; write `0.0.0.0:{}:{}` to publish it on every interface",
+                        "services.{}.ports: {host} is published on 127.0.0.1 only; write `0.0.0.0:{host}:{}` to publish it on every interface",
                         spec.name,
-                        port.published.unwrap_or_default(),
-                        port.published.unwrap_or_default(),
-                        port.target
+                        port.target,
+                        host = port.host_port().unwrap_or_default(),
                     ));
                 }
             }

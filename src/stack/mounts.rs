@@ -29,6 +29,7 @@ pub struct Mount {
 pub fn parse_mount(v: &Value, dir: &Path, declared: &[String]) -> Result<Mount, String> {
     let (kind, source, target, read_only) = match v {
         Value::Object(m) => {
+            check_long(m)?;
             let get = |k: &str| m.get(k).and_then(scalar).filter(|s| !s.is_empty());
             let target = get("target").ok_or("`target` is required")?;
             let read_only = matches!(m.get("read_only"), Some(Value::Bool(true)));
@@ -36,16 +37,8 @@ pub fn parse_mount(v: &Value, dir: &Path, declared: &[String]) -> Result<Mount, 
         }
         other => {
             let text = scalar(other).ok_or("must be a string or a mapping")?;
-            let parts: Vec<&str> = text.split(':').collect();
-            match parts.as_slice() {
-                [t] => (None, None, t.to_string(), false),
-                [s, t] => (None, Some(s.to_string()), t.to_string(), false),
-                [s, t, mode] => {
-                    let ro = mode.split(',').any(|m| m == "ro");
-                    (None, Some(s.to_string()), t.to_string(), ro)
-                }
-                _ => return Err(format!("`{text}` is not SOURCE:TARGET[:MODE]")),
-            }
+            let short = split_short(&text)?;
+            (None, short.source, short.target, short.read_only)
         }
     };
     let is_path = |s: &str| s.starts_with('.') || s.starts_with('/') || s.starts_with('~');
@@ -73,6 +66,107 @@ pub fn parse_mount(v: &Value, dir: &Path, declared: &[String]) -> Result<Mount, 
         target,
         read_only,
     })
+}
+
+/// A short-syntax volume, split as compose-go splits it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Short {
+    pub source: Option<String>,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// `[SOURCE:]TARGET[:OPTIONS]`, split at the colons that are not inside a `${...}` (a literal
+/// one from `$${...}` keeps its default's colons, like `${TIME:-12:30}`); an empty section
+/// (`/foo::ro`) or a fourth one is refused. Options (`ro`, `rw`, `nocopy`, propagation, `z`)
+/// are comma-separated; only `ro` matters to the model.
+pub fn split_short(spec: &str) -> Result<Short, String> {
+    if spec.is_empty() {
+        return Err("invalid empty volume spec".into());
+    }
+    let mut sections: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'{') => {
+                depth += 1;
+                current.push(c);
+            }
+            '}' if depth > 0 => {
+                depth -= 1;
+                current.push(c);
+            }
+            ':' if depth == 0 => sections.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    sections.push(current);
+    if sections.iter().any(String::is_empty) {
+        return Err(format!(
+            "invalid spec `{spec}`: empty section between colons"
+        ));
+    }
+    let mut sections = sections.into_iter();
+    match (
+        sections.next(),
+        sections.next(),
+        sections.next(),
+        sections.next(),
+    ) {
+        (Some(target), None, _, _) => Ok(Short {
+            source: None,
+            target,
+            read_only: false,
+        }),
+        (Some(source), Some(target), options, None) => Ok(Short {
+            source: Some(source),
+            target,
+            read_only: options.is_some_and(|o| o.split(',').any(|m| m == "ro")),
+        }),
+        _ => Err(format!(
+            "invalid spec `{spec}`: too many colons (SOURCE:TARGET[:MODE])"
+        )),
+    }
+}
+
+/// The long syntax's keys (compose's schema), and a tmpfs size that is a whole number of bytes.
+fn check_long(m: &serde_json::Map<String, Value>) -> Result<(), String> {
+    const KEYS: &[(&str, &[&str])] = &[
+        (
+            "bind",
+            &["propagation", "create_host_path", "recursive", "selinux"],
+        ),
+        ("volume", &["nocopy", "subpath", "labels"]),
+        ("tmpfs", &["size", "mode"]),
+        ("image", &["subpath"]),
+    ];
+    const TOP: &[&str] = &["type", "source", "target", "read_only", "consistency"];
+    for (key, value) in m {
+        if key.starts_with("x-") || TOP.contains(&key.as_str()) {
+            continue;
+        }
+        let Some((_, allowed)) = KEYS.iter().find(|(k, _)| k == key) else {
+            return Err(format!("additional properties '{key}' not allowed"));
+        };
+        for inner in value.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !inner.starts_with("x-") && !allowed.contains(&inner.as_str()) {
+                return Err(format!(
+                    "{key}: additional properties '{inner}' not allowed"
+                ));
+            }
+        }
+    }
+    match m.get("tmpfs").and_then(|t| t.get("size")) {
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i < 0) => {
+            Err("tmpfs.size must be greater than or equal to 0".into())
+        }
+        Some(Value::Number(n)) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            Err("tmpfs.size must be a integer (bytes) or a size like `64m`".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `./x` against the compose folder, `~/x` against $HOME; `..` parts are kept (Docker needs an
@@ -121,5 +215,16 @@ mod tests {
         assert_eq!(m.source, Source::Anonymous);
         let e = parse_mount(&Value::String("oradata:/x".into()), dir, &declared).unwrap_err();
         assert!(e.contains("`oradata` is not declared"), "{e}");
+    }
+
+    #[test]
+    fn short_syntax_splits_like_compose_go() {
+        let s = split_short("/tmp:/tmp/${TIME:-12:30:45}/path:slave,ro").unwrap();
+        assert_eq!(s.source.as_deref(), Some("/tmp"));
+        assert_eq!(s.target, "/tmp/${TIME:-12:30:45}/path");
+        assert!(s.read_only);
+        assert!(split_short("/foo::ro").is_err());
+        assert!(split_short("").is_err());
+        assert!(split_short("a:b:c:d").is_err());
     }
 }

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-/// Every service of `document` normalised.
-pub fn normalize(document: &mut Value, vars: &HashMap<String, String>) {
+/// Every service of `document` normalised; `dir` is the project's folder.
+pub fn normalize(document: &mut Value, vars: &HashMap<String, String>, dir: &std::path::Path) {
     normalize_environment(document, vars);
+    bind_devices(document, dir);
     let Some(services) = document.get_mut("services").and_then(Value::as_object_mut) else {
         return;
     };
@@ -18,6 +19,34 @@ pub fn normalize(document: &mut Value, vars: &HashMap<String, String>) {
     for def in services.values_mut() {
         if let Some(map) = def.as_object_mut() {
             normalize_depends_on(map, &defined);
+        }
+    }
+}
+
+/// A local volume that is really a bind mount (`driver_opts: {type: none, o: bind, device:
+/// ./data}`): its device made absolute against the project's folder, as compose does (Docker
+/// would otherwise resolve it against its own working directory).
+fn bind_devices(document: &mut Value, dir: &std::path::Path) {
+    let Some(volumes) = document.get_mut("volumes").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for def in volumes.values_mut() {
+        let local = def.get("driver").is_none_or(|d| d == "local");
+        let Some(opts) = def.get_mut("driver_opts").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !local || opts.get("o").and_then(Value::as_str) != Some("bind") {
+            continue;
+        }
+        if let Some(Value::String(device)) = opts.get_mut("device") {
+            if !device.starts_with('/') {
+                let joined = dir.join(&*device);
+                let clean: std::path::PathBuf = joined
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                *device = clean.display().to_string();
+            }
         }
     }
 }

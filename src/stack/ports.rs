@@ -11,8 +11,31 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// `None`: Docker picks a free host port.
     pub published: Option<u16>,
+    /// `80-90:8080`: Docker picks a free host port from `published` to this one.
+    pub published_end: Option<u16>,
     pub target: u16,
     pub protocol: String,
+}
+
+impl Port {
+    /// The host side as Docker takes it: `80`, `80-90`, or none.
+    pub fn host_port(&self) -> Option<String> {
+        match (self.published, self.published_end) {
+            (Some(a), Some(b)) => Some(format!("{a}-{b}")),
+            (Some(a), None) => Some(a.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A host address must be an IP address (compose: "Invalid ip address").
+fn check_ip(ip: Option<&str>) -> Result<(), String> {
+    match ip {
+        Some(ip) if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() => {
+            Err(format!("invalid host IP address `{ip}`"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One entry; a range (`8000-8001:8000-8001`) gives one port per number.
@@ -27,9 +50,12 @@ pub fn parse_port(v: &Value) -> Result<Vec<Port>, String> {
                     .ok_or_else(|| format!("{key}: `{v}` is not a port number")),
             }
         };
+        let host_ip = m.get("host_ip").and_then(scalar).filter(|s| !s.is_empty());
+        check_ip(host_ip.as_deref())?;
         return Ok(vec![Port {
-            host_ip: m.get("host_ip").and_then(scalar).filter(|s| !s.is_empty()),
+            host_ip,
             published: num("published")?,
+            published_end: None,
             target: num("target")?.ok_or("`target` is required")?,
             protocol: m
                 .get("protocol")
@@ -72,7 +98,18 @@ pub fn parse_port(v: &Value) -> Result<Vec<Port>, String> {
         None => None,
         Some(p) => Some(range(p)?),
     };
+    check_ip(host_ip.as_deref()).map_err(|e| bad(&e))?;
     if let Some((p0, p1)) = published {
+        // One container port on a host range: Docker picks a free one in it.
+        if t0 == t1 && p0 != p1 {
+            return Ok(vec![Port {
+                host_ip: host_ip.filter(|s| !s.is_empty()),
+                published: Some(p0),
+                published_end: Some(p1),
+                target: t0,
+                protocol,
+            }]);
+        }
         if p1 - p0 != t1 - t0 && p0 != p1 {
             return Err(bad("the two ranges differ in length"));
         }
@@ -81,6 +118,7 @@ pub fn parse_port(v: &Value) -> Result<Vec<Port>, String> {
         .map(|i| Port {
             host_ip: host_ip.clone().filter(|s| !s.is_empty()),
             published: published.map(|(p0, p1)| if p0 == p1 { p0 } else { p0 + i }),
+            published_end: None,
             target: t0 + i,
             protocol: protocol.clone(),
         })
@@ -108,5 +146,10 @@ mod tests {
             Some("::1")
         );
         assert!(p("a:b").unwrap_err().contains("`b` is not a port"));
+        let range = &p("80-90:8080/udp").unwrap()[0];
+        assert_eq!(range.host_port().as_deref(), Some("80-90"));
+        assert!(p("127.0.1:8080:80")
+            .unwrap_err()
+            .contains("invalid host IP"));
     }
 }

@@ -233,6 +233,15 @@ impl ServiceSpec {
                 parse_mount(v, dir, volumes).map_err(|m| err(&format!("volumes[{i}]"), m))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let tmpfs = strings(map.get("tmpfs"));
+        let tmpfs_targets = tmpfs.iter().map(|t| t.split(':').next().unwrap_or(t));
+        let mut targets: Vec<&str> = Vec::new();
+        for target in tmpfs_targets.chain(mounts.iter().map(|m| m.target.as_str())) {
+            if targets.contains(&target) {
+                return Err(err("volumes", format!("target {target} already mounted")));
+            }
+            targets.push(target);
+        }
 
         let network_mode = str_of(map.get("network_mode"));
         let mut networks = BTreeMap::new();
@@ -379,7 +388,7 @@ impl ServiceSpec {
                 .into_iter()
                 .map(|(k, v)| (k, v.unwrap_or_default()))
                 .collect(),
-            tmpfs: strings(map.get("tmpfs")),
+            tmpfs,
             security_opt: strings(map.get("security_opt")),
         })
     }
