@@ -82,6 +82,16 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// API 1.44 (Docker 25) and later take a healthcheck's `start_interval`.
+    pub fn takes_start_interval(&self) -> bool {
+        let mut parts = self
+            .api_version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (1, 44)
+    }
+
     pub async fn connect() -> Result<Engine, EngineError> {
         let endpoint = std::env::var("DOCKER_HOST")
             .ok()

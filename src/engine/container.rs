@@ -130,7 +130,7 @@ pub async fn ensure_container(
         spec,
         &depends,
     );
-    let body = create::container_body(stack, spec, labels);
+    let body = create::container_body(stack, spec, labels, engine.takes_start_interval());
     let created = engine
         .docker
         .create_container(

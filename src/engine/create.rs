@@ -13,7 +13,7 @@ use bollard::models::{
 
 use crate::stack::model::Stack;
 use crate::stack::mounts::Source;
-use crate::stack::service::{Restart, ServiceSpec};
+use crate::stack::service::{Healthcheck, Restart, ServiceSpec};
 
 /// The networks a service joins, as (Docker network name, aliases), in a stable order.
 pub fn endpoints(stack: &Stack, spec: &ServiceSpec) -> Vec<(String, EndpointSettings)> {
@@ -34,18 +34,53 @@ pub fn endpoints(stack: &Stack, spec: &ServiceSpec) -> Vec<(String, EndpointSett
         .collect()
 }
 
+/// `fast_start`: the engine takes a healthcheck's `start_interval` (API 1.44+).
+/// Docker's first check only comes one `interval` after the start (30 s unless set), so a
+/// healthy service would read "starting" that long. Where the engine allows it, the first
+/// interval becomes a start period (unless the file sets one) checked every second (unless
+/// the file sets `start_interval`): Docker's own status then agrees with difyctl's probe
+/// within a second. On older engines difyctl waits for Docker's status instead (health.rs).
+fn health_config(h: &Healthcheck, fast_start: bool) -> HealthConfig {
+    let ns = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let interval = h.interval.unwrap_or(std::time::Duration::from_secs(30));
+    let (start_period, start_interval) =
+        if fast_start && h.test.first().map(String::as_str) != Some("NONE") {
+            (
+                Some(h.start_period.unwrap_or(interval)),
+                Some(
+                    h.start_interval
+                        .unwrap_or(std::time::Duration::from_secs(1)),
+                ),
+            )
+        } else {
+            (h.start_period, None)
+        };
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval.map(ns),
+        timeout: h.timeout.map(ns),
+        retries: h.retries.map(i64::from),
+        start_period: start_period.map(ns),
+        start_interval: start_interval.map(ns),
+    }
+}
+
 pub fn container_body(
     stack: &Stack,
     spec: &ServiceSpec,
     labels: HashMap<String, String>,
+    fast_start: bool,
 ) -> ContainerCreateBody {
-    let ns = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     let mut tmpfs: HashMap<String, String> = spec
         .tmpfs
         .iter()
-        .map(|t| (t.clone(), String::new()))
+        .map(|t| match t.split_once(':') {
+            // `/run:size=64m`: the target, then Docker's mount options.
+            Some((target, options)) => (target.to_string(), options.to_string()),
+            None => (t.clone(), String::new()),
+        })
         .collect();
     for m in &spec.mounts {
         let ro = if m.read_only { ":ro" } else { "" };
@@ -142,14 +177,10 @@ pub fn container_body(
                 .collect(),
         ),
         volumes: (!anonymous.is_empty()).then_some(anonymous),
-        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: h.interval.map(ns),
-            timeout: h.timeout.map(ns),
-            retries: h.retries.map(i64::from),
-            start_period: h.start_period.map(ns),
-            start_interval: None,
-        }),
+        healthcheck: spec
+            .healthcheck
+            .as_ref()
+            .map(|h| health_config(h, fast_start)),
         stop_signal: spec.stop_signal.clone(),
         stop_timeout: spec
             .stop_grace_period
@@ -162,5 +193,36 @@ pub fn container_body(
                 endpoints_config: Some(HashMap::from([(name, settings)])),
             }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn start_interval_only_where_the_engine_takes_it() {
+        let h = Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Some(Duration::from_secs(10)),
+            timeout: None,
+            retries: Some(3),
+            start_period: None,
+            start_interval: None,
+        };
+        let new = health_config(&h, true);
+        assert_eq!(new.start_period, Some(10_000_000_000), "the first interval");
+        assert_eq!(new.start_interval, Some(1_000_000_000));
+        let old = health_config(&h, false);
+        assert_eq!((old.start_period, old.start_interval), (None, None));
+        let own = Healthcheck {
+            start_period: Some(Duration::from_secs(60)),
+            start_interval: Some(Duration::from_secs(5)),
+            ..h
+        };
+        let kept = health_config(&own, true);
+        assert_eq!(kept.start_period, Some(60_000_000_000));
+        assert_eq!(kept.start_interval, Some(5_000_000_000));
     }
 }

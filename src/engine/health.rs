@@ -110,34 +110,30 @@ pub async fn follow(
             });
         }
         if w.has_healthcheck || from_image {
+            let docker_healthy = health.status == Some(HealthStatusEnum::HEALTHY);
+            // difyctl's own probe lets dependents start as soon as the check passes; `up`
+            // still waits for Docker's status to agree (what `docker ps` shows right after).
             let probed = !announced_healthy
+                && !docker_healthy
                 && state.running == Some(true)
                 && match &w.probe {
                     Some(cmd) => probe(engine, w.container, cmd).await,
                     None => false,
                 };
-            let status = if probed {
-                Some(HealthStatusEnum::HEALTHY)
-            } else {
-                health.status
-            };
-            match status {
-                Some(HealthStatusEnum::HEALTHY) if !announced_healthy => {
-                    announced_healthy = true;
-                    tx.send_replace(Status::Healthy);
-                    if !w.needs_exit {
-                        line.finish("healthy");
-                        return Ok(());
-                    }
-                }
-                Some(HealthStatusEnum::UNHEALTHY) => {
-                    line.finish("unhealthy");
-                    return Err(EngineError::Unhealthy {
-                        service: w.service.to_string(),
-                        detail: last_check(&health.log),
-                    });
-                }
-                _ => {}
+            if !announced_healthy && (docker_healthy || probed) {
+                announced_healthy = true;
+                tx.send_replace(Status::Healthy);
+            }
+            if health.status == Some(HealthStatusEnum::UNHEALTHY) {
+                line.finish("unhealthy");
+                return Err(EngineError::Unhealthy {
+                    service: w.service.to_string(),
+                    detail: last_check(&health.log),
+                });
+            }
+            if docker_healthy && !w.needs_exit {
+                line.finish("healthy");
+                return Ok(());
             }
         } else if !w.needs_exit {
             line.finish("running");
@@ -145,8 +141,11 @@ pub async fn follow(
         }
         if start.elapsed() > w.timeout {
             line.finish("timed out");
-            let what = if w.needs_exit && announced_healthy || !(w.has_healthcheck || from_image) {
+            let checked = w.has_healthcheck || from_image;
+            let what = if w.needs_exit && announced_healthy || !checked {
                 "did not complete"
+            } else if announced_healthy {
+                "its healthcheck passed when difyctl ran it, but Docker's own check did not report healthy"
             } else {
                 "not healthy"
             };
@@ -160,10 +159,10 @@ pub async fn follow(
             });
         }
         line.waiting(
-            if (w.has_healthcheck || from_image) && !announced_healthy {
-                "waiting to be healthy"
-            } else {
-                "waiting to complete"
+            match (w.has_healthcheck || from_image, announced_healthy) {
+                (true, false) => "waiting to be healthy",
+                (true, true) if !w.needs_exit => "healthy; waiting for Docker's check to agree",
+                _ => "waiting to complete",
             },
             start.elapsed(),
         );

@@ -216,6 +216,7 @@ pub(super) fn healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, (Str
             timeout: None,
             retries: None,
             start_period: None,
+            start_interval: None,
         }));
     }
     let test = match m.get("test") {
@@ -249,6 +250,7 @@ pub(super) fn healthcheck(v: Option<&Value>) -> Result<Option<Healthcheck>, (Str
             ),
         },
         start_period: dur("start_period")?,
+        start_interval: dur("start_interval")?,
     }))
 }
 

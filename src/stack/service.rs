@@ -71,6 +71,10 @@ pub struct Healthcheck {
     pub timeout: Option<Duration>,
     pub retries: Option<u32>,
     pub start_period: Option<Duration>,
+    /// Checks during the start period (Docker API 1.44+). Left out of the config hash when
+    /// unset, so containers created before it existed are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -266,6 +266,15 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     );
     assert!(started_at(&worker) >= started_at(&api));
     assert!(started_at(&web) >= started_at(&api));
+    // Docker's own status agrees by the time `up` returns (what `docker ps` shows).
+    for (name, info) in [("db", &db), ("redis", &redis), ("api", &api)] {
+        let health = info.state.as_ref().and_then(|s| s.health.as_ref());
+        assert_eq!(
+            health.and_then(|h| h.status),
+            Some(bollard::models::HealthStatusEnum::HEALTHY),
+            "{name} reads {health:?} right after up"
+        );
+    }
     let api_env = api.config.as_ref().unwrap().env.clone().unwrap();
     assert!(api_env.contains(&"MODE=api".to_string()), "{api_env:?}");
     let labels = api.config.as_ref().unwrap().labels.clone().unwrap();
