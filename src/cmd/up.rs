@@ -90,12 +90,13 @@ async fn reconcile_locked(
         println!("{}", serde_json::to_string_pretty(&report.services)?);
     } else {
         eprintln!(
-            "project {}: {} service(s) up ({} created, {} recreated, {} started, {} unchanged)",
+            "project {}: {} service(s) up ({} created, {} recreated, {} started, {} restarted, {} unchanged)",
             stack.project,
             report.services.len(),
             count(Action::Created),
             count(Action::Recreated),
             count(Action::Started),
+            count(Action::Restarted),
             count(Action::Unchanged)
         );
     }

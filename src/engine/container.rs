@@ -116,12 +116,13 @@ pub async fn ensure_container(
         });
     }
     line.set("creating");
+    // Compose's form: `db:service_healthy:true` (name, condition, restart).
     let depends: Vec<String> = stack
         .dependencies
         .get(&spec.name)
         .into_iter()
         .flatten()
-        .map(|d| d.service.clone())
+        .map(|d| format!("{}:{}:{}", d.service, d.condition.name(), d.restart))
         .collect();
     let labels = labels::container_labels(
         &stack.project,

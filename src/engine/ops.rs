@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions, RestartContainerOptions};
 use serde::Serialize;
 
@@ -168,7 +169,9 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsEntry>, EngineEr
     Ok(out)
 }
 
-/// Restarts the named services' containers (all with an empty list), in parallel.
+/// Restarts the named services' containers (all with an empty list), in parallel; then the
+/// services that name one of them with `depends_on.<x>.restart: true` (read from compose's
+/// depends_on label, `db:service_healthy:true`), as compose does.
 pub async fn restart(
     engine: &Engine,
     project: &str,
@@ -185,10 +188,40 @@ pub async fn restart(
         }
     }
     let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
-    let chosen = containers.iter().filter(|c| {
+    let named = |c: &&ContainerSummary| {
         services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
-    });
-    let restarts = chosen.map(|c| async move {
+    };
+    let chosen: Vec<&ContainerSummary> = containers.iter().filter(named).collect();
+    let mut done = restart_all(engine, &chosen, t).await?;
+    if !services.is_empty() {
+        let dependents: Vec<&ContainerSummary> = containers
+            .iter()
+            .filter(|c| !named(c) && restarts_with(c, services))
+            .collect();
+        done.extend(restart_all(engine, &dependents, t).await?);
+    }
+    Ok(done)
+}
+
+/// Whether the container's depends_on label names one of `services` with restart `true`.
+fn restarts_with(c: &ContainerSummary, services: &[String]) -> bool {
+    let Some(label) = c.labels.as_ref().and_then(|l| l.get(labels::DEPENDS_ON)) else {
+        return false;
+    };
+    label.split(',').any(|d| {
+        let mut parts = d.split(':');
+        let name = parts.next().unwrap_or_default();
+        let restart = parts.nth(1) == Some("true");
+        restart && services.iter().any(|s| s == name)
+    })
+}
+
+async fn restart_all(
+    engine: &Engine,
+    containers: &[&ContainerSummary],
+    t: i32,
+) -> Result<Vec<String>, EngineError> {
+    let restarts = containers.iter().map(|c| async move {
         let name = display_name(c);
         engine
             .docker

@@ -40,6 +40,8 @@ pub enum Action {
     Started,
     Created,
     Recreated,
+    /// Running and matching, but a dependency it names with `restart: true` was recreated.
+    Restarted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,8 +95,11 @@ pub async fn up(
         .map(|s| (s.name.as_str(), watch::channel(Status::Pending).0))
         .collect();
 
+    // What happened to each service's container, read by its dependents (`restart: true`).
+    let actions: std::sync::Mutex<HashMap<String, Action>> = Default::default();
     let tasks = stack.services.iter().map(|spec| {
         let channels = &channels;
+        let actions = &actions;
         let existing = &existing;
         let network_ids = &network_ids;
         let needs_exit = needs_exit.contains(spec.name.as_str());
@@ -131,6 +136,12 @@ pub async fn up(
                     &line,
                 )
                 .await?;
+                let result = restart_after(engine, stack, result, actions, opts, &line).await?;
+                // A poisoned lock only means another task panicked; the map is still whole.
+                actions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(spec.name.clone(), result.action);
                 tx.send_replace(Status::Started);
                 let watch = Watch {
                     service: &spec.name,
@@ -173,6 +184,59 @@ pub async fn up(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// `depends_on.<x>.restart: true`: a service left running (unchanged) is restarted when `x`
+/// was just recreated or restarted, as compose does, so it reconnects to the new one.
+async fn restart_after(
+    engine: &Engine,
+    stack: &Stack,
+    mut result: ServiceResult,
+    actions: &std::sync::Mutex<HashMap<String, Action>>,
+    opts: &UpOptions,
+    line: &super::progress::Line,
+) -> Result<ServiceResult, EngineError> {
+    if result.action != Action::Unchanged {
+        return Ok(result);
+    }
+    let changed: Vec<String> = {
+        let actions = actions.lock().unwrap_or_else(|e| e.into_inner());
+        stack
+            .dependencies
+            .get(&result.service)
+            .into_iter()
+            .flatten()
+            .filter(|d| d.restart)
+            .filter(|d| {
+                matches!(
+                    actions.get(&d.service),
+                    Some(Action::Recreated | Action::Restarted)
+                )
+            })
+            .map(|d| d.service.clone())
+            .collect()
+    };
+    if changed.is_empty() {
+        return Ok(result);
+    }
+    line.set(&format!("restarting after {}", changed.join(", ")));
+    let t = i32::try_from(opts.timeout.as_secs().min(10)).unwrap_or(10);
+    engine
+        .docker
+        .restart_container(
+            &result.id,
+            Some(bollard::query_parameters::RestartContainerOptions {
+                t: Some(t),
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(EngineError::api(
+            &result.service,
+            "cannot restart its container",
+        ))?;
+    result.action = Action::Restarted;
+    Ok(result)
 }
 
 /// The container's name without Docker's leading `/` (its ID when it has none).

@@ -19,6 +19,20 @@ pub struct Dependency {
     pub condition: Condition,
     /// `required: false`: a missing or disabled dependency is skipped, not an error.
     pub required: bool,
+    /// `restart: true`: when `up` recreates the dependency, or `restart` restarts it, this
+    /// service is restarted after it.
+    pub restart: bool,
+}
+
+impl Condition {
+    /// Compose's name for it (`service_healthy`), as in the depends_on label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Started => "service_started",
+            Condition::Healthy => "service_healthy",
+            Condition::CompletedSuccessfully => "service_completed_successfully",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,6 +60,7 @@ pub fn parse(service: &str, value: Option<&Value>) -> Result<Vec<Dependency>, De
                     service: name.to_string(),
                     condition: Condition::Started,
                     required: true,
+                    restart: false,
                 }),
                 None => Err(invalid("a list must hold service names".into())),
             })
@@ -61,20 +76,19 @@ pub fn parse(service: &str, value: Option<&Value>) -> Result<Vec<Dependency>, De
                         return Err(invalid(format!("{name}: unknown condition `{other}`")))
                     }
                 };
-                let required = match spec.get("required") {
-                    None | Some(Value::Null) => true,
-                    Some(Value::Bool(b)) => *b,
-                    Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-                    Some(other) => {
-                        return Err(invalid(format!(
-                            "{name}: required must be true or false, not {other}"
-                        )))
-                    }
+                let flag = |key: &str, default: bool| match spec.get(key) {
+                    None | Some(Value::Null) => Ok(default),
+                    Some(Value::Bool(b)) => Ok(*b),
+                    Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+                    Some(other) => Err(invalid(format!(
+                        "{name}: {key} must be true or false, not {other}"
+                    ))),
                 };
                 Ok(Dependency {
                     service: name.clone(),
                     condition,
-                    required,
+                    required: flag("required", true)?,
+                    restart: flag("restart", false)?,
                 })
             })
             .collect(),
@@ -202,7 +216,8 @@ mod tests {
             Dependency {
                 service: "db".into(),
                 condition: Condition::Healthy,
-                required: false
+                required: false,
+                restart: false,
             }
         );
         assert_eq!(long[1].condition, Condition::CompletedSuccessfully);

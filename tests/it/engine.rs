@@ -722,3 +722,53 @@ async fn service_healthy_uses_the_images_healthcheck_or_names_its_absence() {
         refused.2
     );
 }
+
+/// `depends_on.<x>.restart: true`: when `up` recreates x, or `restart x` restarts it, the
+/// dependent is restarted after it (same container), as compose does.
+#[tokio::test]
+async fn restart_true_dependents_follow_their_dependency() {
+    let compose = r#"services:
+  db:
+    image: ${IMAGE}
+    command: ["db=0.0.0.0:5000"]
+    environment:
+      GENERATION: ${GENERATION}
+  api:
+    image: ${IMAGE}
+    command: ["api=0.0.0.0:5000"]
+    depends_on:
+      db: {condition: service_started, restart: true}
+  web:
+    image: ${IMAGE}
+    command: ["web=0.0.0.0:5000"]
+    depends_on: [db]
+"#;
+    let stack = TestStack::new("rstrt", compose, "GENERATION=1\n");
+    let first = stack.up(&[]);
+    let api = format!("{}-api-1", stack.project);
+    let web = format!("{}-web-1", stack.project);
+    let (api_started, web_started) = (
+        started_at(&inspect(&api).await),
+        started_at(&inspect(&web).await),
+    );
+    let label = inspect(&api).await.config.unwrap().labels.unwrap()
+        ["com.docker.compose.depends_on"]
+        .clone();
+    assert_eq!(label, "db:service_started:true");
+
+    stack.set_env("GENERATION=2\n");
+    let second = stack.up(&[]);
+    assert_eq!(second["db"].0, "recreated");
+    assert_eq!(second["api"].0, "restarted", "{second:?}");
+    assert_eq!(second["api"].1, first["api"].1, "the same container");
+    assert_eq!(second["web"].0, "unchanged", "no restart: true");
+    assert!(started_at(&inspect(&api).await) > api_started);
+    assert_eq!(started_at(&inspect(&web).await), web_started);
+
+    let before = started_at(&inspect(&api).await);
+    let (code, _, err) = stack.difyctl(&["restart", "db", "--timeout", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("restarted {api}")), "{err}");
+    assert!(!err.contains(&format!("restarted {web}")), "{err}");
+    assert!(started_at(&inspect(&api).await) > before);
+}
