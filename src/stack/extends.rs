@@ -119,7 +119,9 @@ impl Resolver<'_, '_> {
         tagged: &[Tagged],
     ) -> Result<Option<Value>, StackError> {
         let folder = file.parent().unwrap_or(Path::new("."));
+        // Absolute, so the paths resolved against its folder below are too.
         let path = folder.join(other);
+        let path = std::path::absolute(&path).unwrap_or(path);
         let mut dict = Value::Object(Map::new());
         let steps = Steps {
             extends: false,

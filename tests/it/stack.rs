@@ -411,3 +411,66 @@ fn service_healthy_without_a_healthcheck_in_the_file_is_a_warning() {
         "{err}"
     );
 }
+
+/// `include` and `extends: {file}` read other folders' files as compose does: each file's
+/// relative paths (binds, env files) against its own folder, the included project's `.env`
+/// for its interpolation, env_file values inlined by `config`; an override's `!reset` drops
+/// what the main file set.
+#[test]
+fn include_extends_and_reset_resolve_like_compose() {
+    let scratch = Scratch::new("include");
+    let dir = &scratch.0;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "compose.yaml",
+        "include:\n  - sub/compose.yaml\nservices:\n  app:\n    image: app:1\n    ports: ['8080:80']\n    extends: {file: common/base.yaml, service: base}\n",
+    );
+    write(
+        "compose.override.yaml",
+        "services:\n  app:\n    ports: !reset []\n",
+    );
+    write(
+        "sub/compose.yaml",
+        "services:\n  imported:\n    image: nginx\n    container_name: ${SOURCE:-none}\n    env_file: ./extra.env\n    volumes: ['./data:/data']\n",
+    );
+    write("sub/.env", "SOURCE=from-sub-env\n");
+    write("sub/extra.env", "A=1\n");
+    write(
+        "common/base.yaml",
+        "services:\n  base:\n    image: base:1\n    volumes: ['./cfg:/cfg:ro']\n    env_file: base.env\n",
+    );
+    write("common/base.env", "B=2\n");
+    let out = difyctl()
+        .current_dir(dir)
+        .args(["config", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (app, imported) = (&doc["services"]["app"], &doc["services"]["imported"]);
+    let root = std::fs::canonicalize(dir).unwrap_or(dir.clone());
+    let under = |v: &serde_json::Value, folder: &str| {
+        let text = v.as_str().unwrap_or_default().to_string();
+        text.starts_with(&format!("{}/{folder}", dir.display()))
+            || text.starts_with(&format!("{}/{folder}", root.display()))
+    };
+    assert_eq!(imported["container_name"], "from-sub-env");
+    assert_eq!(imported["environment"]["A"], "1");
+    assert!(
+        under(&imported["volumes"][0], "sub/data:/data"),
+        "{imported}"
+    );
+    assert_eq!(app["image"], "app:1", "the service's own keys win");
+    assert_eq!(app["environment"]["B"], "2");
+    assert!(under(&app["volumes"][0], "common/cfg:/cfg:ro"), "{app}");
+    assert!(app.get("extends").is_none());
+    assert!(
+        app.get("ports").is_none(),
+        "!reset dropped the ports: {app}"
+    );
+}
