@@ -111,10 +111,13 @@ pub async fn follow(
         }
         if w.has_healthcheck || from_image {
             let docker_healthy = health.status == Some(HealthStatusEnum::HEALTHY);
+            let docker_unhealthy = health.status == Some(HealthStatusEnum::UNHEALTHY);
             // difyctl's own probe lets dependents start as soon as the check passes; `up`
             // still waits for Docker's status to agree (what `docker ps` shows right after).
-            let probed = !announced_healthy
-                && !docker_healthy
+            // Docker's "unhealthy" can be stale (a container paused by a backup fails its
+            // checks meanwhile): it counts only when the check fails now too.
+            let probed = !docker_healthy
+                && (!announced_healthy || docker_unhealthy)
                 && state.running == Some(true)
                 && match &w.probe {
                     Some(cmd) => probe(engine, w.container, cmd).await,
@@ -124,7 +127,7 @@ pub async fn follow(
                 announced_healthy = true;
                 tx.send_replace(Status::Healthy);
             }
-            if health.status == Some(HealthStatusEnum::UNHEALTHY) {
+            if docker_unhealthy && !probed {
                 line.finish("unhealthy");
                 return Err(EngineError::Unhealthy {
                     service: w.service.to_string(),
