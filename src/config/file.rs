@@ -56,6 +56,7 @@ pub struct ProxyFile {
     pub max_body: Option<String>,
     pub read_timeout: Option<String>,
     pub header_timeout: Option<String>,
+    pub max_header_size: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,

@@ -100,6 +100,9 @@ pub struct ProxyConfig {
     /// Time a client has to send its request headers (and finish its TLS handshake); also
     /// how long a new connection may stay silent before its first request.
     pub header_timeout: Duration,
+    /// Largest request line plus header section (HTTP/2: the decoded header list); larger
+    /// gets 431 on both protocols.
+    pub max_header_size: usize,
     /// How long a connection with no request in flight stays open (nginx keepalive_timeout).
     pub idle_timeout: Duration,
     /// Connections held at once, in all (0: no limit).
@@ -131,6 +134,7 @@ impl Default for ProxyConfig {
             max_body: 100 << 20,
             read_timeout: Duration::from_secs(3600),
             header_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
             idle_timeout: Duration::from_secs(75),
             max_connections: 16384,
             max_connections_per_client: 256,
@@ -310,6 +314,14 @@ impl Config {
             pick(&None, "", "header_timeout", &p.header_timeout, None),
             proxy.header_timeout,
         )?;
+        if let Some((v, origin)) = pick(&None, "", "max_header_size", &p.max_header_size, None) {
+            let size = parse_size(&v).map_err(|e| invalid(origin.clone(), e.to_string()))?;
+            // Below 1 KiB no browser request fits; above 1 MiB is memory for nothing.
+            proxy.max_header_size = usize::try_from(size)
+                .ok()
+                .filter(|s| (1024..=1 << 20).contains(s))
+                .ok_or_else(|| invalid(origin, "must be between 1k and 1m".into()))?;
+        }
         proxy.idle_timeout = duration(
             pick(
                 &None,

@@ -97,6 +97,12 @@ impl Forwarder {
                 "conflicting framing headers (Content-Length with Transfer-Encoding, or twice) are refused\n",
             );
         }
+        if super::headers::oversized(&req, config.max_header_size) {
+            return plain(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header fields too large\n",
+            );
+        }
         if let Some(reason) = reject_framing(&req) {
             return plain(StatusCode::BAD_REQUEST, reason);
         }

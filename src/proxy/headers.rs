@@ -15,6 +15,31 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Whether the request line and header section exceed `limit` bytes (as written on an
+/// HTTP/1.1 wire: `name: value\r\n` per field). hyper cuts HTTP/1.1 heads near the limit on
+/// its own; on HTTP/2 this is the only check, so both protocols answer 431 alike.
+pub fn oversized<B>(req: &http::Request<B>, limit: usize) -> bool {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + fields > limit
+}
+
+/// Security headers safe for Dify, added where the upstream set none: `nosniff`, and a
+/// Referrer-Policy that keeps the path and query on the same origin only. No X-Frame-Options
+/// or frame-ancestors: Dify's web apps are embedded in other sites' iframes.
+pub fn add_security_headers(headers: &mut HeaderMap) {
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+}
+
 /// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {

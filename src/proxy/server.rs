@@ -303,6 +303,7 @@ fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     busy: Option<Busy>,
 ) -> Response<Logged<B>> {
     let entry = resp.extensions_mut().remove::<AccessEntry>();
+    super::headers::add_security_headers(resp.headers_mut());
     if hsts {
         resp.headers_mut()
             .entry(STRICT_TRANSPORT_SECURITY)
@@ -320,12 +321,16 @@ fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
         // Slowloris: the whole header block must arrive within this time (also between
         // keep-alive requests).
         .header_read_timeout(config.header_timeout)
-        // Headers larger than this get 431.
-        .max_buf_size(64 * 1024);
+        // A head larger than this gets 431 from hyper (which needs at least 8 KiB); the
+        // forwarder checks the exact limit on both protocols (`headers::oversized`).
+        .max_buf_size(config.max_header_size.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024)
+        // Past h2's own limit a stream is refused with no answer (REFUSED_STREAM, which
+        // clients retry); below it the forwarder answers 431. hpack counts 32 bytes per field
+        // more than the text, hence the room.
+        .max_header_list_size(u32::try_from(config.max_header_size * 4).unwrap_or(u32::MAX))
         .max_concurrent_streams(256)
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)

@@ -52,6 +52,9 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
     .with_no_client_auth()
     .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // The server's suite order (the provider's, strongest first) wins over the client's, as
+    // scanners (testssl: "server cipher order") expect.
+    config.ignore_client_order = true;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     // Stateless TLS 1.3 tickets: resumption without a server-side cache lookup.
     if let Ok(ticketer) = rustls::crypto::aws_lc_rs::Ticketer::new() {

@@ -567,6 +567,43 @@ async fn oversized_headers_get_431() {
         "a".repeat(100 * 1024)
     );
     assert_eq!(raw_https(&proxy, big.as_bytes()).await.status, 431);
+    // HTTP/2 too (h2's own limit would refuse the stream with no answer at all).
+    let mut h2 = proxy.h2().await;
+    let mut req = get("/");
+    req.headers_mut()
+        .insert("x-big", "a".repeat(100 * 1024).parse().unwrap());
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 431);
+    let resp = h2.send_request(get("/")).await.unwrap();
+    assert_eq!(resp.status(), 200, "the connection stays usable");
+    // The limit is configurable, on both protocols alike.
+    let proxy = TestProxy::start(&ups, |c| c.max_header_size = 4096);
+    let mut req = get("/");
+    req.headers_mut()
+        .insert("x-big", "a".repeat(5000).parse().unwrap());
+    assert_eq!(
+        proxy.h2().await.send_request(req).await.unwrap().status(),
+        431
+    );
+    let mid = format!(
+        "GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
+        "a".repeat(5000)
+    );
+    assert_eq!(raw_https(&proxy, mid.as_bytes()).await.status, 431);
+}
+
+/// Safe security headers on every answer; none that would stop Dify's apps being embedded.
+#[tokio::test]
+async fn security_headers_that_keep_embedding_working() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {});
+    let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        resp.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    assert!(resp.headers().get("x-frame-options").is_none());
+    assert!(resp.headers().get("content-security-policy").is_none());
 }
 
 #[tokio::test]
