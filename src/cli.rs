@@ -105,6 +105,12 @@ pub enum Command {
         #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
         timeout: u64,
     },
+    /// One screen from the running difyctl: URL, certificate, services, last minute's traffic
+    Status {
+        /// JSON instead of text (what the admin listener's /status serves)
+        #[arg(long)]
+        json: bool,
+    },
     /// The stack's containers: state, health, ports, uptime
     Ps {
         /// JSON instead of a table
@@ -272,6 +278,9 @@ pub struct UpArgs {
         value_name = "D"
     )]
     pub domains: Vec<String>,
+    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off` [default: 127.0.0.1:2019]
+    #[arg(long, env = "DIFYCTL_ADMIN", value_name = "ADDR")]
+    pub admin: Option<String>,
     /// Plain-HTTP listen address [default: 0.0.0.0:80, or EXPOSE_NGINX_PORT]
     #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
@@ -343,6 +352,9 @@ pub struct ProxyArgs {
     /// Address of the Socket.IO service (host:port), for /socket.io/ (default: the api address)
     #[arg(long, env = "DIFYCTL_UPSTREAM_SOCKET", value_name = "ADDR")]
     pub upstream_socket: Option<String>,
+    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off` [default: 127.0.0.1:2019]
+    #[arg(long, env = "DIFYCTL_ADMIN", value_name = "ADDR")]
+    pub admin: Option<String>,
     /// Plain-HTTP listen address: redirects to HTTPS and answers ACME challenges [default: 0.0.0.0:80]
     #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
     pub http: Option<String>,

@@ -31,6 +31,8 @@ pub enum Request {
         force: bool,
     },
     Status,
+    /// Everything `difyctl status` shows.
+    Overview,
     /// `difyctl restart` / `up --no-proxy` are about to restart or recreate these services of
     /// `project`: requests should wait for them (for at most `secs`) rather than get a 502.
     Expect {
@@ -53,46 +55,43 @@ pub struct Status {
     pub started: u64,
     pub http: String,
     pub https: String,
+    /// The admin listener's address, when there is one.
+    #[serde(default)]
+    pub admin: Option<String>,
     /// The compose project `up` runs; none for `proxy`.
     pub project: Option<String>,
     /// Service -> upstream address it is served from now (none: not running).
     pub upstreams: Vec<(String, Option<String>)>,
 }
 
-/// Where the status answer comes from: fixed facts plus the live route table.
-#[derive(Clone)]
-pub struct StatusSource {
-    pub started: u64,
-    pub http: String,
-    pub https: String,
-    pub project: Option<String>,
-    pub routes: crate::proxy::Routes,
-    /// `up`'s record of expected restarts (none for `proxy`).
-    pub expected: Option<crate::upstreams::Expected>,
+/// What the answers are read from: the serving difyctl's live view.
+pub type StatusSource = std::sync::Arc<crate::server::live::Live>;
+
+fn expected_for<'a>(
+    live: &'a crate::server::live::Live,
+    project: &str,
+) -> Option<&'a crate::upstreams::Expected> {
+    live.project
+        .as_ref()
+        .filter(|p| p.name == project)
+        .map(|p| &p.expected)
 }
 
-impl StatusSource {
-    fn expected_for(&self, project: &str) -> Option<&crate::upstreams::Expected> {
-        self.expected
-            .as_ref()
-            .filter(|_| self.project.as_deref() == Some(project))
-    }
-
-    fn now(&self) -> Status {
-        Status {
-            pid: std::process::id(),
-            started: self.started,
-            http: self.http.clone(),
-            https: self.https.clone(),
-            project: self.project.clone(),
-            upstreams: self
-                .routes
-                .load()
-                .upstreams()
-                .into_iter()
-                .map(|(s, a)| (s.to_string(), a))
-                .collect(),
-        }
+fn status_of(live: &crate::server::live::Live) -> Status {
+    Status {
+        pid: std::process::id(),
+        started: live.started,
+        http: live.http.to_string(),
+        https: live.https.to_string(),
+        admin: live.admin.map(|a| a.to_string()),
+        project: live.project.as_ref().map(|p| p.name.clone()),
+        upstreams: live
+            .routes
+            .load()
+            .upstreams()
+            .into_iter()
+            .map(|(s, a)| (s.to_string(), a))
+            .collect(),
     }
 }
 
@@ -186,19 +185,20 @@ async fn answer(
                 "this difyctl manages no ACME certificate (no domain, or --cert/--key given)",
             ),
         },
-        Ok(Request::Status) => serde_json::to_string(&source.now())?,
+        Ok(Request::Status) => serde_json::to_string(&status_of(&source))?,
+        Ok(Request::Overview) => serde_json::to_string(&source.overview().await)?,
         Ok(Request::Expect {
             project,
             services,
             secs,
-        }) => match source.expected_for(&project) {
+        }) => match expected_for(&source, &project) {
             Some(expected) => {
                 expected.expect(&services, std::time::Duration::from_secs(secs));
                 r#"{"ok": true}"#.to_string()
             }
             None => error_reply("this difyctl does not serve that project"),
         },
-        Ok(Request::Clear { project, services }) => match source.expected_for(&project) {
+        Ok(Request::Clear { project, services }) => match expected_for(&source, &project) {
             Some(expected) => {
                 expected.clear(&services);
                 r#"{"ok": true}"#.to_string()
@@ -245,6 +245,13 @@ pub async fn clear(state_dir: &Path, project: &str, services: &[String]) {
         services: services.to_vec(),
     };
     let _ = ask::<serde_json::Value>(state_dir, &request).await;
+}
+
+/// Asks the running difyctl for its overview (`difyctl status`). `Ok(None)` when none runs.
+pub async fn request_overview(
+    state_dir: &Path,
+) -> Result<Option<crate::server::live::Overview>, ControlError> {
+    ask(state_dir, &Request::Overview).await
 }
 
 /// Asks the running difyctl about itself. `Ok(None)` when none is running.
@@ -297,14 +304,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("difyctl-control-{}", std::process::id()));
         let listener = bind(&dir).await.unwrap();
         let (_stop_tx, stop) = watch::channel(false);
-        let status = StatusSource {
-            started: 0,
-            http: "127.0.0.1:80".into(),
-            https: "127.0.0.1:443".into(),
-            project: Some("p".into()),
-            routes: Routes::new(RouteTable::dify(&Upstreams::default())),
-            expected: None,
-        };
+        let config = crate::config::Config::merge(
+            &crate::config::Flags::default(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        let status = std::sync::Arc::new(crate::server::live::Live::new(
+            &config,
+            "127.0.0.1:80".parse().unwrap(),
+            "127.0.0.1:443".parse().unwrap(),
+            None,
+            None,
+            Routes::new(RouteTable::dify(&Upstreams::default())),
+            Default::default(),
+            Default::default(),
+        ));
         tokio::spawn(serve(listener, None, status, stop));
         let mut flood = UnixStream::connect(socket_path(&dir)).await.unwrap();
         let _ = flood.write_all(&vec![b'x'; 200 << 10]).await;
@@ -315,7 +330,7 @@ mod tests {
             .await
             .unwrap()
             .expect("still answering");
-        assert_eq!(status.project.as_deref(), Some("p"));
+        assert_eq!(status.https, "127.0.0.1:443");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -79,6 +79,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             flags.domains = args.domains;
             flags.http = args.http;
             flags.https = args.https;
+            flags.admin = args.admin;
             set_acme_flags(&mut flags, args.acme);
             let config = Config::load(&flags)?;
             cmd::public_urls(&mut stack, &config);
@@ -167,6 +168,15 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 volumes,
                 std::time::Duration::from_secs(timeout),
                 &config.state_dir,
+            ))
+        }
+        Command::Status { json } => {
+            let project = cmd::project_name(&load(Vec::new())).ok();
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::status::run(
+                project.as_deref(),
+                &config.state_dir,
+                json,
             ))
         }
         Command::Ps { json, all: _ } => {
@@ -282,6 +292,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             flags.max_body = args.max_body;
             flags.read_timeout = args.read_timeout;
             flags.shutdown_grace = args.shutdown_grace;
+            flags.admin = args.admin;
             flags.no_hsts = args.no_hsts;
             flags.trusted_proxies = args.trusted_proxies;
             flags.workers = args.workers;

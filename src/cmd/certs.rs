@@ -1,16 +1,14 @@
 //! `difyctl certs status` and `difyctl certs renew`.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use difyctl::acme::{CertManager, CertStore, RenewOutcome, RenewalPlan};
+use difyctl::acme::{CertStore, RenewOutcome, RenewalPlan};
 use difyctl::config::Config;
-use difyctl::proxy::{self, ChallengeTokens, RouteTable, Routes, Shared, Upstreams};
+use difyctl::proxy::{RouteTable, Routes, Upstreams};
+use difyctl::server::Server;
 use difyctl::timefmt::rfc3339;
-use difyctl::tls::{self, CertResolver};
 use serde_json::json;
-use tokio::sync::watch;
 
 use super::UsageError;
 
@@ -128,37 +126,23 @@ pub async fn renew(config: Config, force: bool, domain: Option<String>) -> anyho
     }
     let outcome = match difyctl::control::request_renew(&config.state_dir, force).await? {
         Some(outcome) => outcome,
-        None => renew_here(&config, acme, force).await?,
+        None => renew_here(config, force).await?,
     };
     report(&outcome)
 }
 
 /// No difyctl is serving: bind the challenge ports ourselves for one attempt.
-async fn renew_here(
-    config: &Config,
-    acme: difyctl::acme::AcmeConfig,
-    force: bool,
-) -> anyhow::Result<RenewOutcome> {
-    let resolver = Arc::new(CertResolver::new());
-    let tokens = ChallengeTokens::default();
-    let mut manager = CertManager::new(acme, resolver.clone(), tokens.clone());
-    if manager.install_stored()?.is_none() {
-        let dir = config.state_dir.join("tls");
-        difyctl::fsutil::create_private_dir(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        resolver.set_default(tls::load_or_create_self_signed(&dir, &config.domains)?);
-    }
-    let shared = Arc::new(Shared {
-        config: config.proxy.clone(),
-        routes: Routes::new(RouteTable::dify(&Upstreams::default())),
-        challenges: tokens,
-        tls: tls::server_config(resolver),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let running = proxy::start(shared, stop_rx).context("cannot answer the CA's challenges (is another web server running? `difyctl certs renew` asks a running difyctl instead)")?;
+async fn renew_here(mut config: Config, force: bool) -> anyhow::Result<RenewOutcome> {
+    // A one-off: no admin listener, no control socket, nothing routed.
+    config.admin.listen = None;
+    let routes = Routes::new(RouteTable::dify(&Upstreams::default()));
+    let server = Server::new(config, routes)
+        .without_control()
+        .manager_in_hand();
+    let mut running = server.start().await.context("cannot answer the CA's challenges (is another web server running? `difyctl certs renew` asks a running difyctl instead)")?;
+    let mut manager = running.manager.take().context("no certificate manager")?;
     let (outcome, _) = manager.check(force).await;
-    let _ = stop_tx.send(true);
-    running.wait().await;
+    running.stop().await;
     Ok(outcome)
 }
 

@@ -19,6 +19,7 @@ pub mod ps;
 pub mod pull;
 pub mod restart;
 pub mod restore;
+pub mod status;
 pub mod up;
 pub mod upgrade;
 

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use difyctl::proxy::{RouteTable, Routes};
-use difyctl::upstreams::{log_changes, Expected, Ports, View};
-
 use difyctl::engine::progress::Progress;
 use difyctl::engine::reconcile::{self, Action, UpOptions};
 use difyctl::stack::model::Stack;
@@ -134,32 +131,8 @@ pub async fn run(
             backups_stop,
         ))
     });
-    let networks: Vec<String> = stack
-        .networks
-        .iter()
-        .map(|n| n.docker_name.clone())
-        .collect();
-    let states = difyctl::engine::addresses::current(&engine, &stack.project, &networks).await?;
-    let expected = Expected::default();
-    let mut view = View::new(Ports::of(&stack), expected.clone());
-    let first = RouteTable::dify(&view.upstreams(&states));
-    log_changes(None, &first);
-    let routes = Routes::new(first);
-    let (_keep, stop) = tokio::sync::watch::channel(false);
-    let follower_routes = routes.clone();
-    tokio::spawn(difyctl::engine::addresses::follow(
-        engine,
-        stack.project.clone(),
-        networks,
-        expected.poke.clone(),
-        move |now| {
-            let table = RouteTable::dify(&view.upstreams(now));
-            log_changes(Some(&follower_routes.load()), &table);
-            follower_routes.replace(table);
-        },
-        stop,
-    ));
-    let served = super::proxy::serve(config, routes, Some((stack.project.clone(), expected))).await;
+    let project = difyctl::server::Project::of(engine, &stack);
+    let served = super::proxy::serve(difyctl::server::Server::for_project(config, project)).await;
     // A backup in progress is abandoned cleanly: its paused services unpaused, its partial
     // file removed (dropping it with the runtime would leave them paused).
     let _ = backups_tx.send(true);

@@ -19,6 +19,15 @@ pub struct FileConfig {
     pub acme: AcmeFile,
     #[serde(default)]
     pub backup: BackupFile,
+    #[serde(default)]
+    pub admin: AdminFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// `127.0.0.1:2019` (the default) or `off`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod acme;
+mod admin;
 mod backup;
 mod file;
 
 pub use acme::{directory_url, AcmeConfig, ChallengeKind, LETSENCRYPT, LETSENCRYPT_STAGING};
+pub use admin::{AdminConfig, DEFAULT_ADMIN};
 pub use backup::BackupConfig;
-pub use file::{AcmeFile, BackupFile, FileConfig, ProxyFile};
+pub use file::{AcmeFile, AdminFile, BackupFile, FileConfig, ProxyFile};
 
 use acme::acme_config;
 
@@ -51,6 +53,8 @@ pub struct Flags {
     pub max_body: Option<String>,
     pub read_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
+    /// `--admin` (`off` turns the admin listener off).
+    pub admin: Option<String>,
     pub no_hsts: bool,
     pub trusted_proxies: Vec<String>,
     pub workers: Option<usize>,
@@ -171,6 +175,7 @@ pub struct Config {
     /// Why a self-signed certificate is served instead, when it is.
     pub self_signed_reason: Option<String>,
     pub backup: BackupConfig,
+    pub admin: AdminConfig,
     /// The difyctl.toml that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -448,6 +453,7 @@ impl Config {
             cert_files.is_some(),
         )?;
         let backup = backup::backup_config(flags, &file.backup, &state_dir)?;
+        let admin = admin::admin_config(flags, &file.admin)?;
         proxy.domains = domains.clone();
         Ok(Config {
             state_dir,
@@ -458,6 +464,7 @@ impl Config {
             acme,
             self_signed_reason,
             backup,
+            admin,
             config_file: None,
         })
     }

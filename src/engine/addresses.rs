@@ -135,13 +135,14 @@ fn exit_code(status: &str) -> Option<i64> {
 
 /// Calls `apply` with the addresses now, then again each time they change, until `stop`.
 /// Changes are noticed from Docker's events (within a second); a slow re-read every 10 s
-/// covers a dropped event stream.
+/// covers a dropped event stream. Each container start is counted in `metrics`, by service.
 pub async fn follow(
     engine: Engine,
     project: String,
     networks: Vec<String>,
     poke: std::sync::Arc<tokio::sync::Notify>,
     mut apply: impl FnMut(&BTreeMap<String, ServiceState>),
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut known: Option<BTreeMap<String, ServiceState>> = None;
@@ -173,7 +174,13 @@ pub async fn follow(
                         let id = e.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
                         match e.action.as_deref() {
                             Some("stop") => { stopped.insert(id); }
-                            Some("start") => { stopped.remove(&id); }
+                            Some("start") => {
+                                stopped.remove(&id);
+                                let attributes = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
+                                if let Some(service) = attributes.and_then(|a| a.get(labels::SERVICE)) {
+                                    metrics.service_started(service);
+                                }
+                            }
                             Some("die") => { tokio::spawn(revive(engine.clone(), id, stopped.clone())); }
                             _ => {}
                         }

@@ -33,6 +33,10 @@ pub struct AccessEntry {
     /// The Dify service that answered, or `-` when the proxy answered itself.
     pub upstream: &'static str,
     pub format: LogFormat,
+    pub http2: bool,
+    /// The request body's progress (bytes received), when it had one.
+    pub body: Option<std::sync::Arc<super::body::BodyWatch>>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 thread_local! {
@@ -41,6 +45,19 @@ thread_local! {
 }
 
 impl AccessEntry {
+    /// The request is over: counted, then logged.
+    fn done(&self, bytes: u64, complete: bool) {
+        self.metrics.request(&crate::metrics::Done {
+            service: self.upstream,
+            status: self.status,
+            http2: self.http2,
+            elapsed: self.start.elapsed(),
+            bytes_in: self.body.as_ref().map_or(0, |b| b.received()),
+            bytes_out: bytes,
+        });
+        self.write(bytes, complete);
+    }
+
     fn write(&self, bytes: u64, complete: bool) {
         if !tracing::enabled!(target: "access", tracing::Level::INFO) {
             return;
@@ -104,6 +121,8 @@ pin_project_lite::pin_project! {
         inner: B,
         bytes: u64,
         done: bool,
+        // An event stream, counted as open while it lasts.
+        sse: bool,
         entry: Option<AccessEntry>,
         busy: Option<super::idle::Busy>,
     }
@@ -113,18 +132,34 @@ pin_project_lite::pin_project! {
             let this = this.project();
             if let Some(entry) = this.entry.take() {
                 let complete = *this.done || this.inner.is_end_stream();
-                entry.write(*this.bytes, complete);
+                if *this.sse {
+                    entry.metrics.sse_streams.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                entry.done(*this.bytes, complete);
             }
         }
     }
 }
 
 impl<B: Body> Logged<B> {
-    pub fn new(inner: B, entry: Option<AccessEntry>, busy: Option<super::idle::Busy>) -> Logged<B> {
+    /// `sse`: the response is an event stream.
+    pub fn new(
+        inner: B,
+        entry: Option<AccessEntry>,
+        busy: Option<super::idle::Busy>,
+        sse: bool,
+    ) -> Logged<B> {
+        let sse = sse && entry.is_some();
+        if let Some(e) = entry.as_ref().filter(|_| sse) {
+            e.metrics
+                .sse_streams
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Logged {
             inner,
             bytes: 0,
             done: false,
+            sse,
             entry,
             busy,
         }

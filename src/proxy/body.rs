@@ -77,6 +77,8 @@ pub enum ClientFailure {
 pub struct BodyWatch {
     start: Instant,
     last_ms: AtomicU64,
+    /// Body bytes received from the client so far (for the metrics).
+    received: AtomicU64,
     overflow: AtomicBool,
     /// 0: fine, 1: malformed, 2: stalled.
     client_failed: std::sync::atomic::AtomicU8,
@@ -90,6 +92,7 @@ impl BodyWatch {
         Arc::new(BodyWatch {
             start,
             last_ms: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             overflow: AtomicBool::new(false),
             client_failed: std::sync::atomic::AtomicU8::new(0),
             leftover: Mutex::new(None),
@@ -104,6 +107,9 @@ impl BodyWatch {
     }
     pub fn last_progress(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
     pub fn overflowed(&self) -> bool {
         self.overflow.load(Ordering::Relaxed)
@@ -172,6 +178,7 @@ impl Body for RequestBody {
                     if let Some(w) = &this.watch {
                         let ms = w.start.elapsed().as_millis() as u64;
                         w.last_ms.store(ms, Ordering::Relaxed);
+                        w.received.fetch_add(data.len() as u64, Ordering::Relaxed);
                         if this.seen > this.limit {
                             w.overflow.store(true, Ordering::Relaxed);
                             *w.leftover.lock().unwrap_or_else(|p| p.into_inner()) =

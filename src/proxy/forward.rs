@@ -73,6 +73,9 @@ impl Forwarder {
             status: 0,
             upstream: "-",
             format: self.shared.config.access_log,
+            http2: req.version() == Version::HTTP_2,
+            body: None,
+            metrics: self.shared.metrics.clone(),
         };
         let mut resp = self.forward(req, conn, &mut entry).await;
         entry.status = resp.status().as_u16();
@@ -195,6 +198,7 @@ impl Forwarder {
 
         // Only bodies that may carry data need the shared progress record.
         let watch = (!body.is_end_stream()).then(|| BodyWatch::new(entry.start));
+        entry.body = watch.clone();
         let retryable_method = body.is_end_stream()
             && matches!(
                 parts.method,
@@ -242,10 +246,16 @@ impl Forwarder {
                 break result;
             }
             attempt += 1;
+            let metrics = &self.shared.metrics;
+            if refused {
+                metrics.connect_error(service);
+            }
             if attempt == 1 {
+                metrics.wait(service);
                 tracing::info!(service, upstream = %upstream.authority, wait = ?config.upstream_wait, "upstream not answering (restarting?): the request waits for it");
             }
             tokio::time::sleep(backoff(attempt)).await;
+            metrics.retry(service);
             // Wait only while the service is known to come back: gone or stopped ends it.
             let current = self
                 .shared
@@ -298,6 +308,9 @@ impl Forwarder {
                 };
             }
             Some(Err(e)) => {
+                if e.is_connect() {
+                    self.shared.metrics.connect_error(service);
+                }
                 let what = if e.is_connect() {
                     "cannot connect to upstream"
                 } else {
@@ -316,14 +329,20 @@ impl Forwarder {
                 }
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let idle = config.read_timeout;
+                let metrics = self.shared.metrics.clone();
                 tokio::spawn(async move {
                     let (client_io, upstream_io) =
                         match tokio::try_join!(client_upgrade, upstream_upgrade) {
                             Ok(both) => both,
                             Err(e) => return tracing::debug!("websocket upgrade failed: {e}"),
                         };
+                    use std::sync::atomic::Ordering::Relaxed;
+                    // The client's connection now lives in the tunnel (its HTTP task ends).
+                    let _open = metrics.open_connection();
+                    metrics.websockets.fetch_add(1, Relaxed);
                     super::tunnel::run(TokioIo::new(client_io), TokioIo::new(upstream_io), idle)
                         .await;
+                    metrics.websockets.fetch_sub(1, Relaxed);
                 });
                 let (parts, _) = resp.into_parts();
                 return Response::from_parts(parts, pages::empty());

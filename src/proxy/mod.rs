@@ -64,6 +64,8 @@ fn bind_hint(e: &std::io::Error) -> &'static str {
 /// configuration (whose resolver can be swapped).
 pub struct Shared {
     pub config: ProxyConfig,
+    /// Counted per request, served by the admin listener.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub routes: Routes,
     pub challenges: ChallengeTokens,
     pub tls: Arc<rustls::ServerConfig>,

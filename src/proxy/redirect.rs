@@ -25,6 +25,7 @@ pub fn handle<B>(
     https_port: u16,
     domains: &[String],
     format: LogFormat,
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
 ) -> Response<Body> {
     let mut resp = respond(req, challenges, https_port, domains);
     let status = resp.status().as_u16();
@@ -36,6 +37,9 @@ pub fn handle<B>(
         status,
         upstream: "-",
         format,
+        http2: req.version() == http::Version::HTTP_2,
+        body: None,
+        metrics: metrics.clone(),
     });
     resp
 }

@@ -128,13 +128,21 @@ async fn worker(
                         (forwarder.clone(), builder.clone(), acceptor.clone(), graceful.watcher());
                     let (handshake_timeout, hsts) = (shared.config.header_timeout, shared.config.hsts);
                     let timeouts = Timeouts::of(&shared);
+                    let metrics = shared.metrics.clone();
                     tokio::spawn(async move {
                         let _slot = slot;
+                        let _open = metrics.open_connection();
                         let _ = tcp.set_nodelay(true);
                         let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                             Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                            Ok(Err(e)) => {
+                                metrics.tls_failure(crate::metrics::tls_failure_reason(&e));
+                                return tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            }
+                            Err(_) => {
+                                metrics.tls_failure("timeout");
+                                return tracing::debug!(%peer, "TLS handshake timed out");
+                            }
                         };
                         let alpn = tls.get_ref().1.alpn_protocol();
                         if alpn == Some(crate::tls::ACME_TLS_ALPN) {
@@ -164,18 +172,21 @@ async fn worker(
                     let challenges = shared.challenges.clone();
                     let format = shared.config.access_log;
                     let domains = shared.config.domains.clone();
+                    let metrics = shared.metrics.clone();
                     let activity = Activity::new();
                     let marks = activity.clone();
                     let service = service_fn(move |req| {
                         let busy = marks.begin();
-                        let resp = redirect::handle(&req, &conn, &challenges, https_port, &domains, format);
+                        let resp = redirect::handle(&req, &conn, &challenges, https_port, &domains, format, &metrics);
                         std::future::ready(Ok::<_, Infallible>(finish(resp, false, Some(busy))))
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
                     let timeouts = Timeouts::of(&shared);
+                    let open = shared.metrics.open_connection();
                     tokio::spawn(async move {
                         let _slot: Slot = slot;
+                        let _open = open;
                         let _ = tcp.set_nodelay(true);
                         serve(&builder, TokioIo::new(tcp), service, watcher, peer, &activity, timeouts).await;
                     });
@@ -309,7 +320,11 @@ fn finish<B: http_body::Body<Data = bytes::Bytes>>(
             .entry(STRICT_TRANSPORT_SECURITY)
             .or_insert(HeaderValue::from_static("max-age=31536000"));
     }
-    resp.map(|body| Logged::new(body, entry, busy))
+    let sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    resp.map(|body| Logged::new(body, entry, busy, sse))
 }
 
 fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {

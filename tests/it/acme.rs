@@ -72,7 +72,7 @@ async fn setup(test: &str, options: PebbleOptions) -> Option<Setup> {
     if !pebble::available() {
         return None;
     }
-    let proxy = TestProxy::start(&dify_upstreams().await, |_| {});
+    let proxy = TestProxy::start(&dify_upstreams().await, |_| {}).await;
     let pebble = Pebble::start(proxy.http.port(), proxy.https.port(), options);
     Some(Setup {
         proxy,

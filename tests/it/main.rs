@@ -1,6 +1,7 @@
 //! The one integration-test binary; each module covers one part of difyctl.
 
 mod acme;
+mod admin;
 mod backup;
 mod certs_cli;
 mod cli;

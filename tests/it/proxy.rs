@@ -16,7 +16,7 @@ use crate::testserver::{fnv1a, FNV_OFFSET};
 #[tokio::test]
 async fn every_dify_route_reaches_its_upstream() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     let cases = [
         ("/console/api/setup", "api"),
@@ -59,7 +59,7 @@ async fn socket_io_falls_back_to_api_and_missing_plugin_gives_503() {
     let mut ups = dify_upstreams().await;
     ups.socket = None;
     ups.plugin = None;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     let json = body_json(h1.send_request(get("/socket.io/?EIO=4")).await.unwrap()).await;
     assert_eq!(json["service"], "api");
@@ -75,7 +75,7 @@ async fn socket_io_falls_back_to_api_and_missing_plugin_gives_503() {
 #[tokio::test]
 async fn headers_the_upstream_sees() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     let req = Request::get("/v1/info")
         .header("host", "dify.example.com")
@@ -118,7 +118,8 @@ async fn forwarding_headers_from_a_trusted_proxy_are_kept() {
     let ups = dify_upstreams().await;
     let proxy = TestProxy::start(&ups, |c| {
         c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]
-    });
+    })
+    .await;
     let mut h1 = proxy.h1().await;
     let req = Request::get("/v1/info")
         .header("host", "localhost")
@@ -177,7 +178,7 @@ async fn assert_events_arrive_as_sent(mut body: hyper::body::Incoming, n: usize)
 #[tokio::test]
 async fn sse_events_stream_through_tls_over_http1() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     let mut req = get("/sse?n=5&gap_ms=200");
     req.headers_mut()
@@ -194,7 +195,7 @@ async fn sse_events_stream_through_tls_over_http1() {
 #[tokio::test]
 async fn sse_events_stream_through_tls_over_http2() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h2 = proxy.h2().await;
     let mut req = get_h2("/v1/sse?n=5&gap_ms=200");
     *req.uri_mut() = "https://localhost/sse?n=5&gap_ms=200".parse().unwrap();
@@ -209,7 +210,7 @@ async fn sse_events_stream_through_tls_over_http2() {
 #[tokio::test]
 async fn websocket_echo_through_tls() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let io = proxy.tls(&[b"http/1.1"]).await;
     let (mut ws, resp) =
         tokio_tungstenite::client_async("wss://localhost/socket.io/?EIO=4&transport=websocket", io)
@@ -266,7 +267,7 @@ async fn write_pattern<W: tokio::io::AsyncWrite + Unpin>(
 #[tokio::test]
 async fn upload_of_100_mb_reaches_the_upstream_intact() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let total = 100 << 20;
     let mut io = proxy.tls(&[b"http/1.1"]).await;
     let head = format!("POST /console/api/files/upload HTTP/1.1\r\nhost: localhost\r\ncontent-length: {total}\r\n\r\n");
@@ -282,7 +283,7 @@ async fn upload_of_100_mb_reaches_the_upstream_intact() {
 #[tokio::test]
 async fn chunked_upload_streams_to_the_upstream() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let total = 3 << 20;
     let mut io = proxy.tls(&[b"http/1.1"]).await;
     io.write_all(
@@ -301,7 +302,7 @@ async fn chunked_upload_streams_to_the_upstream() {
 #[tokio::test]
 async fn declared_body_over_the_limit_gets_413_before_the_upstream_sees_it() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20);
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20).await;
     let mut io = proxy.tls(&[b"http/1.1"]).await;
     let total = 2 << 20;
     let head =
@@ -318,7 +319,7 @@ async fn declared_body_over_the_limit_gets_413_before_the_upstream_sees_it() {
 #[tokio::test]
 async fn chunked_body_overflowing_midway_gets_413() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20);
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1 << 20).await;
     let io = proxy.tls(&[b"http/1.1"]).await;
     let (mut rd, mut wr) = tokio::io::split(io);
     let writer = tokio::spawn(async move {
@@ -341,7 +342,7 @@ async fn unreachable_upstream_gives_502_page() {
     let mut ups = dify_upstreams().await;
     ups.api =
         Some(difyctl::proxy::Upstream::parse("api", &dead_address().await.to_string()).unwrap());
-    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_millis(300));
+    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_millis(300)).await;
     let mut h1 = proxy.h1().await;
     let asked = std::time::Instant::now();
     let resp = h1.send_request(get("/console/api/setup")).await.unwrap();
@@ -364,7 +365,7 @@ async fn unreachable_upstream_gives_502_page() {
 #[tokio::test]
 async fn slow_upstream_gives_504_after_read_timeout() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(300));
+    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(300)).await;
     let mut h1 = proxy.h1().await;
     let resp = h1.send_request(get("/slow?ms=3000")).await.unwrap();
     assert_eq!(resp.status(), 504);
@@ -376,7 +377,7 @@ async fn slow_upstream_gives_504_after_read_timeout() {
 #[tokio::test]
 async fn port_80_redirects_to_https_and_answers_challenges() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut tcp = TcpStream::connect(proxy.http).await.unwrap();
     tcp.write_all(b"GET /console/apps?tab=all HTTP/1.1\r\nhost: dify.example.com\r\n\r\n")
         .await
@@ -416,13 +417,13 @@ async fn port_80_redirects_to_https_and_answers_challenges() {
 #[tokio::test]
 async fn hsts_on_https_and_can_be_turned_off() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
     assert_eq!(
         resp.headers()["strict-transport-security"],
         "max-age=31536000"
     );
-    let proxy = TestProxy::start(&ups, |c| c.hsts = false);
+    let proxy = TestProxy::start(&ups, |c| c.hsts = false).await;
     let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
     assert!(resp.headers().get("strict-transport-security").is_none());
 }
@@ -430,7 +431,7 @@ async fn hsts_on_https_and_can_be_turned_off() {
 #[tokio::test]
 async fn json_is_gzipped_when_the_client_accepts_it() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     let mut req = get("/console/api/apps");
     req.headers_mut()
@@ -448,7 +449,7 @@ async fn json_is_gzipped_when_the_client_accepts_it() {
 #[tokio::test]
 async fn certificate_swap_applies_to_new_handshakes_and_spares_open_connections() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut before = proxy.h1().await;
     assert_eq!(before.send_request(get("/")).await.unwrap().status(), 200);
 
@@ -481,7 +482,7 @@ async fn certificate_swap_applies_to_new_handshakes_and_spares_open_connections(
 #[tokio::test]
 async fn route_table_can_be_replaced_while_running() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut h1 = proxy.h1().await;
     assert_eq!(
         body_json(h1.send_request(get("/v1/x")).await.unwrap()).await["service"],
@@ -502,7 +503,7 @@ async fn route_table_can_be_replaced_while_running() {
 #[tokio::test]
 async fn smuggling_attempts_get_400() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let cl_te = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(raw_https(&proxy, cl_te).await.status, 400, "CL + TE");
     let two_cl = b"POST /v1/x HTTP/1.1\r\nhost: localhost\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\nabcde";
@@ -537,7 +538,7 @@ async fn smuggling_attempts_get_400() {
 #[tokio::test]
 async fn two_host_headers_and_dot_segment_paths_are_not_misrouted() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let two_hosts = b"GET /v1/x HTTP/1.1\r\nhost: localhost\r\nhost: evil.example\r\n\r\n";
     assert_eq!(raw_https(&proxy, two_hosts).await.status, 400);
     let mut h1 = proxy.h1().await;
@@ -561,7 +562,7 @@ async fn two_host_headers_and_dot_segment_paths_are_not_misrouted() {
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let big = format!(
         "GET / HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
         "a".repeat(100 * 1024)
@@ -576,7 +577,7 @@ async fn oversized_headers_get_431() {
     let resp = h2.send_request(get("/")).await.unwrap();
     assert_eq!(resp.status(), 200, "the connection stays usable");
     // The limit is configurable, on both protocols alike.
-    let proxy = TestProxy::start(&ups, |c| c.max_header_size = 4096);
+    let proxy = TestProxy::start(&ups, |c| c.max_header_size = 4096).await;
     let mut req = get("/");
     req.headers_mut()
         .insert("x-big", "a".repeat(5000).parse().unwrap());
@@ -595,7 +596,7 @@ async fn oversized_headers_get_431() {
 #[tokio::test]
 async fn security_headers_that_keep_embedding_working() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let resp = proxy.h1().await.send_request(get("/")).await.unwrap();
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     assert_eq!(
@@ -609,7 +610,7 @@ async fn security_headers_that_keep_embedding_working() {
 #[tokio::test]
 async fn tls_garbage_and_stalled_clients_do_not_disturb_others() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.header_timeout = Duration::from_millis(500));
+    let proxy = TestProxy::start(&ups, |c| c.header_timeout = Duration::from_millis(500)).await;
     // Garbage instead of a ClientHello: that connection is closed.
     let mut bad = TcpStream::connect(proxy.https).await.unwrap();
     bad.write_all(b"\x16\x03\x01\xff\xffnot tls at all\r\n\r\n")
@@ -640,7 +641,7 @@ async fn tls_garbage_and_stalled_clients_do_not_disturb_others() {
 #[tokio::test]
 async fn graceful_shutdown_lets_requests_in_flight_finish() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let https = proxy.https;
     let mut h1 = proxy.h1().await;
     let in_flight = tokio::spawn(async move { h1.send_request(get("/slow?ms=700")).await });
@@ -660,7 +661,7 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
 #[tokio::test]
 async fn smuggling_guard_has_no_false_alarms_on_keep_alive_connections() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut io = proxy.tls(&[b"http/1.1"]).await;
     let fake = "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
     let fixed = format!(
@@ -682,7 +683,7 @@ async fn smuggling_guard_has_no_false_alarms_on_keep_alive_connections() {
 #[tokio::test]
 async fn tls_1_2_clients_are_served_too() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(proxy.cert.clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
@@ -705,7 +706,7 @@ async fn tls_1_2_clients_are_served_too() {
 #[tokio::test]
 async fn http2_body_over_the_limit_gets_413() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.max_body = 1024);
+    let proxy = TestProxy::start(&ups, |c| c.max_body = 1024).await;
     let mut h2 = proxy.h2().await;
     let req = Request::post("https://localhost/console/api/files/upload")
         .body(Full::new(Bytes::from(vec![b'x'; 4096])))
@@ -723,7 +724,7 @@ async fn http2_body_over_the_limit_gets_413() {
 #[tokio::test]
 async fn idle_websocket_is_closed_after_the_read_timeout() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(600));
+    let proxy = TestProxy::start(&ups, |c| c.read_timeout = Duration::from_millis(600)).await;
     let io = proxy.tls(&[b"http/1.1"]).await;
     let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/socket.io/", io)
         .await
@@ -746,7 +747,7 @@ async fn a_request_waits_for_a_restarting_upstream() {
     let mut ups = dify_upstreams().await;
     let addr = dead_address().await;
     ups.api = Some(difyctl::proxy::Upstream::parse("api", &addr.to_string()).unwrap());
-    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_secs(10));
+    let proxy = TestProxy::start(&ups, |c| c.upstream_wait = Duration::from_secs(10)).await;
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(600)).await;
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -779,7 +780,8 @@ async fn idle_sockets_are_closed_and_cannot_crowd_out_other_clients() {
         c.header_timeout = Duration::from_secs(2);
         c.idle_timeout = Duration::from_secs(2);
         c.max_connections_per_client = 300;
-    });
+    })
+    .await;
     // Thousands of silent sockets from 127.0.0.1 on both listeners.
     let mut silent = Vec::new();
     for _ in 0..1500 {
@@ -867,7 +869,8 @@ async fn a_stream_longer_than_the_idle_timeout_is_not_cut() {
     let proxy = TestProxy::start(&ups, |c| {
         c.header_timeout = Duration::from_secs(1);
         c.idle_timeout = Duration::from_secs(1);
-    });
+    })
+    .await;
     let mut h1 = proxy.h1().await;
     let resp = h1
         .send_request(get("/v1/chat-messages/sse?n=4&gap_ms=900"))
@@ -894,7 +897,7 @@ async fn a_stream_longer_than_the_idle_timeout_is_not_cut() {
 #[tokio::test]
 async fn framing_errors_are_the_clients_and_name_the_right_request() {
     let ups = dify_upstreams().await;
-    let proxy = TestProxy::start(&ups, |_| {});
+    let proxy = TestProxy::start(&ups, |_| {}).await;
     let mut io = proxy.tls(&[b"http/1.1"]).await;
     io.write_all(b"GET /v1/a HTTP/1.1\r\nhost: localhost\r\n\r\nPOST /v1/x HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n")
         .await

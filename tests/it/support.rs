@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use difyctl::config::ProxyConfig;
-use difyctl::proxy::{
-    self, ChallengeTokens, RouteTable, Routes, RunningProxy, Shared, Upstream, Upstreams,
-};
+use difyctl::config::{Config, Flags, ProxyConfig};
+use difyctl::proxy::{ChallengeTokens, RouteTable, Routes, Upstream, Upstreams};
+use difyctl::server::{Running, Server};
 use difyctl::tls::{self, CertResolver, CertifiedKey};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -18,7 +17,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 
 use crate::testserver;
@@ -65,60 +63,79 @@ pub fn certificate() -> (Arc<CertifiedKey>, CertificateDer<'static>) {
 pub struct TestProxy {
     pub https: SocketAddr,
     pub http: SocketAddr,
+    /// The admin listener (/metrics, /readyz, /status), with [`TestProxy::with_admin`].
+    pub admin: Option<SocketAddr>,
     pub resolver: Arc<CertResolver>,
     pub challenges: ChallengeTokens,
     pub routes: Routes,
     /// The certificate served at start; clients trust it.
     pub cert: CertificateDer<'static>,
-    stop: watch::Sender<bool>,
-    running: Option<RunningProxy>,
+    running: Option<Running>,
 }
 
 impl TestProxy {
-    pub fn start(upstreams: &Upstreams, tweak: impl FnOnce(&mut ProxyConfig)) -> TestProxy {
-        let mut config = ProxyConfig {
+    /// The server as `difyctl proxy` starts it (through the composition root), on port 0,
+    /// serving a fresh self-signed certificate.
+    pub async fn start(upstreams: &Upstreams, tweak: impl FnOnce(&mut ProxyConfig)) -> TestProxy {
+        Self::start_with(upstreams, tweak, false).await
+    }
+
+    /// [`TestProxy::start`] with an admin listener on port 0 (off otherwise: every extra
+    /// port-0 listener is one more chance to take the port a test keeps dead).
+    pub async fn with_admin(
+        upstreams: &Upstreams,
+        tweak: impl FnOnce(&mut ProxyConfig),
+    ) -> TestProxy {
+        Self::start_with(upstreams, tweak, true).await
+    }
+
+    async fn start_with(
+        upstreams: &Upstreams,
+        tweak: impl FnOnce(&mut ProxyConfig),
+        admin: bool,
+    ) -> TestProxy {
+        let mut config = Config::merge(&Flags::default(), Default::default(), None).unwrap();
+        config.proxy = ProxyConfig {
             http: "127.0.0.1:0".parse().unwrap(),
             https: "127.0.0.1:0".parse().unwrap(),
             workers: 1,
             shutdown_grace: Duration::from_secs(5),
             ..ProxyConfig::default()
         };
-        tweak(&mut config);
-        let resolver = Arc::new(CertResolver::new());
+        tweak(&mut config.proxy);
+        config.admin.listen = admin.then(|| "127.0.0.1:0".parse().unwrap());
+        config.admin.explicit = true;
         let (key, cert) = certificate();
-        resolver.set_default(key);
         let routes = Routes::new(RouteTable::dify(upstreams));
-        let challenges = ChallengeTokens::default();
-        let shared = Arc::new(Shared {
-            config,
-            routes: routes.clone(),
-            challenges: challenges.clone(),
-            tls: tls::server_config(resolver.clone()),
-        });
-        let (stop, stop_rx) = watch::channel(false);
-        let running = proxy::start(shared, stop_rx).unwrap();
+        let running = Server::new(config, routes)
+            .without_control()
+            .with_certificate(key)
+            .start()
+            .await
+            .unwrap();
         TestProxy {
-            https: running.https_addr,
-            http: running.http_addr,
-            resolver,
-            challenges,
-            routes,
+            https: running.https,
+            http: running.http,
+            admin: running.admin,
+            resolver: running.resolver.clone(),
+            challenges: running.challenges.clone(),
+            routes: running.routes.clone(),
             cert,
-            stop,
             running: Some(running),
         }
     }
 
     /// Signals shutdown and waits for the workers to finish.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
         if let Some(running) = self.running.take() {
-            running.wait().await;
+            running.stop().await;
         }
     }
 
     pub fn begin_shutdown(&self) {
-        let _ = self.stop.send(true);
+        if let Some(running) = &self.running {
+            running.begin_shutdown();
+        }
     }
 
     pub async fn tls(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
@@ -149,12 +166,6 @@ impl TestProxy {
                 .unwrap();
         tokio::spawn(conn);
         send
-    }
-}
-
-impl Drop for TestProxy {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 

@@ -1,0 +1,193 @@
+//! The admin listener, off the public ports (default `127.0.0.1:2019`, `[admin] listen`):
+//! `/metrics` (Prometheus text format), `/healthz` (the process serves), `/readyz` (every
+//! service healthy and a real certificate served) and `/status` (the overview as JSON).
+//! Nothing here changes anything: it is safe to expose to a monitoring network.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use super::live::Live;
+use crate::metrics::{header as help, label};
+
+/// The admin routes, over the live view.
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(live)
+}
+
+/// Serves `router` on `listener` until `stop`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    live: Arc<Live>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let addr = listener.local_addr().ok();
+    let served = axum::serve(listener, router(live))
+        .with_graceful_shutdown(async move { crate::stopped(&mut stop).await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(?addr, "admin listener stopped: {e}");
+    }
+}
+
+/// Binds the admin address; a busy default is a warning (serving Dify matters more), a busy
+/// address the user asked for is an error.
+pub async fn bind(
+    addr: SocketAddr,
+    explicit: bool,
+) -> Result<Option<tokio::net::TcpListener>, super::ServerError> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(source) if explicit => Err(super::ServerError::Admin { addr, source }),
+        Err(e) => {
+            tracing::warn!(%addr, "no admin listener (/metrics, /readyz): cannot listen: {e}; set [admin] listen to another address, or `off`");
+            Ok(None)
+        }
+    }
+}
+
+async fn readyz(State(live): State<Arc<Live>>) -> Response {
+    let why = live.not_ready().await;
+    if why.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let mut body = String::from("not ready:\n");
+    for w in why {
+        let _ = writeln!(body, "- {w}");
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+}
+
+async fn status(State(live): State<Arc<Live>>) -> Response {
+    // serde_json renders these plain structs without failing.
+    let body = serde_json::to_string_pretty(&live.overview().await).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(live): State<Arc<Live>>) -> Response {
+    let mut out = String::with_capacity(16 << 10);
+    live.metrics.render(&mut out);
+    render_certificates(&live, &mut out);
+    render_services(&live, &mut out).await;
+    let ready = live.not_ready().await.is_empty();
+    help(
+        &mut out,
+        "difyctl_ready",
+        "1 when every service is healthy and a real certificate is served.",
+        "gauge",
+    );
+    let _ = writeln!(out, "difyctl_ready {}", u8::from(ready));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// Reads one timestamp of a certificate.
+type CertField = fn(&super::live::CertView) -> Option<u64>;
+
+fn render_certificates(live: &Live, out: &mut String) {
+    let certs = live.certificates();
+    let series: [(&str, &str, CertField); 3] = [
+        (
+            "difyctl_certificate_expiry_timestamp_seconds",
+            "When the served certificate expires (its not_after).",
+            |c| Some(c.not_after),
+        ),
+        (
+            "difyctl_certificate_renewal_last_attempt_timestamp_seconds",
+            "When the certificate's renewal was last tried.",
+            |c| c.last_attempt,
+        ),
+        (
+            "difyctl_certificate_renewal_last_success_timestamp_seconds",
+            "When the certificate was last obtained or renewed.",
+            |c| c.last_success,
+        ),
+    ];
+    for (name, text, value) in series {
+        help(out, name, text, "gauge");
+        for c in &certs {
+            if let Some(v) = value(c) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{name=\"{}\",source=\"{}\"}} {v}",
+                    label(&c.name),
+                    c.source
+                );
+            }
+        }
+    }
+    let name = "difyctl_certificate_renewal_last_result";
+    help(
+        out,
+        name,
+        "1 when the last renewal attempt succeeded, 0 when it failed.",
+        "gauge",
+    );
+    for c in certs.iter().filter(|c| c.last_attempt.is_some()) {
+        let _ = writeln!(
+            out,
+            "{name}{{name=\"{}\"}} {}",
+            label(&c.name),
+            u8::from(c.last_error.is_none())
+        );
+    }
+}
+
+async fn render_services(live: &Live, out: &mut String) {
+    let Ok(services) = live.services().await else {
+        return;
+    };
+    let name = "difyctl_service_state";
+    help(
+        out,
+        name,
+        "The state of each service's container (1 for the state it is in).",
+        "gauge",
+    );
+    for s in &services {
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{}\",state=\"{}\"}} 1",
+            label(&s.service),
+            label(&s.state)
+        );
+    }
+    let name = "difyctl_service_healthy";
+    help(out, name, "1 when the service's healthcheck passes, 0 when it fails or is starting (services with one).", "gauge");
+    for s in services.iter().filter(|s| !s.health.is_empty()) {
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{}\"}} {}",
+            label(&s.service),
+            u8::from(s.health == "healthy")
+        );
+    }
+    let name = "difyctl_service_starts_total";
+    help(out, name, "Container starts seen in Docker's events since difyctl started (restarts, recreations, crashes brought back).", "counter");
+    for s in &services {
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{}\"}} {}",
+            label(&s.service),
+            s.starts
+        );
+    }
+}

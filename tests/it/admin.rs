@@ -1,0 +1,195 @@
+//! The admin listener: `/metrics` moves as requests, failures, streams and tunnels happen;
+//! `/healthz`, `/readyz` and `/status` answer. Real upstreams, a real proxy, plain TCP clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{dead_address, dify_upstreams, TestProxy};
+
+/// One GET on the admin listener: status and body.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw))
+        .await
+        .expect("admin answers")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// The value of one series (`name{labels}` exactly as rendered); 0 when absent.
+pub fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_move_with_requests_failures_streams_and_tunnels() {
+    let mut ups = dify_upstreams().await;
+    let dead = dead_address().await;
+    ups.plugin = Some(difyctl::proxy::Upstream::parse("plugin_daemon", &dead.to_string()).unwrap());
+    let proxy = TestProxy::with_admin(&ups, |c| c.upstream_wait = Duration::ZERO).await;
+    let admin = proxy.admin.unwrap();
+    let (status, before) = admin_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    let api_h1 = r#"difyctl_http_requests_total{service="api",code="2xx",proto="HTTP/1.1"}"#;
+    let web_h2 = r#"difyctl_http_requests_total{service="web",code="2xx",proto="HTTP/2"}"#;
+    let plugin_5xx =
+        r#"difyctl_http_requests_total{service="plugin_daemon",code="5xx",proto="HTTP/1.1"}"#;
+    assert_eq!(value(&before, api_h1), 0.0);
+
+    let mut h1 = proxy.h1().await;
+    for _ in 0..3 {
+        let req = http::Request::post("/console/api/upload")
+            .header("host", "localhost")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"0123456789",
+            )))
+            .unwrap();
+        assert_eq!(h1.send_request(req).await.unwrap().status(), 200);
+    }
+    let req = http::Request::get("/e/hook").header("host", "localhost");
+    let resp = h1
+        .send_request(req.body(Default::default()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502, "nothing listens for the plugin daemon");
+    let mut h2 = proxy.h2().await;
+    let req = http::Request::get("https://localhost/apps")
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+
+    // An SSE stream and a WebSocket tunnel open while scraped.
+    let mut sse = proxy.tls(&[b"http/1.1"]).await;
+    sse.write_all(b"GET /v1/sse?n=3&gap_ms=1500 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 512];
+    let _ = sse.read(&mut first).await.unwrap();
+    let io = proxy.tls(&[b"http/1.1"]).await;
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/socket.io/", io)
+        .await
+        .unwrap();
+    ws.send(Message::text("hi")).await.unwrap();
+    assert!(ws.next().await.unwrap().is_ok());
+    // A handshake that is not TLS at all.
+    let mut junk = tokio::net::TcpStream::connect(proxy.https).await.unwrap();
+    junk.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = junk.read(&mut first).await;
+
+    let (_, during) = admin_get(admin, "/metrics").await;
+    assert_eq!(value(&during, "difyctl_sse_streams"), 1.0, "{during}");
+    assert_eq!(value(&during, "difyctl_websocket_tunnels"), 1.0);
+    assert!(
+        value(&during, "difyctl_open_connections") >= 4.0,
+        "h1, h2, sse, ws open: {during}"
+    );
+    assert_eq!(value(&during, api_h1), 3.0);
+    assert_eq!(value(&during, web_h2), 1.0);
+    assert_eq!(value(&during, plugin_5xx), 1.0);
+    assert!(
+        value(
+            &during,
+            r#"difyctl_upstream_connect_errors_total{service="plugin_daemon"}"#
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(
+            &during,
+            r#"difyctl_http_request_bytes_total{service="api"}"#
+        ),
+        30.0
+    );
+    assert!(
+        value(
+            &during,
+            r#"difyctl_http_response_bytes_total{service="api"}"#
+        ) > 0.0
+    );
+    assert_eq!(
+        value(
+            &during,
+            r#"difyctl_http_request_duration_seconds_count{service="api"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &during,
+            r#"difyctl_http_request_duration_seconds_bucket{service="api",le="+Inf"}"#
+        ),
+        3.0
+    );
+    let tls_failures: f64 = during
+        .lines()
+        .filter(|l| l.starts_with("difyctl_tls_handshake_failures_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(tls_failures, 1.0, "{during}");
+    assert!(
+        during.contains(
+            r#"difyctl_certificate_expiry_timestamp_seconds{name="default",source="self-signed"}"#
+        ),
+        "{during}"
+    );
+
+    drop(ws);
+    drop(sse);
+    let mut closed = String::new();
+    for _ in 0..50 {
+        closed = admin_get(admin, "/metrics").await.1;
+        if value(&closed, "difyctl_sse_streams") == 0.0
+            && value(&closed, "difyctl_websocket_tunnels") == 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value(&closed, "difyctl_sse_streams"),
+        0.0,
+        "stream closed: {closed}"
+    );
+    assert_eq!(
+        value(&closed, "difyctl_websocket_tunnels"),
+        0.0,
+        "tunnel closed"
+    );
+
+    assert_eq!(
+        admin_get(admin, "/healthz").await,
+        (200, "ok\n".to_string())
+    );
+    assert_eq!(
+        admin_get(admin, "/readyz").await.0,
+        200,
+        "no project, a certificate served"
+    );
+    let (status, body) = admin_get(admin, "/status").await;
+    assert_eq!(status, 200);
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        overview["last_minute"]["requests"].as_u64().unwrap() >= 5,
+        "{overview}"
+    );
+    assert_eq!(overview["last_minute"]["errors_5xx"], 1);
+    assert_eq!(overview["https"], proxy.https.to_string());
+    proxy.shutdown().await;
+}
