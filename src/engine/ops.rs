@@ -111,6 +111,8 @@ pub struct PsEntry {
     pub ports: Vec<String>,
     pub started_at: Option<String>,
     pub exit_code: Option<i64>,
+    /// Docker's restart policy: no, always, unless-stopped, on-failure.
+    pub restart_policy: String,
 }
 
 /// The project's containers, sorted by service name.
@@ -129,6 +131,12 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsEntry>, EngineEr
             ))?;
         let state = info.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
+        let restart_policy = info
+            .host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|r| r.name)
+            .map_or_else(|| "no".to_string(), |n| n.to_string());
         let mut ports: Vec<String> = c
             .ports
             .iter()
@@ -163,6 +171,7 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsEntry>, EngineEr
             ports,
             started_at: state.started_at.filter(|_| running),
             exit_code: state.exit_code.filter(|_| !running),
+            restart_policy,
         });
     }
     out.sort_by(|a, b| a.service.cmp(&b.service).then(a.name.cmp(&b.name)));

@@ -63,6 +63,8 @@ pub struct ServiceView {
     /// healthy, unhealthy, starting; empty without a healthcheck.
     pub health: String,
     pub exit_code: Option<i64>,
+    /// A job meant to end (restart policy no or on-failure), like Dify's init_permissions.
+    pub one_shot: bool,
     /// Container starts seen in Docker's events since difyctl started.
     pub starts: u64,
     /// Where the proxy sends its requests, for the services it fronts.
@@ -74,7 +76,7 @@ impl ServiceView {
     pub fn ok(&self) -> bool {
         match self.state.as_str() {
             "running" => self.health.is_empty() || self.health == "healthy",
-            "exited" => self.exit_code == Some(0),
+            "exited" => self.one_shot && self.exit_code == Some(0),
             _ => false,
         }
     }
@@ -169,6 +171,7 @@ impl Live {
                 state: e.state,
                 health: e.health,
                 exit_code: e.exit_code,
+                one_shot: !matches!(e.restart_policy.as_str(), "always" | "unless-stopped"),
             })
             .collect())
     }

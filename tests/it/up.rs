@@ -160,6 +160,8 @@ async fn up_is_the_whole_install() {
         &pebble.ca_root.display().to_string(),
         "--email",
         "ops@example.com",
+        "--admin",
+        "127.0.0.1:0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -214,6 +216,9 @@ async fn up_is_the_whole_install() {
         "{ps}"
     );
     assert_eq!(ps["containers"].as_array().unwrap().len(), 6, "{ps}");
+    let admin: std::net::SocketAddr = ps["difyctl"]["admin"].as_str().unwrap().parse().unwrap();
+    status_shows_every_service(&stack, &state, &domain).await;
+    ready_only_while_every_service_is(&stack, admin).await;
     // Dify's URL settings follow the domain.
     let api = format!("{}-api-1", stack.project);
     let env = crate::engine::inspect(&api)
@@ -278,6 +283,8 @@ async fn up_is_the_whole_install() {
     assert_eq!(echo.into_text().unwrap().as_str(), "42[\"ping\"]");
 
     // `difyctl restart api` while requests keep coming: none fails, they wait for api.
+    let api_starts = r#"difyctl_service_starts_total{service="api"}"#;
+    let before = crate::admin::admin_get(admin, "/metrics").await.1;
     let load = api_load(addr, &domain, &roots);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let restart = {
@@ -305,6 +312,19 @@ async fn up_is_the_whole_install() {
         failed.len()
     );
     assert!(ok > 5, "only {ok} requests went through");
+    let after = crate::admin::admin_get(admin, "/metrics").await.1;
+    let moved =
+        |series: &str| crate::admin::value(&after, series) - crate::admin::value(&before, series);
+    assert!(moved(api_starts) >= 1.0, "the restart is counted: {after}");
+    assert!(
+        moved(r#"difyctl_upstream_waits_total{service="api"}"#) >= 1.0,
+        "requests waited"
+    );
+    let api_ok = r#"difyctl_http_requests_total{service="api",code="2xx",proto="HTTP/1.1"}"#;
+    assert!(moved(api_ok) >= ok as f64, "every request counted: {after}");
+    // The same certificate settings `up` was given (after `up`, past --admin).
+    let acme = &args[args.iter().position(|a| a == "--domain").unwrap()..args.len() - 2];
+    renewal_moves_the_certificate_metrics(&stack, &state, admin, &domain, acme).await;
 
     // A changed setting applied with `up --no-proxy` while difyctl serves: api is recreated (a
     // new container, maybe a new address), the proxy follows, no request fails.
@@ -387,6 +407,144 @@ async fn up_is_the_whole_install() {
         Some(true),
         "containers keep running after difyctl stops"
     );
+}
+
+/// `difyctl status` on the running stack: every service, the certificate, ready.
+async fn status_shows_every_service(stack: &TestStack, state: &std::path::Path, domain: &str) {
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"));
+        cmd.current_dir(&stack.dir).args([
+            "-p",
+            &stack.project,
+            "--state-dir",
+            &state.display().to_string(),
+            "status",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let overview: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    assert_eq!(overview["ready"], true, "{overview}");
+    let services: Vec<&str> = overview["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    for s in ["api", "db", "plugin_daemon", "redis", "web", "worker"] {
+        assert!(services.contains(&s), "{s} missing: {overview}");
+    }
+    assert_eq!(overview["certificates"][0]["source"], "acme", "{overview}");
+    assert!(overview["certificates"][0]["days_left"].as_i64().unwrap() > 0);
+    let text = run(false);
+    assert!(
+        text.contains(&format!("Dify at https://{domain}:")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ready: yes") && text.contains("last minute:"),
+        "{text}"
+    );
+    for s in services {
+        assert!(
+            text.lines().any(|l| l.starts_with(s)),
+            "{s} not listed: {text}"
+        );
+    }
+}
+
+/// `/readyz` says no while a service is down (naming it), yes again once it is back.
+async fn ready_only_while_every_service_is(stack: &TestStack, admin: std::net::SocketAddr) {
+    assert_eq!(crate::admin::admin_get(admin, "/readyz").await.0, 200);
+    let docker = crate::engine::docker().await;
+    let worker = format!("{}-worker-1", stack.project);
+    docker
+        .stop_container(
+            &worker,
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let (status, body) = poll_readyz(admin, 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("worker: exited"), "{body}");
+    docker
+        .start_container(
+            &worker,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let (status, body) = poll_readyz(admin, 200).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `/readyz` until it answers `want` (at most 30 s).
+async fn poll_readyz(admin: std::net::SocketAddr, want: u16) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = crate::admin::admin_get(admin, "/readyz").await;
+        if got.0 == want || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `certs renew --force` through the running difyctl moves the renewal series.
+async fn renewal_moves_the_certificate_metrics(
+    stack: &TestStack,
+    state: &std::path::Path,
+    admin: std::net::SocketAddr,
+    domain: &str,
+    acme: &[String],
+) {
+    let success = format!(
+        "difyctl_certificate_renewal_last_success_timestamp_seconds{{name=\"{domain}\",source=\"acme\"}}"
+    );
+    let before = crate::admin::admin_get(admin, "/metrics").await.1;
+    assert!(crate::admin::value(&before, &success) > 0.0, "{before}");
+    // Timestamps are in seconds: the renewal must land in a later one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
+        .current_dir(&stack.dir)
+        .args([
+            "-p",
+            &stack.project,
+            "--state-dir",
+            &state.display().to_string(),
+        ])
+        .args(["certs", "renew", "--force"])
+        // `certs renew` names the certificate with --name (--domain picks one of several).
+        .args(acme.iter().map(|a| {
+            if a == "--domain" {
+                "--name"
+            } else {
+                a.as_str()
+            }
+        }))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = crate::admin::admin_get(admin, "/metrics").await.1;
+    assert!(
+        crate::admin::value(&after, &success) > crate::admin::value(&before, &success),
+        "{after}"
+    );
+    let result = format!("difyctl_certificate_renewal_last_result{{name=\"{domain}\"}}");
+    assert_eq!(crate::admin::value(&after, &result), 1.0, "{after}");
 }
 
 /// One plain GET through difyctl's HTTPS (self-signed for localhost): status, body, seconds.
