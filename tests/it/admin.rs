@@ -150,6 +150,8 @@ async fn metrics_move_with_requests_failures_streams_and_tunnels() {
         "{during}"
     );
 
+    dashboard_names_only_series_that_exist(&during);
+
     drop(ws);
     drop(sse);
     let mut closed = String::new();
@@ -192,4 +194,31 @@ async fn metrics_move_with_requests_failures_streams_and_tunnels() {
     assert_eq!(overview["last_minute"]["errors_5xx"], 1);
     assert_eq!(overview["https"], proxy.https.to_string());
     proxy.shutdown().await;
+}
+
+/// The Grafana dashboard in assets/ queries series difyctl really exports.
+fn dashboard_names_only_series_that_exist(metrics: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/grafana-dashboard.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("difyctl_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(name.trim_end_matches("_bucket").to_string());
+            }
+        }
+    }
+    assert!(names.len() > 10, "{names:?}");
+    for name in names {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "the dashboard asks for {name}, which /metrics does not export"
+        );
+    }
 }
