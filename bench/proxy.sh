@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# difyctl proxy vs nginx, same upstream, same certificate, same machine, one run.
+# difyctl proxy vs nginx and Caddy, same upstream, same certificate, same machine, one run.
 #
 #   upstream: nginx (1 worker) answering a ~600-byte JSON on / ; the project's test server for
 #             SSE (/v1/sse) and uploads (/v1/upload)
 #   nginx:    2 workers, TLS, http2, keepalive 64 to the upstream, proxy_buffering off, the
 #             forwarding headers Dify's nginx sets, access log to a file
-#   difyctl:  2 workers, same certificate, access log to a file
+#   caddy:    GOMAXPROCS 2 (both cores), same certificate, reverse_proxy (flush_interval -1 on
+#             /v1 for streams), access log to a file
+#   difyctl:  2 workers, same certificate, access log to a file (buffered like nginx's
+#             buffer=64k flush=1s would be; nginx here writes each line), admin listener on
 # Load: wrk (HTTP/1.1 over TLS, -t2 -c64) and h2load (HTTP/2, -c32 -m10 -t2), rounds alternating.
 # Prints a Markdown table; copy it into BENCHMARKS.md with the date and machine.
 set -euo pipefail
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 
-for tool in nginx wrk h2load openssl curl python3; do
+for tool in nginx caddy wrk h2load openssl curl python3; do
   if ! command -v "$tool" >/dev/null; then
     pkg=$tool; [ "$tool" = h2load ] && pkg=nghttp2-client
     echo "installing $pkg..." >&2
@@ -30,13 +33,14 @@ trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); TS=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
+CDY=$(free_port); CDYH=$(free_port)
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 body=$(python3 -c 'import json; print(json.dumps({"result":"success","data":[{"id":i,"name":"app-%d"%i,"mode":"chat"} for i in range(14)]})[:600])')
-mkdir -p "$work/up" "$work/ngx"
+mkdir -p "$work/up" "$work/ngx" "$work/caddy"
 cat > "$work/up/nginx.conf" <<CONF
 worker_processes 1;
 error_log $work/up/error.log;
@@ -83,15 +87,41 @@ http {
   }
 }
 CONF
+cat > "$work/caddy/Caddyfile" <<CONF
+{
+  admin off
+  auto_https off
+  http_port $CDYH
+  storage file_system $work/caddy/data
+}
+https://localhost:$CDY {
+  tls $work/cert.pem $work/key.pem
+  log {
+    output file $work/caddy/access.log
+  }
+  request_body {
+    max_size 2GB
+  }
+  reverse_proxy /v1* 127.0.0.1:$TS {
+    flush_interval -1
+  }
+  reverse_proxy 127.0.0.1:$UP
+}
+CONF
 nginx -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
+HOME=$work/caddy XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy GOMAXPROCS=2 \
+  caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile 2>"$work/caddy/caddy.log" &
+CDY_PID=$!; pids+=($CDY_PID)
 nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' & pids+=($!)
 ./target/release/testserver "api=127.0.0.1:$TS" 2>/dev/null & pids+=($!)
 ./target/release/difyctl --state-dir "$work/state" proxy --workers 2 \
   --https "127.0.0.1:$DFY" --http "127.0.0.1:$DFYH" --cert "$work/cert.pem" --key "$work/key.pem" \
-  --upstream-web "127.0.0.1:$UP" --upstream-api "127.0.0.1:$TS" --max-body 2G 2>"$work/difyctl.log" &
+  --upstream-web "127.0.0.1:$UP" --upstream-api "127.0.0.1:$TS" --max-body 2G --admin 127.0.0.1:0 2>"$work/difyctl.log" &
 DFY_PID=$!; pids+=($DFY_PID)
 sleep 1
-curl -skf "https://localhost:$NGX/" >/dev/null && curl -skf "https://localhost:$DFY/" >/dev/null || { echo "a proxy did not start" >&2; cat "$work/ngx/error.log" "$work/difyctl.log" >&2; exit 1; }
+curl -skf "https://localhost:$NGX/" >/dev/null && curl -skf "https://localhost:$DFY/" >/dev/null \
+  && curl -skf "https://localhost:$CDY/" >/dev/null \
+  || { echo "a proxy did not start" >&2; cat "$work/ngx/error.log" "$work/difyctl.log" "$work/caddy/caddy.log" >&2; exit 1; }
 
 ngx_pids() { pgrep -f "nginx.*$work/ngx/nginx.conf" ; pgrep -P "$(cat "$work/ngx/nginx.pid")"; }
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
@@ -102,8 +132,9 @@ peak_rss() {
   "$@" > "$work/out" 2>&1 || true; kill $s; wait $s 2>/dev/null || true; cat "$f"
 }
 dfy_pids() { echo "$DFY_PID"; }
+cdy_pids() { echo "$CDY_PID"; }
 
-idle_ngx=$(rss_kb $(ngx_pids | sort -u)); idle_dfy=$(rss_kb "$DFY_PID")
+idle_ngx=$(rss_kb $(ngx_pids | sort -u)); idle_dfy=$(rss_kb "$DFY_PID"); idle_cdy=$(rss_kb "$CDY_PID")
 
 declare -A rps p99 rss
 run_wrk() { # name port
@@ -122,14 +153,15 @@ run_h2load() { # name port
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS..." >&2
-  run_wrk nginx "$NGX" ngx_pids; run_wrk difyctl "$DFY" dfy_pids
-  run_h2load nginx "$NGX"; run_h2load difyctl "$DFY"
+  run_wrk nginx "$NGX" ngx_pids; run_wrk difyctl "$DFY" dfy_pids; run_wrk caddy "$CDY" cdy_pids
+  run_h2load nginx "$NGX"; run_h2load difyctl "$DFY"; run_h2load caddy "$CDY"
 done
 
 sse() { python3 bench/sse_latency.py "$1" 100; }
 read -r sse_direct_med sse_direct_p99 < <(sse "http://127.0.0.1:$TS/v1/sse?n=100&gap_ms=20")
 read -r sse_ngx_med sse_ngx_p99 < <(sse "https://127.0.0.1:$NGX/v1/sse?n=100&gap_ms=20")
 read -r sse_dfy_med sse_dfy_p99 < <(sse "https://127.0.0.1:$DFY/v1/sse?n=100&gap_ms=20")
+read -r sse_cdy_med sse_cdy_p99 < <(sse "https://127.0.0.1:$CDY/v1/sse?n=100&gap_ms=20")
 
 upload() { head -c 1G /dev/zero | curl -sk -X POST -T - -o "$work/upload.json" "https://localhost:$DFY/v1/upload"; }
 upload_start=$(rss_kb "$DFY_PID")
@@ -151,17 +183,19 @@ PY
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 
 echo
-echo "| metric | nginx | difyctl | difyctl / nginx |"
-echo "|---|---|---|---|"
+peak() { echo $(( $(echo $1 | tr ' ' '\n' | sort -n | tail -1) / 1024 )); }
+echo "| metric | nginx | Caddy | difyctl | difyctl / nginx | difyctl / Caddy |"
+echo "|---|---|---|---|---|---|"
 for proto in h1 h2; do
-  a=$(mean ${rps[nginx-$proto]}); b=$(mean ${rps[difyctl-$proto]})
-  echo "| requests/s, $proto (mean of $ROUNDS) | $a | $b | $(ratio "$b" "$a") |"
-  a=$(mean ${p99[nginx-$proto]}); b=$(mean ${p99[difyctl-$proto]})
-  echo "| p99 ms, $proto | $a | $b | $(ratio "$b" "$a") |"
+  a=$(mean ${rps[nginx-$proto]}); c=$(mean ${rps[caddy-$proto]}); b=$(mean ${rps[difyctl-$proto]})
+  echo "| requests/s, $proto (mean of $ROUNDS) | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
+  a=$(mean ${p99[nginx-$proto]}); c=$(mean ${p99[caddy-$proto]}); b=$(mean ${p99[difyctl-$proto]})
+  echo "| p99 ms, $proto | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
 done
-echo "| SSE relay latency, median / p99 µs (direct: $sse_direct_med / $sse_direct_p99) | $sse_ngx_med / $sse_ngx_p99 | $sse_dfy_med / $sse_dfy_p99 | added by difyctl: $((sse_dfy_med - sse_direct_med)) µs median |"
-echo "| RSS idle, MB | $((idle_ngx / 1024)) (all processes) | $((idle_dfy / 1024)) | |"
-echo "| RSS under wrk load, peak MB | $(( $(echo ${rss[nginx]} | tr ' ' '\n' | sort -n | tail -1) / 1024 )) | $(( $(echo ${rss[difyctl]} | tr ' ' '\n' | sort -n | tail -1) / 1024 )) | |"
-echo "| RSS during a 1 GB upload (start -> peak), MB | | $((upload_start / 1024)) -> $((upload_peak / 1024)) (arrived intact: $upload_ok) | |"
+echo "| SSE relay latency, median / p99 µs (direct: $sse_direct_med / $sse_direct_p99) | $sse_ngx_med / $sse_ngx_p99 | $sse_cdy_med / $sse_cdy_p99 | $sse_dfy_med / $sse_dfy_p99 | added by difyctl: $((sse_dfy_med - sse_direct_med)) µs median | |"
+echo "| RSS idle, MB | $((idle_ngx / 1024)) (all processes) | $((idle_cdy / 1024)) | $((idle_dfy / 1024)) | | |"
+echo "| RSS under wrk load, peak MB | $(peak "${rss[nginx]}") | $(peak "${rss[caddy]}") | $(peak "${rss[difyctl]}") | | |"
+echo "| RSS during a 1 GB upload (start -> peak), MB | | | $((upload_start / 1024)) -> $((upload_peak / 1024)) (arrived intact: $upload_ok) | | |"
+echo "| access log lines written (nginx / Caddy / difyctl) | $(wc -l < "$work/ngx/access.log") | $(wc -l < "$work/caddy/access.log") | $(grep -c ' access: ' "$work/difyctl.log") | | |"
 echo
 echo "raw: rps ${rps[*]} | p99 ${p99[*]}" >&2

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cidr;
 pub mod config;
 pub mod control;
+pub mod dify;
 pub mod engine;
 pub mod fsutil;
 pub mod hook;

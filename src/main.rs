@@ -125,7 +125,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             let config = Config::load(&flags)?;
             let settings = cmd::up::UpSettings {
                 wait_timeout: std::time::Duration::from_secs(wait_timeout),
-                replace: vec!["nginx".into(), "certbot".into()],
+                replace: difyctl::dify::replaced(),
                 json: false,
                 compose_files: absolute_files(&opts.compose_file, &opts.overrides),
                 state_dir: config.state_dir.clone(),
@@ -221,7 +221,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Pull { profiles } => {
-            let stack = cmd::load_stack(&load(profiles), &["nginx".into(), "certbot".into()])?;
+            let stack = cmd::load_stack(&load(profiles), &difyctl::dify::replaced())?;
             runtime()?.block_on(cmd::pull::run(&stack))
         }
         Command::Backup {
@@ -231,7 +231,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             json,
         } => {
             let opts = load(profiles);
-            let stack = cmd::load_stack(&opts, &["nginx".into(), "certbot".into()])?;
+            let stack = cmd::load_stack(&opts, &difyctl::dify::replaced())?;
             flags.backup_dir = to;
             flags.backup_keep = keep;
             let config = Config::load(&flags)?;

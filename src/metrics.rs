@@ -11,7 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The services requests are counted for; `-` is the proxy answering itself (redirects, 431,
 /// 413 before routing...).
-pub const SERVICES: [&str; 5] = ["web", "api", "plugin_daemon", "api_websocket", "-"];
+pub const SERVICES: [&str; 5] = [
+    crate::dify::WEB,
+    crate::dify::API,
+    crate::dify::PLUGIN_DAEMON,
+    crate::dify::API_WEBSOCKET,
+    "-",
+];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const PROTOCOLS: [&str; 2] = ["HTTP/1.1", "HTTP/2"];
 /// Latency buckets in seconds (Prometheus' defaults, extended for Dify's long workflows).

@@ -66,18 +66,23 @@ pub struct Ports {
 
 impl Ports {
     pub fn of(stack: &Stack) -> Ports {
-        let port = |service: &str, key: &str, default: u16| {
+        let port = |service: &str| {
+            let (_, key, default) = crate::dify::PORTS
+                .into_iter()
+                .find(|(s, _, _)| *s == service)
+                .unwrap_or(("", "", 0));
             stack
                 .service(service)
                 .and_then(|s| s.environment.get(key))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(default)
         };
+        use crate::dify::{API, API_WEBSOCKET, PLUGIN_DAEMON, WEB};
         Ports {
-            web: port("web", "PORT", 3000),
-            api: port("api", "DIFY_PORT", 5001),
-            plugin: port("plugin_daemon", "SERVER_PORT", 5002),
-            socket: port("api_websocket", "DIFY_PORT", 5001),
+            web: port(WEB),
+            api: port(API),
+            plugin: port(PLUGIN_DAEMON),
+            socket: port(API_WEBSOCKET),
         }
     }
 }
@@ -106,10 +111,10 @@ impl View {
             }
         }
         Upstreams {
-            web: self.one("web", self.ports.web, states),
-            api: self.one("api", self.ports.api, states),
-            plugin: self.one("plugin_daemon", self.ports.plugin, states),
-            socket: self.one("api_websocket", self.ports.socket, states),
+            web: self.one(crate::dify::WEB, self.ports.web, states),
+            api: self.one(crate::dify::API, self.ports.api, states),
+            plugin: self.one(crate::dify::PLUGIN_DAEMON, self.ports.plugin, states),
+            socket: self.one(crate::dify::API_WEBSOCKET, self.ports.socket, states),
         }
     }
 

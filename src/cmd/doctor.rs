@@ -120,7 +120,7 @@ async fn replaced_holder(port: u16) -> Option<String> {
             .iter()
             .flatten()
             .any(|p| p.public_port == Some(port));
-        (publishes && ["nginx", "certbot"].contains(&service.as_str()))
+        (publishes && difyctl::dify::REPLACED.contains(&service.as_str()))
             .then(|| difyctl::engine::reconcile::display_name(&c))
     })
 }

@@ -15,9 +15,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     let named: Vec<String> = if services.is_empty() {
-        ["web", "api", "plugin_daemon", "api_websocket"]
-            .map(String::from)
-            .to_vec()
+        difyctl::dify::FRONTED.map(String::from).to_vec()
     } else {
         services.to_vec()
     };

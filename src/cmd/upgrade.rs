@@ -284,7 +284,7 @@ fn stage(install: &Path, plan: &Plan, opts: &LoadOptions) -> anyhow::Result<Stag
         profiles: opts.profiles.clone(),
         process_env: opts.process_env.clone(),
     };
-    guard.stack = super::load_stack(&staged_opts, &["nginx".into(), "certbot".into()])?;
+    guard.stack = super::load_stack(&staged_opts, &difyctl::dify::replaced())?;
     Ok(guard)
 }
 

@@ -95,26 +95,22 @@ impl RouteTable {
         let web = up.web.clone().map(Arc::new);
         let plugin = up.plugin.clone().map(Arc::new);
         let socket = up.socket.clone().map(Arc::new).or_else(|| api.clone());
-        let route = |prefix, service, upstream: &Option<Arc<Upstream>>, hook_url| Route {
-            prefix,
-            service,
-            upstream: upstream.clone(),
-            hook_url,
-            websocket: prefix == "/socket.io/",
+        let upstream = |service| match service {
+            crate::dify::WEB => web.clone(),
+            crate::dify::PLUGIN_DAEMON => plugin.clone(),
+            crate::dify::API_WEBSOCKET => socket.clone(),
+            _ => api.clone(),
         };
-        let mut routes = vec![
-            route("/console/api", "api", &api, false),
-            route("/api", "api", &api, false),
-            route("/v1", "api", &api, false),
-            route("/files", "api", &api, false),
-            route("/mcp", "api", &api, false),
-            route("/triggers", "api", &api, false),
-            route("/openapi", "api", &api, false),
-            route("/e/", "plugin_daemon", &plugin, true),
-            route("/socket.io/", "api_websocket", &socket, false),
-            route("/explore", "web", &web, false),
-            route("/", "web", &web, false),
-        ];
+        let mut routes: Vec<Route> = crate::dify::LOCATIONS
+            .iter()
+            .map(|l| Route {
+                prefix: l.prefix,
+                service: l.service,
+                upstream: upstream(l.service),
+                hook_url: l.hook_url,
+                websocket: l.websocket,
+            })
+            .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         RouteTable { routes }
     }

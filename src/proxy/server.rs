@@ -118,6 +118,7 @@ async fn worker(
     let builder = Arc::new(connection_builder(&shared));
     let acceptor = TlsAcceptor::from(shared.tls.clone());
     let graceful = GracefulShutdown::new();
+    tokio::spawn(super::access_log::flush_periodically(shutdown.clone()));
 
     loop {
         tokio::select! {

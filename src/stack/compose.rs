@@ -334,7 +334,7 @@ fn profiles(vars: &HashMap<String, String>, flags: &[String]) -> Vec<String> {
 }
 
 /// The services difyctl replaces by default.
-pub const REPLACED_SERVICES: [&str; 2] = ["nginx", "certbot"];
+pub use crate::dify::REPLACED as REPLACED_SERVICES;
 
 /// Compose lower-cases project names, keeps `[a-z0-9_-]` and drops leading `_` and `-`.
 pub fn normalize_project_name(name: &str) -> String {

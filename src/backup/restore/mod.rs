@@ -186,7 +186,7 @@ fn load_stack(v: &Verified, dir: &Path, req: &Request) -> Result<Stack, RestoreE
         process_env: env,
     };
     let project = Project::load(&opts)?;
-    Ok(Stack::from_project(&project, &["nginx", "certbot"])?)
+    Ok(Stack::from_project(&project, &crate::dify::REPLACED)?)
 }
 
 fn up_options(v: &Verified, dir: &Path, req: &Request) -> UpOptions {
@@ -199,7 +199,7 @@ fn up_options(v: &Verified, dir: &Path, req: &Request) -> UpOptions {
             .map(|f| dir.join(f).display().to_string())
             .collect::<Vec<_>>()
             .join(","),
-        retired: vec!["nginx".into(), "certbot".into()],
+        retired: crate::dify::replaced(),
     }
 }
 
