@@ -91,6 +91,7 @@ cat > "$work/caddy/Caddyfile" <<CONF
 {
   admin off
   auto_https off
+  default_sni localhost
   http_port $CDYH
   storage file_system $work/caddy/data
 }

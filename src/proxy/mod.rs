@@ -5,8 +5,11 @@
 //! its TLS configuration, both shared with whoever manages certificates.
 
 mod access_log;
+mod attempt;
 mod body;
 mod challenge;
+mod checks;
+mod failure;
 mod forward;
 mod framing;
 mod headers;
@@ -17,9 +20,12 @@ mod pages;
 pub mod path;
 mod redirect;
 mod retry;
+mod rewrite;
+mod route;
 mod router;
 mod server;
 mod tunnel;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
