@@ -64,7 +64,9 @@ impl Recent {
         let i = (now % 60) as usize;
         // A slot last used a minute (or more) ago starts again; two threads racing here can
         // lose a count in that one second, which a rate over a minute does not notice.
-        if self.second[i].swap(now, Relaxed) != now {
+        // Read first: the slot changes once a second, and a write on every request would
+        // bounce its cache line between the workers.
+        if self.second[i].load(Relaxed) != now && self.second[i].swap(now, Relaxed) != now {
             self.requests[i].store(0, Relaxed);
             self.errors[i].store(0, Relaxed);
             self.waits[i].store(0, Relaxed);

@@ -4,64 +4,109 @@
 //! domain): a forged `Host` must not turn difyctl into an open redirect.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::{Path, State};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
 
 use super::access_log::AccessEntry;
-use super::challenge::{ChallengeTokens, CHALLENGE_PREFIX};
+use super::challenge::ChallengeTokens;
+#[cfg(test)]
+use super::challenge::CHALLENGE_PREFIX;
 use super::forward::ConnInfo;
 use super::pages::{self, plain};
 use super::Body;
 use crate::config::LogFormat;
+use crate::metrics::Metrics;
 
-pub fn handle<B>(
-    req: &Request<B>,
+/// What the :80 app answers from.
+pub struct Plain {
+    pub challenges: ChallengeTokens,
+    pub https_port: u16,
+    pub domains: Vec<String>,
+}
+
+/// The :80 app: the ACME HTTP-01 challenge route, and a redirect for everything else.
+pub fn router(plain: Arc<Plain>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            axum::routing::get(
+                |State(p): State<Arc<Plain>>, Path(token): Path<String>| async move {
+                    challenge(&p.challenges, &token)
+                },
+            ),
+        )
+        .fallback(
+            |State(p): State<Arc<Plain>>, req: Request<axum::body::Body>| async move {
+                redirect(&req, p.https_port, &p.domains)
+            },
+        )
+        .with_state(plain)
+}
+
+/// Serves one request of a :80 connection through `app`, with its access-log entry attached.
+pub async fn handle<B>(
+    app: axum::Router,
+    req: Request<B>,
     conn: &ConnInfo,
-    challenges: &ChallengeTokens,
-    https_port: u16,
-    domains: &[String],
     format: LogFormat,
-    metrics: &std::sync::Arc<crate::metrics::Metrics>,
-) -> Response<Body> {
-    let mut resp = respond(req, challenges, https_port, domains);
-    let status = resp.status().as_u16();
-    resp.extensions_mut().insert(AccessEntry {
+    metrics: &Arc<Metrics>,
+) -> Response<axum::body::Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    use tower::ServiceExt as _;
+    let mut entry = AccessEntry {
         start: Instant::now(),
         peer: conn.peer.ip(),
         method: req.method().clone(),
         target: req.uri().path_and_query().cloned(),
-        status,
+        status: 0,
         upstream: "-",
         format,
         http2: req.version() == http::Version::HTTP_2,
         body: None,
         metrics: metrics.clone(),
-    });
+    };
+    // The router's error type is Infallible.
+    let Ok(mut resp) = app.oneshot(req.map(axum::body::Body::new)).await;
+    entry.status = resp.status().as_u16();
+    resp.extensions_mut().insert(entry);
     resp
 }
 
+fn challenge(challenges: &ChallengeTokens, token: &str) -> Response<Body> {
+    match challenges.get(token) {
+        Some(key_authorization) => {
+            let mut resp = Response::new(pages::full(Bytes::from(key_authorization)));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp
+        }
+        None => plain(StatusCode::NOT_FOUND, "unknown ACME challenge token\n"),
+    }
+}
+
+#[cfg(test)]
 fn respond<B>(
     req: &Request<B>,
     challenges: &ChallengeTokens,
     https_port: u16,
     domains: &[String],
 ) -> Response<Body> {
-    let path = req.uri().path();
-    if let Some(token) = path.strip_prefix(CHALLENGE_PREFIX) {
-        return match challenges.get(token) {
-            Some(key_authorization) => {
-                let mut resp = Response::new(pages::full(Bytes::from(key_authorization)));
-                resp.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-                resp
-            }
-            None => plain(StatusCode::NOT_FOUND, "unknown ACME challenge token\n"),
-        };
+    match req.uri().path().strip_prefix(CHALLENGE_PREFIX) {
+        Some(token) => challenge(challenges, token),
+        None => redirect(req, https_port, domains),
     }
+}
+
+fn redirect<B>(req: &Request<B>, https_port: u16, domains: &[String]) -> Response<Body> {
     let host = req
         .headers()
         .get(header::HOST)

@@ -118,6 +118,11 @@ async fn worker(
     let builder = Arc::new(connection_builder(&shared));
     let acceptor = TlsAcceptor::from(shared.tls.clone());
     let graceful = GracefulShutdown::new();
+    let http_app = redirect::router(Arc::new(redirect::Plain {
+        challenges: shared.challenges.clone(),
+        https_port,
+        domains: shared.config.domains.clone(),
+    }));
     tokio::spawn(super::access_log::flush_periodically(shutdown.clone()));
 
     loop {
@@ -170,16 +175,16 @@ async fn worker(
                 Ok((tcp, peer)) => {
                     let Some(slot) = limits.admit(peer.ip()) else { continue };
                     let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing: None };
-                    let challenges = shared.challenges.clone();
-                    let format = shared.config.access_log;
-                    let domains = shared.config.domains.clone();
-                    let metrics = shared.metrics.clone();
+                    let (app, format, metrics) = (http_app.clone(), shared.config.access_log, shared.metrics.clone());
                     let activity = Activity::new();
                     let marks = activity.clone();
                     let service = service_fn(move |req| {
                         let busy = marks.begin();
-                        let resp = redirect::handle(&req, &conn, &challenges, https_port, &domains, format, &metrics);
-                        std::future::ready(Ok::<_, Infallible>(finish(resp, false, Some(busy))))
+                        let (app, conn, metrics) = (app.clone(), conn.clone(), metrics.clone());
+                        async move {
+                            let resp = redirect::handle(app, req, &conn, format, &metrics).await;
+                            Ok::<_, Infallible>(finish(resp, false, Some(busy)))
+                        }
                     });
                     let watcher = graceful.watcher();
                     let builder = builder.clone();
