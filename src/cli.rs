@@ -189,6 +189,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The same install as manifests for a cluster (kubectl apply -k DIR)
+    #[command(subcommand)]
+    Export(ExportTarget),
     /// Bring the install to another Dify release, data kept; everything put back when it fails
     #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to"])))]
     Upgrade {
@@ -319,6 +322,63 @@ pub enum CertsCommand {
         #[arg(long = "name", value_name = "D")]
         names: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// Kubernetes: Deployments, StatefulSets, Services, Secrets, ConfigMaps, NetworkPolicies,
+    /// Gateway API routes (or an Ingress) and cert-manager objects, with a kustomization.yaml
+    Kubernetes(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Folder the manifests are written to (created; an earlier export there is replaced)
+    #[arg(long, default_value = "kubernetes", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Namespace of every object
+    #[arg(long, default_value = "dify", value_name = "N")]
+    pub namespace: String,
+    /// StorageClass of the volume claims [default: the cluster's default]
+    #[arg(long, value_name = "C")]
+    pub storage_class: Option<String>,
+    /// Replicas of a service that scales (api, worker, web), e.g. api=3 (repeatable)
+    #[arg(long = "replicas", value_name = "SVC=N", value_parser = parse_replicas)]
+    pub replicas: Vec<(String, u32)>,
+    /// How traffic comes in: Gateway API routes, or an Ingress
+    #[arg(long, value_enum, default_value = "gateway")]
+    pub ingress: IngressArg,
+    /// The cluster's GatewayClass (or IngressClass)
+    #[arg(long = "class", default_value = "default", value_name = "NAME")]
+    pub class: String,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    pub profiles: Vec<String>,
+    /// Domain to route and certify (repeatable) [default: `domains` from difyctl.toml, or CERTBOT_DOMAIN]
+    #[arg(
+        long = "domain",
+        env = "DIFYCTL_DOMAIN",
+        value_delimiter = ',',
+        value_name = "D"
+    )]
+    pub domains: Vec<String>,
+    #[command(flatten)]
+    pub acme: AcmeArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IngressArg {
+    Gateway,
+    Ingress,
+}
+
+fn parse_replicas(s: &str) -> Result<(String, u32), String> {
+    let (svc, n) = s.split_once('=').ok_or("expected SVC=N, e.g. api=3")?;
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{n}` is not a number of replicas"))?;
+    Ok((svc.trim().to_string(), n))
 }
 
 /// Where certificates come from (else from difyctl.toml's [acme] section).

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod dify;
 pub mod engine;
+pub mod export;
 pub mod fsutil;
 pub mod hook;
 pub mod lock;

@@ -113,6 +113,13 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             }
             runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
         }
+        Command::Export(cli::ExportTarget::Kubernetes(mut args)) => {
+            let stack = cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;
+            flags.domains = std::mem::take(&mut args.domains);
+            set_acme_flags(&mut flags, std::mem::take(&mut args.acme));
+            let config = Config::load(&flags)?;
+            cmd::export::kubernetes(&stack, &config, &args)
+        }
         Command::Upgrade {
             from,
             to,

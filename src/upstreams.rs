@@ -65,6 +65,17 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// The port `service` listens on, for the services the proxy fronts.
+    pub fn get(&self, service: &str) -> Option<u16> {
+        match service {
+            crate::dify::WEB => Some(self.web),
+            crate::dify::API => Some(self.api),
+            crate::dify::PLUGIN_DAEMON => Some(self.plugin),
+            crate::dify::API_WEBSOCKET => Some(self.socket),
+            _ => None,
+        }
+    }
+
     pub fn of(stack: &Stack) -> Ports {
         let port = |service: &str| {
             let (_, key, default) = crate::dify::PORTS

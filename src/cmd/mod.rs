@@ -13,6 +13,7 @@ pub struct UsageError(pub String);
 pub mod backup;
 pub mod doctor;
 pub mod down;
+pub mod export;
 pub mod init;
 pub mod logs;
 pub mod ps;
