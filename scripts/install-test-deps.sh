@@ -28,6 +28,20 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# `export kubernetes` output is validated offline against Kubernetes' published schemas
+# (the package carries them), pinned here.
+KV_VERSION=1.37.0
+if ! python3 -c "import importlib.metadata as m; assert m.version('kubernetes-validate') == '$KV_VERSION'" 2>/dev/null; then
+  echo "install-test-deps: installing kubernetes-validate $KV_VERSION (PyPI)"
+  if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  # Debian's own Python refuses pip outside a venv unless told (PEP 668).
+  python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$KV_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "kubernetes-validate==$KV_VERSION" >/dev/null
+  python3 -c "import kubernetes_validate" || { echo "install-test-deps: cannot install kubernetes-validate (pip)" >&2; exit 1; }
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-test-deps: cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1

@@ -16,7 +16,7 @@ pub enum Kind {
     StatefulSet,
     /// Runs before each of these services, as an init container.
     InitOf(Vec<String>),
-    /// A one-shot nobody waits for.
+    /// A one-shot nobody waits for (`restart: on-failure`).
     Job,
 }
 
@@ -117,7 +117,9 @@ fn kind(stack: &Stack, s: &ServiceSpec) -> Kind {
         if !waiting.is_empty() {
             return Kind::InitOf(waiting);
         }
-        if s.restart == Restart::No {
+        // on-failure and nobody waits: a batch job. `no` is compose's default and says
+        // nothing of the service ending: it stays a long-running workload.
+        if matches!(s.restart, Restart::OnFailure(_)) {
             return Kind::Job;
         }
     }

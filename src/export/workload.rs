@@ -274,11 +274,17 @@ impl Pod {
     ) -> Value {
         let stateful = plan.kinds.get(&s.name) == Some(&Kind::StatefulSet);
         let mut c = json!({ "name": k8s(&s.name), "image": s.image });
+        let hide = |words: &[String], shell: bool| -> Vec<String> {
+            words
+                .iter()
+                .map(|w| hide_secrets(s, plan, w, shell))
+                .collect()
+        };
         if let Some(e) = &s.entrypoint {
-            c["command"] = json!(e);
+            c["command"] = json!(hide(e, false));
         }
         if let Some(cmd) = &s.command {
-            c["args"] = json!(cmd);
+            c["args"] = json!(hide(cmd, false));
         }
         let env_name = format!("{}-env", k8s(&s.name));
         let mut from = Vec::new();
@@ -301,7 +307,11 @@ impl Pod {
                 .map(|p| json!({ "containerPort": p }))
                 .collect::<Vec<_>>());
         }
-        if let Some(probe) = s.healthcheck.as_ref().and_then(probe) {
+        if let Some(probe) = s
+            .healthcheck
+            .as_ref()
+            .and_then(|h| probe(h, |w| hide_secrets(s, plan, w, true)))
+        {
             c["readinessProbe"] = probe.clone();
             let mut live = probe;
             live["failureThreshold"] = json!(live["failureThreshold"].as_u64().unwrap_or(3) * 2);
@@ -467,12 +477,47 @@ fn secs(d: Option<std::time::Duration>, default: u64) -> u64 {
     d.map_or(default, |d| d.as_secs().max(1))
 }
 
-fn probe(h: &Healthcheck) -> Option<Value> {
+/// Secret values in a command line replaced by a reference to the variable of the service's
+/// Secret that holds them: `$(KEY)` where Kubernetes expands it (command, args), `${KEY}` where
+/// a shell does (probes).
+fn hide_secrets(s: &ServiceSpec, plan: &Plan, word: &str, shell: bool) -> String {
+    let Some(keys) = plan.secret_keys.get(&s.name) else {
+        return word.to_string();
+    };
+    let mut held: Vec<(&String, &String)> = keys
+        .iter()
+        .filter_map(|k| s.environment.get(k).map(|v| (k, v)))
+        .filter(|(_, v)| v.len() >= 4)
+        .collect();
+    // Longest first: a URL holding a password is replaced whole.
+    held.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    held.iter().fold(word.to_string(), |w, (k, v)| {
+        let reference = if shell {
+            format!("${{{k}}}")
+        } else {
+            format!("$({k})")
+        };
+        w.replace(v.as_str(), &reference)
+    })
+}
+
+fn probe(h: &Healthcheck, hide: impl Fn(&str) -> String) -> Option<Value> {
+    let secret = |words: &[String]| words.iter().any(|w| hide(w) != *w);
     let command: Vec<String> = match h.test.first().map(String::as_str) {
         Some("NONE") | None => return None,
-        Some("CMD") => h.test[1..].to_vec(),
-        Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), h.test[1..].join(" ")],
-        Some(_) => vec!["sh".into(), "-c".into(), h.test.join(" ")],
+        // An exec probe expands nothing: one with a secret goes through a shell.
+        Some("CMD") if !secret(&h.test[1..]) => h.test[1..].to_vec(),
+        Some("CMD") => vec![
+            "sh".into(),
+            "-c".into(),
+            h.test[1..]
+                .iter()
+                .map(|w| format!("\"{}\"", hide(w)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ],
+        Some("CMD-SHELL") => vec!["sh".into(), "-c".into(), hide(&h.test[1..].join(" "))],
+        Some(_) => vec!["sh".into(), "-c".into(), hide(&h.test.join(" "))],
     };
     let mut p = json!({
         "exec": { "command": command },

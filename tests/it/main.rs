@@ -6,6 +6,7 @@ mod backup;
 mod certs_cli;
 mod cli;
 mod engine;
+mod export;
 mod images;
 mod pebble;
 mod proxy;
