@@ -30,7 +30,7 @@ pub async fn send(
     client: &Client,
     shared: &Shared,
     mut parts: Parts,
-    body: Incoming,
+    body: super::ClientBody,
     routed: &Routed,
     entry: &mut AccessEntry,
 ) -> Result<Response<Incoming>, Failure> {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use super::ClientBody;
 use tokio::time::Sleep;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -22,6 +24,8 @@ pub enum BodyError {
     Idle(Duration),
     #[error(transparent)]
     Peer(#[from] hyper::Error),
+    #[error(transparent)]
+    Client(#[from] axum::Error),
 }
 
 /// An idle timer that only costs something when the body actually waits: the sleep is created
@@ -84,7 +88,7 @@ pub struct BodyWatch {
     client_failed: std::sync::atomic::AtomicU8,
     /// The client body, handed back on overflow so the forwarder can drain it: closing a
     /// socket with unread data makes the kernel send RST, and the client would never see the 413.
-    leftover: Mutex<Option<Incoming>>,
+    leftover: Mutex<Option<ClientBody>>,
 }
 
 impl BodyWatch {
@@ -99,7 +103,7 @@ impl BodyWatch {
         })
     }
     /// The rest of the client's body after an overflow, if the forwarder has not taken it.
-    pub fn take_leftover(&self) -> Option<Incoming> {
+    pub fn take_leftover(&self) -> Option<ClientBody> {
         self.leftover
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -135,7 +139,7 @@ impl BodyWatch {
 /// without data.
 pub struct RequestBody {
     /// `None` once handed back to the watch after an overflow.
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     limit: u64,
     seen: u64,
     idle: Idle,
@@ -144,7 +148,7 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(
-        inner: Incoming,
+        inner: ClientBody,
         limit: u64,
         idle: Duration,
         watch: Option<Arc<BodyWatch>>,
@@ -210,19 +214,19 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.inner.as_ref().is_none_or(ClientBody::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or_else(SizeHint::default, Incoming::size_hint)
+            .map_or_else(SizeHint::default, ClientBody::size_hint)
     }
 }
 
 /// Reads and discards what is left of a refused request body (for at most 30 s, like nginx's
 /// lingering close), so that the client reads the error response instead of a reset.
-pub fn drain(mut body: Incoming) {
+pub fn drain(mut body: ClientBody) {
     use http_body_util::BodyExt;
     tokio::spawn(async move {
         let _ = tokio::time::timeout(Duration::from_secs(30), async {

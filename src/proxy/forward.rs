@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -20,7 +19,7 @@ use super::failure::Failure;
 use super::headers::strip_hop_by_hop;
 use super::retry::Deferred;
 use super::{attempt, checks, rewrite, route, upgrade};
-use super::{Body, Shared};
+use super::{Body, ClientBody, Shared};
 
 pub type Client = hyper_util::client::legacy::Client<HttpConnector, Deferred>;
 
@@ -60,7 +59,7 @@ impl Forwarder {
     }
 
     /// Forwards `req` and returns the response to send, with its `AccessEntry` attached.
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    pub async fn handle(&self, req: Request<ClientBody>, conn: &ConnInfo) -> Response<Body> {
         let mut entry = AccessEntry {
             start: Instant::now(),
             peer: conn.peer.ip(),
@@ -84,7 +83,7 @@ impl Forwarder {
 
     async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         conn: &ConnInfo,
         entry: &mut AccessEntry,
     ) -> Result<Response<Body>, Failure> {

@@ -39,6 +39,9 @@ pub use server::{start, RunningProxy};
 
 use crate::config::ProxyConfig;
 
+/// A client's request body, as the axum front hands it over.
+pub type ClientBody = axum::body::Body;
+
 /// The body type of every response the proxy sends (before compression and logging).
 pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 

@@ -260,23 +260,16 @@ async fn serve<IO, S, B>(
     }
 }
 
-/// The HTTPS service of one connection: forward, compress what is worth it, add HSTS, log.
+/// The HTTPS app of one connection: an axum Router whose fallback is the forwarding service
+/// (forward, compress what is worth it, add HSTS and the security headers, log). Dify owns
+/// every path, so the proxy's own routes would go in front of the fallback here.
 fn https_service(
     forwarder: Forwarder,
     conn: ConnInfo,
     hsts: bool,
     activity: Activity,
-) -> TowerToHyperService<
-    impl tower::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = Response<
-                impl http_body::Body<Data = bytes::Bytes, Error = super::BoxError> + Send,
-            >,
-            Error = Infallible,
-            Future = impl Send,
-        > + Clone,
-> {
-    let inner = tower::service_fn(move |req| {
+) -> TowerToHyperService<axum::Router> {
+    let inner = tower::service_fn(move |req: http::Request<super::ClientBody>| {
         let (forwarder, conn) = (forwarder.clone(), conn.clone());
         let busy = activity.begin();
         async move {
@@ -298,7 +291,7 @@ fn https_service(
         // default predicate skips text/event-stream, images, gRPC and bodies under 32 bytes.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .service(inner);
-    TowerToHyperService::new(service)
+    TowerToHyperService::new(axum::Router::new().fallback_service(service))
 }
 
 /// A request's `Busy` mark carried in its response's extensions (which must be Clone) until
