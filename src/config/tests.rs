@@ -201,3 +201,31 @@ fn dify_placeholders_in_env_are_not_settings() {
     assert!(c.domains.is_empty());
     assert_eq!(c.email, None);
 }
+
+#[test]
+fn admin_listener_defaults_on_loopback_and_can_be_turned_off() {
+    let c = Config::merge(&Flags::default(), FileConfig::default(), None).unwrap();
+    assert_eq!(c.admin.listen, Some(DEFAULT_ADMIN));
+    assert!(!c.admin.explicit, "a busy default is only a warning");
+    let file: FileConfig = toml::from_str("[admin]\nlisten = \"off\"\n").unwrap();
+    let c = Config::merge(&Flags::default(), file, None).unwrap();
+    assert_eq!(c.admin.listen, None);
+    let flags = Flags {
+        admin: Some("0.0.0.0:9180".into()),
+        ..Flags::default()
+    };
+    let file: FileConfig = toml::from_str("[admin]\nlisten = \"off\"\n").unwrap();
+    let c = Config::merge(&flags, file, None).unwrap();
+    assert_eq!(
+        c.admin.listen,
+        Some("0.0.0.0:9180".parse().unwrap()),
+        "the flag wins"
+    );
+    assert!(c.admin.explicit);
+    let file: FileConfig = toml::from_str("[admin]\nlisten = \"metrics\"\n").unwrap();
+    let err = Config::merge(&Flags::default(), file, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "difyctl.toml (admin.listen): `metrics` is not a listen address (like 127.0.0.1:2019), nor `off`"
+    );
+}

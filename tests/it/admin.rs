@@ -234,3 +234,42 @@ fn tls_failures(metrics: &str) -> f64 {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum()
 }
+
+/// An admin address the user set that another program holds fails the start, naming it; the
+/// default one taken only costs the admin listener.
+#[tokio::test]
+async fn a_busy_admin_address_that_was_asked_for_fails_the_start() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap();
+    let mut config =
+        difyctl::config::Config::merge(&Default::default(), Default::default(), None).unwrap();
+    config.proxy.http = "127.0.0.1:0".parse().unwrap();
+    config.proxy.https = "127.0.0.1:0".parse().unwrap();
+    config.proxy.workers = 1;
+    config.admin.listen = Some(busy);
+    config.admin.explicit = true;
+    let routes = difyctl::proxy::Routes::new(difyctl::proxy::RouteTable::dify(&Default::default()));
+    let (key, _) = crate::support::certificate();
+    let started = difyctl::server::Server::new(config.clone(), routes.clone())
+        .without_control()
+        .with_certificate(key.clone())
+        .start()
+        .await;
+    let err = started.err().expect("refused");
+    let text = difyctl::error_chain(&err);
+    assert!(
+        text.contains(&format!(
+            "cannot listen on {busy} (admin listener, [admin] listen)"
+        )),
+        "{text}"
+    );
+    config.admin.explicit = false;
+    let running = difyctl::server::Server::new(config, routes)
+        .without_control()
+        .with_certificate(key)
+        .start()
+        .await
+        .expect("serves without its admin listener");
+    assert_eq!(running.admin, None);
+    running.stop().await;
+}
