@@ -69,8 +69,17 @@ fn validate(dir: &Path) {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
-    let out = Command::new("kubernetes-validate")
-        .args(["--strict", "--quiet", "-k", KUBERNETES])
+    // Through the interpreter: a console script pip just installed may not be on PATH yet
+    // (pyenv's shims).
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "kubernetes_validate",
+            "--strict",
+            "--quiet",
+            "-k",
+            KUBERNETES,
+        ])
         .args(&files)
         .output()
         .expect("kubernetes-validate is missing: run scripts/install-test-deps.sh");
