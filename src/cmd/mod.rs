@@ -121,3 +121,25 @@ pub fn warn_public_secrets(stack: &Stack) {
 pub async fn engine() -> anyhow::Result<Engine> {
     Ok(Engine::connect().await?)
 }
+
+/// Rows in columns as wide as their widest cell, two spaces apart (`ps`, `status`).
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(String::from);
+    let mut widths = [0usize; N];
+    for r in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -59,21 +59,10 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
         ),
     }
     let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
-    let header = ["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"].map(String::from);
-    let mut widths = [0usize; 5];
-    for r in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!(
+        "{}",
+        super::table(["NAME", "SERVICE", "STATE", "UPTIME", "PORTS"], &rows)
+    );
     Ok(())
 }
 

@@ -64,7 +64,7 @@ fn screen(o: &Overview) -> String {
     );
     if !o.services.is_empty() {
         out += "\n";
-        out += &table(&o.services);
+        out += &service_table(&o.services);
     }
     out
 }
@@ -89,8 +89,7 @@ fn certificate(c: &CertView) -> String {
     line + "\n"
 }
 
-fn table(services: &[ServiceView]) -> String {
-    let header = ["SERVICE", "STATE", "HEALTH", "STARTS", "UPSTREAM"].map(String::from);
+fn service_table(services: &[ServiceView]) -> String {
     let rows: Vec<[String; 5]> = services
         .iter()
         .map(|s| {
@@ -110,23 +109,7 @@ fn table(services: &[ServiceView]) -> String {
             ]
         })
         .collect();
-    let mut widths = [0usize; 5];
-    for r in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out += cells.join("  ").trim_end();
-        out += "\n";
-    }
-    out
+    super::table(["SERVICE", "STATE", "HEALTH", "STARTS", "UPSTREAM"], &rows)
 }
 
 /// `3d 4h`, `2h 5m`, `40s`.

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
-use super::live::Live;
+use super::live::{CertView, Live, ServiceView};
 use crate::metrics::{header as help, label};
 
 /// The admin routes, over the live view.
@@ -79,9 +79,14 @@ async fn status(State(live): State<Arc<Live>>) -> Response {
 async fn metrics(State(live): State<Arc<Live>>) -> Response {
     let mut out = String::with_capacity(16 << 10);
     live.metrics.render(&mut out);
-    render_certificates(&live, &mut out);
-    render_services(&live, &mut out).await;
-    let ready = live.not_ready().await.is_empty();
+    // Read once: the certificate store and Docker serve every series below.
+    let certs = live.certificates();
+    let services = live.services().await;
+    render_certificates(&certs, &mut out);
+    if let Ok(services) = &services {
+        render_services(services, &mut out);
+    }
+    let ready = live.reasons(&certs, &services).is_empty();
     help(
         &mut out,
         "difyctl_ready",
@@ -100,10 +105,9 @@ async fn metrics(State(live): State<Arc<Live>>) -> Response {
 }
 
 /// Reads one timestamp of a certificate.
-type CertField = fn(&super::live::CertView) -> Option<u64>;
+type CertField = fn(&CertView) -> Option<u64>;
 
-fn render_certificates(live: &Live, out: &mut String) {
-    let certs = live.certificates();
+fn render_certificates(certs: &[CertView], out: &mut String) {
     let series: [(&str, &str, CertField); 3] = [
         (
             "difyctl_certificate_expiry_timestamp_seconds",
@@ -123,7 +127,7 @@ fn render_certificates(live: &Live, out: &mut String) {
     ];
     for (name, text, value) in series {
         help(out, name, text, "gauge");
-        for c in &certs {
+        for c in certs {
             if let Some(v) = value(c) {
                 let _ = writeln!(
                     out,
@@ -151,10 +155,7 @@ fn render_certificates(live: &Live, out: &mut String) {
     }
 }
 
-async fn render_services(live: &Live, out: &mut String) {
-    let Ok(services) = live.services().await else {
-        return;
-    };
+fn render_services(services: &[ServiceView], out: &mut String) {
     let name = "difyctl_service_state";
     help(
         out,
@@ -162,7 +163,7 @@ async fn render_services(live: &Live, out: &mut String) {
         "The state of each service's container (1 for the state it is in).",
         "gauge",
     );
-    for s in &services {
+    for s in services {
         let _ = writeln!(
             out,
             "{name}{{service=\"{}\",state=\"{}\"}} 1",
@@ -182,7 +183,7 @@ async fn render_services(live: &Live, out: &mut String) {
     }
     let name = "difyctl_service_starts_total";
     help(out, name, "Container starts seen in Docker's events since difyctl started (restarts, recreations, crashes brought back).", "counter");
-    for s in &services {
+    for s in services {
         let _ = writeln!(
             out,
             "{name}{{service=\"{}\"}} {}",

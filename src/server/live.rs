@@ -82,8 +82,8 @@ impl ServiceView {
     }
 }
 
-/// The project's containers as last read, or why they could not be.
-type Containers = Result<Vec<PsEntry>, String>;
+/// The project's containers (as `T`) as last read, or why they could not be.
+pub type Containers<T = PsEntry> = Result<Vec<T>, String>;
 
 /// Everything the views are read from.
 pub struct Live {
@@ -138,7 +138,7 @@ impl Live {
     }
 
     /// The project's containers (cached for a moment); none without a project.
-    async fn containers(&self) -> Result<Vec<PsEntry>, String> {
+    async fn containers(&self) -> Containers {
         let Some(project) = &self.project else {
             return Ok(Vec::new());
         };
@@ -155,7 +155,7 @@ impl Live {
         read
     }
 
-    pub async fn services(&self) -> Result<Vec<ServiceView>, String> {
+    pub async fn services(&self) -> Containers<ServiceView> {
         let upstreams = self.routes.load().upstreams();
         let entries = self.containers().await?;
         Ok(entries
@@ -213,20 +213,24 @@ impl Live {
 
     /// Why the install is not ready to serve users (empty: ready).
     pub async fn not_ready(&self) -> Vec<String> {
+        self.reasons(&self.certificates(), &self.services().await)
+    }
+
+    /// `not_ready` from certificates and services already read.
+    pub fn reasons(&self, certs: &[CertView], services: &Containers<ServiceView>) -> Vec<String> {
         let mut why = Vec::new();
         if let Some(name) = &self.acme_name {
-            let issued = CertStore::new(&self.state_dir)
-                .load(name)
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.info.not_after > unix(SystemTime::now()));
-            if !issued {
+            let now = unix(SystemTime::now());
+            if !certs
+                .iter()
+                .any(|c| c.source == "acme" && c.not_after > now)
+            {
                 why.push(format!(
                     "no valid certificate for {name} yet (serving a self-signed one)"
                 ));
             }
         }
-        match self.services().await {
+        match services {
             Ok(services) if services.is_empty() && self.project.is_some() => {
                 why.push("the project has no containers".into())
             }
@@ -244,7 +248,9 @@ impl Live {
     }
 
     pub async fn overview(&self) -> Overview {
-        let not_ready = self.not_ready().await;
+        let certificates = self.certificates();
+        let services = self.services().await;
+        let not_ready = self.reasons(&certificates, &services);
         Overview {
             url: self.url.clone(),
             pid: std::process::id(),
@@ -255,8 +261,8 @@ impl Live {
             admin: self.admin.map(|a| a.to_string()),
             ready: not_ready.is_empty(),
             not_ready,
-            certificates: self.certificates(),
-            services: self.services().await.unwrap_or_default(),
+            certificates,
+            services: services.unwrap_or_default(),
             last_minute: self.metrics.last_minute(),
         }
     }

@@ -411,25 +411,12 @@ async fn up_is_the_whole_install() {
 
 /// `difyctl status` on the running stack: every service, the certificate, ready.
 async fn status_shows_every_service(stack: &TestStack, state: &std::path::Path, domain: &str) {
+    let state = state.display().to_string();
     let run = |json: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"));
-        cmd.current_dir(&stack.dir).args([
-            "-p",
-            &stack.project,
-            "--state-dir",
-            &state.display().to_string(),
-            "status",
-        ]);
-        if json {
-            cmd.arg("--json");
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let args = ["--state-dir", &state, "status", "--json"];
+        let (code, out, err) = stack.difyctl(&args[..if json { 4 } else { 3 }]);
+        assert_eq!(code, 0, "{err}");
+        out
     };
     let overview: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
     assert_eq!(overview["ready"], true, "{overview}");
@@ -514,30 +501,18 @@ async fn renewal_moves_the_certificate_metrics(
     assert!(crate::admin::value(&before, &success) > 0.0, "{before}");
     // Timestamps are in seconds: the renewal must land in a later one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_difyctl"))
-        .current_dir(&stack.dir)
-        .args([
-            "-p",
-            &stack.project,
-            "--state-dir",
-            &state.display().to_string(),
-        ])
-        .args(["certs", "renew", "--force"])
-        // `certs renew` names the certificate with --name (--domain picks one of several).
-        .args(acme.iter().map(|a| {
-            if a == "--domain" {
-                "--name"
-            } else {
-                a.as_str()
-            }
-        }))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let state = state.display().to_string();
+    let mut args = vec!["--state-dir", &state, "certs", "renew", "--force"];
+    // `certs renew` names the certificate with --name (--domain picks one of several).
+    args.extend(acme.iter().map(|a| {
+        if a == "--domain" {
+            "--name"
+        } else {
+            a.as_str()
+        }
+    }));
+    let (code, _, err) = stack.difyctl(&args);
+    assert_eq!(code, 0, "{err}");
     let after = crate::admin::admin_get(admin, "/metrics").await.1;
     assert!(
         crate::admin::value(&after, &success) > crate::admin::value(&before, &success),
