@@ -106,6 +106,27 @@ pub async fn flush_periodically(mut shutdown: tokio::sync::watch::Receiver<bool>
 }
 
 impl AccessEntry {
+    /// The entry of a request from `peer`, as it arrives (status and upstream come later).
+    pub fn begin<B>(
+        req: &http::Request<B>,
+        peer: IpAddr,
+        format: LogFormat,
+        metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    ) -> AccessEntry {
+        AccessEntry {
+            start: Instant::now(),
+            peer,
+            method: req.method().clone(),
+            target: req.uri().path_and_query().cloned(),
+            status: 0,
+            upstream: "-",
+            format,
+            http2: req.version() == http::Version::HTTP_2,
+            body: None,
+            metrics: metrics.clone(),
+        }
+    }
+
     /// The request is over: counted, then logged.
     fn done(&self, bytes: u64, complete: bool) {
         self.metrics.request(&crate::metrics::Done {

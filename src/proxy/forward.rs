@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -60,18 +60,13 @@ impl Forwarder {
 
     /// Forwards `req` and returns the response to send, with its `AccessEntry` attached.
     pub async fn handle(&self, req: Request<ClientBody>, conn: &ConnInfo) -> Response<Body> {
-        let mut entry = AccessEntry {
-            start: Instant::now(),
-            peer: conn.peer.ip(),
-            method: req.method().clone(),
-            target: req.uri().path_and_query().cloned(),
-            status: 0,
-            upstream: "-",
-            format: self.shared.config.access_log,
-            http2: req.version() == Version::HTTP_2,
-            body: None,
-            metrics: self.shared.metrics.clone(),
-        };
+        let config = &self.shared.config;
+        let mut entry = AccessEntry::begin(
+            &req,
+            conn.peer.ip(),
+            config.access_log,
+            &self.shared.metrics,
+        );
         let mut resp = match self.forward(req, conn, &mut entry).await {
             Ok(resp) => resp,
             Err(failure) => failure.into_response(),

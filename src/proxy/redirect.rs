@@ -5,7 +5,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Path, State};
 use bytes::Bytes;
@@ -62,18 +61,7 @@ where
     B::Error: Into<axum::BoxError>,
 {
     use tower::ServiceExt as _;
-    let mut entry = AccessEntry {
-        start: Instant::now(),
-        peer: conn.peer.ip(),
-        method: req.method().clone(),
-        target: req.uri().path_and_query().cloned(),
-        status: 0,
-        upstream: "-",
-        format,
-        http2: req.version() == http::Version::HTTP_2,
-        body: None,
-        metrics: metrics.clone(),
-    };
+    let mut entry = AccessEntry::begin(&req, conn.peer.ip(), format, metrics);
     // The router's error type is Infallible.
     let Ok(mut resp) = app.oneshot(req.map(axum::body::Body::new)).await;
     entry.status = resp.status().as_u16();
