@@ -171,23 +171,16 @@ pub async fn follow(
                 }
                 event = events.next() => match event {
                     Some(Ok(e)) => {
-                        let id = e.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
-                        match e.action.as_deref() {
-                            Some("stop") => { stopped.insert(id); }
-                            Some("start") => {
-                                stopped.remove(&id);
-                                let attributes = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
-                                if let Some(service) = attributes.and_then(|a| a.get(labels::SERVICE)) {
-                                    metrics.service_started(service);
-                                }
-                            }
-                            Some("die") => { tokio::spawn(revive(engine.clone(), id, stopped.clone())); }
-                            _ => {}
+                        let died = e.action.as_deref() == Some("die");
+                        let mut reread = on_event(&e, &engine, &mut stopped, &metrics);
+                        if died {
+                            // `docker stop` sends `die` and then `stop`: take what follows at
+                            // once, so a container stopped on purpose is never read as one
+                            // that exited on its own (regression: a 502 page briefly said
+                            // "exited with code 0" for a stopped service).
+                            reread |= settle(&mut events, &engine, &mut stopped, &metrics).await;
                         }
-                        matches!(
-                        e.action.as_deref(),
-                        Some("start" | "restart" | "die" | "destroy" | "unpause" | "pause" | "connect" | "disconnect")
-                        ) || e.action.as_deref().is_some_and(|a| a.starts_with("health_status"))
+                        reread
                     }
                     // The stream ended (Docker restarted?): open it again.
                     _ => break,
@@ -211,6 +204,76 @@ pub async fn follow(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Notes what one event means (a stop on purpose, a start to count, a death to look at) and
+/// says whether the addresses must be read again.
+fn on_event(
+    e: &bollard::models::EventMessage,
+    engine: &Engine,
+    stopped: &mut Stopped,
+    metrics: &crate::metrics::Metrics,
+) -> bool {
+    let id = e
+        .actor
+        .as_ref()
+        .and_then(|a| a.id.clone())
+        .unwrap_or_default();
+    match e.action.as_deref() {
+        Some("stop") => stopped.insert(id),
+        Some("start") => {
+            stopped.remove(&id);
+            let attributes = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
+            if let Some(service) = attributes.and_then(|a| a.get(labels::SERVICE)) {
+                metrics.service_started(service);
+            }
+        }
+        Some("die") => {
+            tokio::spawn(revive(engine.clone(), id, stopped.clone()));
+        }
+        _ => {}
+    }
+    matches!(
+        e.action.as_deref(),
+        Some(
+            "start"
+                | "restart"
+                | "die"
+                | "destroy"
+                | "unpause"
+                | "pause"
+                | "connect"
+                | "disconnect"
+        )
+    ) || e
+        .action
+        .as_deref()
+        .is_some_and(|a| a.starts_with("health_status"))
+}
+
+/// After a `die`: the events Docker sends right behind it (within 200 ms of each other), so
+/// that a `stop` is known before the addresses are read.
+async fn settle<S>(
+    events: &mut S,
+    engine: &Engine,
+    stopped: &mut Stopped,
+    metrics: &crate::metrics::Metrics,
+) -> bool
+where
+    S: futures_util::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>
+        + Unpin,
+{
+    let mut reread = false;
+    while let Ok(Some(Ok(e))) =
+        tokio::time::timeout(Duration::from_millis(200), events.next()).await
+    {
+        let stop = e.action.as_deref() == Some("stop");
+        reread |= on_event(&e, engine, stopped, metrics);
+        if stop {
+            break;
+        }
+    }
+    reread
 }
 
 /// Containers stopped on purpose (`docker stop`, `difyctl restart`): not revived.

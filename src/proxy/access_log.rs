@@ -12,7 +12,6 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +28,8 @@ use crate::config::LogFormat;
 #[derive(Debug, Clone)]
 pub struct AccessEntry {
     pub start: Instant,
-    pub peer: IpAddr,
+    /// The client's address as text (formatted once per connection).
+    pub peer: http::HeaderValue,
     pub method: Method,
     /// Only its path is logged: query strings can carry tokens and stay out of logs.
     pub target: Option<PathAndQuery>,
@@ -109,13 +109,13 @@ impl AccessEntry {
     /// The entry of a request from `peer`, as it arrives (status and upstream come later).
     pub fn begin<B>(
         req: &http::Request<B>,
-        peer: IpAddr,
+        peer: &http::HeaderValue,
         format: LogFormat,
         metrics: &std::sync::Arc<crate::metrics::Metrics>,
     ) -> AccessEntry {
         AccessEntry {
             start: Instant::now(),
-            peer,
+            peer: peer.clone(),
             method: req.method().clone(),
             target: req.uri().path_and_query().cloned(),
             status: 0,
@@ -144,42 +144,83 @@ impl AccessEntry {
         if !tracing::enabled!(target: "access", tracing::Level::INFO) {
             return;
         }
-        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        // Tenths of a millisecond, rounded, in integers (float formatting is slow).
+        let tenths = (self.start.elapsed().as_micros() + 50) / 100;
         let path = self.target.as_ref().map_or("/", PathAndQuery::path);
+        // The peer text is an IP address (ASCII), set by `ConnInfo::new`.
+        let peer = self.peer.to_str().unwrap_or("-");
         LINE.with(|cell| {
             let (line, cached_sec, cached_date) = &mut *cell.borrow_mut();
             line.clear();
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             if now.as_secs() != *cached_sec {
                 *cached_sec = now.as_secs();
                 *cached_date = crate::timefmt::rfc3339_seconds(now.as_secs());
             }
+            let mut num = itoa::Buffer::new();
             let micros = now.subsec_micros();
-            // Writing into a String cannot fail.
-            let _ = match self.format {
-                LogFormat::Plain => writeln!(
-                    line,
-                    "{cached_date}.{micros:06}Z  INFO access: client={} method={} path={path} status={} bytes={bytes} ms={ms:.1} upstream={} complete={complete}",
-                    self.peer, self.method, self.status, self.upstream
-                ),
-                LogFormat::Json => {
-                    let _ = write!(
-                        line,
-                        r#"{{"timestamp":"{cached_date}.{micros:06}Z","level":"INFO","target":"access","client":"{}","method":"{}","path":""#,
-                        self.peer, self.method
-                    );
-                    json_escape(line, path);
-                    writeln!(
-                        line,
-                        r#"","status":{},"bytes":{bytes},"ms":{ms:.1},"upstream":"{}","complete":{complete}}}"#,
-                        self.status, self.upstream
-                    )
-                }
-            };
+            let json = self.format == LogFormat::Json;
+            line.push_str(if json { r#"{"timestamp":""# } else { "" });
+            line.push_str(cached_date);
+            line.push('.');
+            let digits = num.format(micros);
+            line.push_str(&"000000"[digits.len().min(6)..]);
+            line.push_str(digits);
+            let fields = if json { &JSON } else { &PLAIN };
+            line.push_str(fields[0]);
+            line.push_str(peer);
+            line.push_str(fields[1]);
+            line.push_str(self.method.as_str());
+            line.push_str(fields[2]);
+            if json {
+                json_escape(line, path);
+            } else {
+                line.push_str(path);
+            }
+            line.push_str(fields[3]);
+            line.push_str(num.format(self.status));
+            line.push_str(fields[4]);
+            line.push_str(num.format(bytes));
+            line.push_str(fields[5]);
+            line.push_str(num.format(tenths / 10));
+            line.push('.');
+            line.push_str(num.format(tenths % 10));
+            line.push_str(fields[6]);
+            line.push_str(self.upstream);
+            line.push_str(fields[7]);
+            line.push_str(if complete { "true" } else { "false" });
+            line.push_str(fields[8]);
             emit(line);
         });
     }
 }
+
+/// The text between the fields of an access line, for each format (timestamp, client, method,
+/// path, status, bytes, ms, upstream, complete).
+const PLAIN: [&str; 9] = [
+    "Z  INFO access: client=",
+    " method=",
+    " path=",
+    " status=",
+    " bytes=",
+    " ms=",
+    " upstream=",
+    " complete=",
+    "\n",
+];
+const JSON: [&str; 9] = [
+    r#"Z","level":"INFO","target":"access","client":""#,
+    r#"","method":""#,
+    r#"","path":""#,
+    r#"","status":"#,
+    r#","bytes":"#,
+    r#","ms":"#,
+    r#","upstream":""#,
+    r#"","complete":"#,
+    "}\n",
+];
 
 fn json_escape(out: &mut String, text: &str) {
     for c in text.chars() {

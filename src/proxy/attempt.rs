@@ -12,19 +12,17 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body as _;
-use hyper::body::Incoming;
 
 use super::access_log::AccessEntry;
 use super::body::{drain, BodyWatch, RequestBody};
+use super::client::{Client, PooledBody, SendError};
 use super::failure::Failure;
-use super::forward::Client;
 use super::retry::{backoff, Slot};
-use super::rewrite::upstream_uri;
 use super::route::Routed;
 use super::router::{Availability, Upstream};
 use super::Shared;
 
-type Sent = Option<Result<Response<Incoming>, hyper_util::client::legacy::Error>>;
+type Sent = Option<Result<Response<PooledBody>, SendError>>;
 
 pub async fn send(
     client: &Client,
@@ -33,7 +31,7 @@ pub async fn send(
     body: super::ClientBody,
     routed: &Routed,
     entry: &mut AccessEntry,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<Response<PooledBody>, Failure> {
     let config = &shared.config;
     let service = routed.service;
     // Only bodies that may carry data need the shared progress record.
@@ -54,9 +52,12 @@ pub async fn send(
     let mut upstream = routed.upstream.clone();
     let mut attempt = 0;
     let result = loop {
-        let req = request(&slot, &mut parts, attempt == 0);
+        // With no waiting allowed there is no second attempt: the head moves, uncopied.
+        let again = !config.upstream_wait.is_zero();
+        let req = request(&slot, &mut parts, attempt == 0, again);
         let result = answer_within(
             client,
+            &upstream.authority,
             req,
             entry.start,
             config.read_timeout,
@@ -78,19 +79,28 @@ pub async fn send(
         }
         tokio::time::sleep(backoff(attempt)).await;
         shared.metrics.retry(service);
-        upstream = current(shared, &mut parts, &upstream, service)?;
+        upstream = current(shared, &parts, service)?;
     };
     outcome(result, watch.as_deref(), shared, service, &upstream)
 }
 
-/// One attempt's request: the same head each time, the body from the slot (the first
-/// attempt also carries the client request's extensions).
-fn request(slot: &Slot, parts: &mut Parts, first: bool) -> Request<super::retry::Deferred> {
+/// One attempt's request: the same head each time (kept for another attempt when `again`),
+/// the body from the slot (the first attempt also carries the client request's extensions).
+fn request(
+    slot: &Slot,
+    parts: &mut Parts,
+    first: bool,
+    again: bool,
+) -> Request<super::retry::Deferred> {
     let mut req = Request::new(slot.body());
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = parts.uri.clone();
     *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
+    *req.headers_mut() = if again {
+        parts.headers.clone()
+    } else {
+        std::mem::take(&mut parts.headers)
+    };
     if first {
         *req.extensions_mut() = std::mem::take(&mut parts.extensions);
     }
@@ -101,12 +111,13 @@ fn request(slot: &Slot, parts: &mut Parts, first: bool) -> Request<super::retry:
 /// that keeps moving is not a stuck upstream).
 async fn answer_within(
     client: &Client,
+    authority: &http::uri::Authority,
     req: Request<super::retry::Deferred>,
     start: Instant,
     read_timeout: std::time::Duration,
     watch: Option<&Arc<BodyWatch>>,
 ) -> Sent {
-    let mut sent = pin!(client.request(req));
+    let mut sent = pin!(client.request(authority, req));
     let mut deadline = start + read_timeout;
     loop {
         tokio::select! {
@@ -125,8 +136,7 @@ async fn answer_within(
 /// Where the service is now; waiting ends when it is gone or stopped for good.
 fn current(
     shared: &Shared,
-    parts: &mut Parts,
-    before: &Arc<Upstream>,
+    parts: &Parts,
     service: &'static str,
 ) -> Result<Arc<Upstream>, Failure> {
     let now = shared
@@ -141,12 +151,6 @@ fn current(
     if let Availability::Down(state) = &now.availability {
         return Err(Failure::Down(service, state.clone()));
     }
-    if now.authority != before.authority {
-        let pq = parts.uri.path_and_query().cloned();
-        if let Some(Ok(uri)) = pq.map(|pq| upstream_uri(&now, &pq)) {
-            parts.uri = uri;
-        }
-    }
     Ok(now)
 }
 
@@ -157,7 +161,7 @@ fn outcome(
     shared: &Shared,
     service: &'static str,
     upstream: &Upstream,
-) -> Result<Response<Incoming>, Failure> {
+) -> Result<Response<PooledBody>, Failure> {
     if watch.is_some_and(|w| w.overflowed()) {
         if let Some(rest) = watch.and_then(|w| w.take_leftover()) {
             drain(rest);

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::ClientBody;
 use tokio::time::Sleep;
@@ -240,12 +239,12 @@ pub fn drain(mut body: ClientBody) {
 /// client's stream) when the upstream sends nothing for `idle`. There is no total deadline:
 /// an SSE stream may run for an hour as long as it keeps sending.
 pub struct ResponseBody {
-    inner: Incoming,
+    inner: super::client::PooledBody,
     idle: Idle,
 }
 
 impl ResponseBody {
-    pub fn new(inner: Incoming, idle: Duration) -> ResponseBody {
+    pub fn new(inner: super::client::PooledBody, idle: Duration) -> ResponseBody {
         ResponseBody {
             inner,
             idle: Idle::new(idle),

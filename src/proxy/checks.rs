@@ -4,19 +4,20 @@
 
 use std::str::FromStr;
 
-use http::header;
+use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Request, Version};
 
 use super::failure::Failure;
 use super::forward::ConnInfo;
 
-/// The host the client asked for, or why the request is refused.
+/// The host the client asked for (a valid authority, visible ASCII), or why the request is
+/// refused.
 pub fn check<B>(
     req: &Request<B>,
     conn: &ConnInfo,
     max_header_size: usize,
-) -> Result<String, Failure> {
+) -> Result<HeaderValue, Failure> {
     if conn
         .framing
         .as_ref()
@@ -43,14 +44,14 @@ pub fn check<B>(
     request_host(req).ok_or(Failure::BadRequest("missing or invalid Host header\n"))
 }
 
-/// The Host header, or the HTTP/2 `:authority`.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
+/// The Host header, or the HTTP/2 `:authority`. The header's value is shared, not copied.
+fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
     let host = match req.headers().get(header::HOST) {
-        Some(v) => v.to_str().ok()?,
-        None => req.uri().authority()?.as_str(),
+        Some(v) => v.clone(),
+        None => HeaderValue::from_str(req.uri().authority()?.as_str()).ok()?,
     };
-    Authority::from_str(host).ok()?;
-    Some(host.to_string())
+    Authority::from_str(host.to_str().ok()?).ok()?;
+    Some(host)
 }
 
 /// The body's declared length is above `max_body` (a chunked one is counted as it arrives).

@@ -8,43 +8,49 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::access_log::AccessEntry;
 use super::body::{drain, ResponseBody};
 use super::failure::Failure;
 use super::headers::strip_hop_by_hop;
-use super::retry::Deferred;
 use super::{attempt, checks, rewrite, route, upgrade};
 use super::{Body, ClientBody, Shared};
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Deferred>;
+pub use super::client::Client;
 
-/// One pooled keep-alive client per worker: connections to upstreams are reused across
-/// requests, and no lock is shared between workers.
+/// One keep-alive client per worker: connections to upstreams are reused across requests,
+/// and no lock is shared between workers.
 pub fn client(connect_timeout: Duration) -> Client {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
+    Client::new(connect_timeout)
 }
 
 /// The client side of a connection, fixed for all its requests.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    pub local_port: u16,
     pub scheme: &'static str,
     /// The HTTP/1 framing guard's findings (see `framing.rs`); none on HTTP/2.
     pub framing: Option<Arc<super::framing::FramingFlags>>,
+    /// The peer's address and the local port as header values, formatted once per connection
+    /// rather than for every request's forwarding headers.
+    pub peer_value: HeaderValue,
+    pub port_value: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local_port: u16, scheme: &'static str) -> ConnInfo {
+        ConnInfo {
+            peer,
+            scheme,
+            framing: None,
+            peer_value: HeaderValue::from_maybe_shared(bytes::Bytes::from(peer.ip().to_string()))
+                .unwrap_or(HeaderValue::from_static("-")),
+            port_value: HeaderValue::from(local_port),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -63,7 +69,7 @@ impl Forwarder {
         let config = &self.shared.config;
         let mut entry = AccessEntry::begin(
             &req,
-            conn.peer.ip(),
+            &conn.peer_value,
             config.access_log,
             &self.shared.metrics,
         );

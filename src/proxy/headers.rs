@@ -19,7 +19,13 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// HTTP/1.1 wire: `name: value\r\n` per field). hyper cuts HTTP/1.1 heads near the limit on
 /// its own; on HTTP/2 this is the only check, so both protocols answer 431 alike.
 pub fn oversized<B>(req: &http::Request<B>, limit: usize) -> bool {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let uri = req.uri();
+    // The target as written (origin form on HTTP/1.1; HTTP/2 also carries scheme and
+    // authority), counted without formatting it.
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     let fields: usize = req
         .headers()
         .iter()
@@ -43,35 +49,53 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
 /// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Named by Connection: collect first, the map cannot be borrowed while removing.
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    for name in [
+    // One pass over the names finds which are there; most requests carry none or only
+    // Connection, so most of the removals below are skipped (each is a hashed lookup).
+    let hop: [&HeaderName; 7] = [
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
         &header::PROXY_AUTHENTICATE,
         &header::TE,
         &header::TRAILER,
         &header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
+        &header::UPGRADE,
+    ];
+    let (mut present, mut connection) = ([false; 7], false);
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if let Some(i) = hop.iter().position(|h| *h == name) {
+            present[i] = true;
+        }
+    }
+    if connection {
+        // Named by Connection: collect first, the map cannot be borrowed while removing.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // `close` names no header; keep-alive and upgrade are handled below.
+            .filter(|n| {
+                !["close", "keep-alive", "upgrade"]
+                    .iter()
+                    .any(|t| n.eq_ignore_ascii_case(t))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for (name, there) in hop.iter().zip(present) {
+        if there && !(keep_upgrade && *name == header::UPGRADE) {
+            headers.remove(*name);
+        }
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -88,51 +112,59 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-/// What the proxy knows about the client side of one request.
+/// What the proxy knows about the client side of one request, as header values (the
+/// connection's are formatted once per connection, the host is the request's own).
 pub struct ClientSide<'a> {
     pub peer: IpAddr,
+    pub peer_value: &'a HeaderValue,
     pub scheme: &'static str,
-    pub host: &'a str,
-    pub port: u16,
+    pub host: &'a HeaderValue,
+    pub port_value: &'a HeaderValue,
 }
 
 /// Sets X-Forwarded-For/-Proto/-Host/-Port, X-Real-IP. Forwarding headers the client sent are
 /// believed (and X-Forwarded-For appended to) only when the peer is a trusted proxy; from anyone
 /// else they are dropped, so a client cannot spoof its address to Dify.
 pub fn set_forwarding(headers: &mut HeaderMap, client: &ClientSide<'_>, trusted: &[Cidr]) {
-    let peer = client.peer.to_string();
-    let trusted_peer = trusted.iter().any(|c| c.contains(client.peer));
-    if trusted_peer {
-        let prior: Vec<String> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        let first = prior
-            .first()
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| peer.clone());
-        let chain = if prior.is_empty() {
-            peer.clone()
-        } else {
-            format!("{}, {peer}", prior.join(", "))
-        };
-        set(headers, &X_FORWARDED_FOR, &chain);
-        set(headers, &X_REAL_IP, &first);
-        set_if_absent(headers, &X_FORWARDED_PROTO, client.scheme);
-        set_if_absent(headers, &X_FORWARDED_HOST, client.host);
-        set_if_absent(headers, &X_FORWARDED_PORT, &client.port.to_string());
+    let scheme = HeaderValue::from_static(client.scheme);
+    if trusted.iter().any(|c| c.contains(client.peer)) {
+        set_forwarding_behind_proxy(headers, client);
+        set_if_absent(headers, &X_FORWARDED_PROTO, scheme);
+        set_if_absent(headers, &X_FORWARDED_HOST, client.host.clone());
+        set_if_absent(headers, &X_FORWARDED_PORT, client.port_value.clone());
     } else {
         headers.remove(&FORWARDED);
-        set(headers, &X_FORWARDED_FOR, &peer);
-        set(headers, &X_REAL_IP, &peer);
-        set(headers, &X_FORWARDED_PROTO, client.scheme);
-        set(headers, &X_FORWARDED_HOST, client.host);
-        set(headers, &X_FORWARDED_PORT, &client.port.to_string());
+        headers.insert(X_FORWARDED_FOR.clone(), client.peer_value.clone());
+        headers.insert(X_REAL_IP.clone(), client.peer_value.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), scheme);
+        headers.insert(X_FORWARDED_HOST.clone(), client.host.clone());
+        headers.insert(X_FORWARDED_PORT.clone(), client.port_value.clone());
     }
+}
+
+/// From a trusted proxy: its X-Forwarded-For chain extended by the peer, and X-Real-IP the
+/// chain's first address.
+fn set_forwarding_behind_proxy(headers: &mut HeaderMap, client: &ClientSide<'_>) {
+    let peer = client.peer.to_string();
+    let prior: Vec<String> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let first = prior
+        .first()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| peer.clone());
+    let chain = if prior.is_empty() {
+        peer
+    } else {
+        format!("{}, {peer}", prior.join(", "))
+    };
+    set(headers, &X_FORWARDED_FOR, &chain);
+    set(headers, &X_REAL_IP, &first);
 }
 
 fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
@@ -146,9 +178,9 @@ fn set(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
     }
 }
 
-fn set_if_absent(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+fn set_if_absent(headers: &mut HeaderMap, name: &HeaderName, value: HeaderValue) {
     if !headers.contains_key(name) {
-        set(headers, name, value);
+        headers.insert(name.clone(), value);
     }
 }
 
@@ -194,11 +226,17 @@ mod tests {
 
     #[test]
     fn spoofed_forwarding_dropped_unless_trusted() {
+        let (peer_value, host, port_value) = (
+            HeaderValue::from_static("203.0.113.9"),
+            HeaderValue::from_static("dify.example.com"),
+            HeaderValue::from(443),
+        );
         let client = ClientSide {
             peer: "203.0.113.9".parse().unwrap(),
+            peer_value: &peer_value,
             scheme: "https",
-            host: "dify.example.com",
-            port: 443,
+            host: &host,
+            port_value: &port_value,
         };
         let mut h = map(&[
             ("x-forwarded-for", "1.2.3.4"),

@@ -61,7 +61,7 @@ where
     B::Error: Into<axum::BoxError>,
 {
     use tower::ServiceExt as _;
-    let mut entry = AccessEntry::begin(&req, conn.peer.ip(), format, metrics);
+    let mut entry = AccessEntry::begin(&req, &conn.peer_value, format, metrics);
     // The router's error type is Infallible.
     let Ok(mut resp) = app.oneshot(req.map(axum::body::Body::new)).await;
     entry.status = resp.status().as_u16();

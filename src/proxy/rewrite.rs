@@ -4,7 +4,6 @@
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::uri::{PathAndQuery, Scheme};
 use http::{Uri, Version};
 
 use super::failure::Failure;
@@ -19,42 +18,34 @@ pub fn upstream_parts(
     parts: &mut Parts,
     routed: &Routed,
     conn: &ConnInfo,
-    host: &str,
+    host: &HeaderValue,
     trusted_proxies: &[Cidr],
 ) -> Result<(), Failure> {
     let pq = &routed.path_and_query;
-    parts.uri = upstream_uri(&routed.upstream, pq)
-        .map_err(|_| Failure::BadRequest("invalid request target\n"))?;
+    // Origin form: the client sends it to the upstream's address (`client.rs`).
+    parts.uri = Uri::from(pq.clone());
     // Upstreams speak HTTP/1.1 whatever the client spoke (h2 requests keep HTTP_2 otherwise
     // and the HTTP/1 client refuses them).
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers, routed.websocket);
     if !parts.headers.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            parts.headers.insert(header::HOST, v);
-        }
+        parts.headers.insert(header::HOST, host.clone());
     }
     let client = ClientSide {
         peer: conn.peer.ip(),
+        peer_value: &conn.peer_value,
         scheme: conn.scheme,
         host,
-        port: conn.local_port,
+        port_value: &conn.port_value,
     };
     set_forwarding(&mut parts.headers, &client, trusted_proxies);
     if routed.hook_url {
+        // `check` made sure the host is visible ASCII.
+        let host = host.to_str().unwrap_or_default();
         let hook = format!("{}://{}{}", conn.scheme, host, pq);
         if let Ok(v) = HeaderValue::from_str(&hook) {
             parts.headers.insert(DIFY_HOOK_URL.clone(), v);
         }
     }
     Ok(())
-}
-
-/// `pq` at `upstream`'s address.
-pub fn upstream_uri(upstream: &super::Upstream, pq: &PathAndQuery) -> Result<Uri, http::Error> {
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(upstream.authority.clone())
-        .path_and_query(pq.clone())
-        .build()
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
 use http::Response;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -25,6 +24,7 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 use super::access_log::{AccessEntry, Logged};
 use super::forward::{self, ConnInfo, Forwarder};
 use super::framing::{FramingFlags, Guarded};
+use super::graceful::{Drain, Graceful, Watcher};
 use super::idle::{Activity, Busy};
 use super::limits::{raise_file_limit, ConnLimits, Slot};
 use super::listener::bind_group;
@@ -115,9 +115,9 @@ async fn worker(
         shared.clone(),
         forward::client(shared.config.connect_timeout),
     );
-    let builder = Arc::new(connection_builder(&shared));
+    let builder = Arc::new(Builders::new(&shared));
     let acceptor = TlsAcceptor::from(shared.tls.clone());
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::new();
     let http_app = redirect::router(Arc::new(redirect::Plain {
         challenges: shared.challenges.clone(),
         https_port,
@@ -157,15 +157,18 @@ async fn worker(
                         }
                         let h2 = alpn == Some(b"h2");
                         let activity = Activity::new();
-                        let mut conn = ConnInfo { peer, local_port: https_port, scheme: "https", framing: None };
+                        let mut conn = ConnInfo::new(peer, https_port, "https");
                         if h2 {
                             let service = https_service(forwarder, conn, hsts, activity.clone());
-                            serve(&builder, TokioIo::new(tls), service, watcher, peer, &activity, timeouts).await;
+                            let served = builder.h2.serve_connection(TokioIo::new(tls), service);
+                            serve(served, watcher, peer, &activity, timeouts).await;
                         } else {
                             let flag = FramingFlags::new();
                             conn.framing = Some(flag.clone());
                             let service = https_service(forwarder, conn, hsts, activity.clone());
-                            serve(&builder, TokioIo::new(Guarded::new(tls, flag)), service, watcher, peer, &activity, timeouts).await;
+                            let io = TokioIo::new(Guarded::new(tls, flag));
+                            let served = builder.h1.serve_connection(io, service).with_upgrades();
+                            serve(served, watcher, peer, &activity, timeouts).await;
                         }
                     });
                 }
@@ -174,7 +177,7 @@ async fn worker(
             accepted = http.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let Some(slot) = limits.admit(peer.ip()) else { continue };
-                    let conn = ConnInfo { peer, local_port: http_port, scheme: "http", framing: None };
+                    let conn = ConnInfo::new(peer, http_port, "http");
                     let (app, format, metrics) = (http_app.clone(), shared.config.access_log, shared.metrics.clone());
                     let activity = Activity::new();
                     let marks = activity.clone();
@@ -194,7 +197,8 @@ async fn worker(
                         let _slot: Slot = slot;
                         let _open = open;
                         let _ = tcp.set_nodelay(true);
-                        serve(&builder, TokioIo::new(tcp), service, watcher, peer, &activity, timeouts).await;
+                        let served = builder.h1.serve_connection(TokioIo::new(tcp), service);
+                        serve(served, watcher, peer, &activity, timeouts).await;
                     });
                 }
                 Err(e) => accept_failed(e, &limits).await,
@@ -233,23 +237,15 @@ impl Timeouts {
 
 /// Serves one connection (HTTP/1 with upgrades, or HTTP/2) until it ends, stays idle too
 /// long, or shutdown closes it.
-async fn serve<IO, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: IO,
-    service: S,
+async fn serve<C>(
+    conn: C,
     watcher: Watcher,
     peer: SocketAddr,
     activity: &Activity,
     timeouts: Timeouts,
 ) where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = Response<B>> + Send,
-    S::Error: Into<super::BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<super::BoxError>,
+    C: Graceful,
 {
-    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::select! {
         ended = watcher.watch(conn) => if let Err(e) = ended {
             tracing::debug!(%peer, "connection ended with an error: {e}");
@@ -271,38 +267,35 @@ fn https_service(
 ) -> TowerToHyperService<axum::Router> {
     let inner = tower::service_fn(move |req: http::Request<super::ClientBody>| {
         let (forwarder, conn) = (forwarder.clone(), conn.clone());
+        // Boxed once here, so the layers around it move a pointer rather than the whole
+        // request state (a few KB) on every request.
+        Box::pin(async move { Ok::<_, Infallible>(forwarder.handle(req, &conn).await) })
+    });
+    // Level 1, like nginx's default gzip_comp_level: most of the gain for little CPU. The
+    // default predicate skips text/event-stream, images, gRPC and bodies under 32 bytes.
+    let compressed = ServiceBuilder::new()
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .service(inner.clone());
+    let service = tower::service_fn(move |req: http::Request<super::ClientBody>| {
+        // A client that accepts no encoding gets the upstream's body as it is, without the
+        // compression layer's per-request work.
+        let compress = req.headers().contains_key(http::header::ACCEPT_ENCODING);
+        let (mut compressed, mut inner) = (compressed.clone(), inner.clone());
         let busy = activity.begin();
         async move {
-            let mut resp = forwarder.handle(req, &conn).await;
-            resp.extensions_mut()
-                .insert(BusyMark(Arc::new(std::sync::Mutex::new(Some(busy)))));
-            Ok::<_, Infallible>(resp)
+            use tower::Service as _;
+            let resp = if compress {
+                compressed
+                    .call(req)
+                    .await?
+                    .map(http_body_util::Either::Left)
+            } else {
+                inner.call(req).await?.map(http_body_util::Either::Right)
+            };
+            Ok::<_, Infallible>(finish(resp, hsts, Some(busy)))
         }
     });
-    let service = ServiceBuilder::new()
-        .map_response(move |mut resp: Response<_>| {
-            let busy = resp
-                .extensions_mut()
-                .remove::<BusyMark>()
-                .and_then(|m| m.take());
-            finish(resp, hsts, busy)
-        })
-        // Level 1, like nginx's default gzip_comp_level: most of the gain for little CPU. The
-        // default predicate skips text/event-stream, images, gRPC and bodies under 32 bytes.
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .service(inner);
     TowerToHyperService::new(axum::Router::new().fallback_service(service))
-}
-
-/// A request's `Busy` mark carried in its response's extensions (which must be Clone) until
-/// `finish` moves it into the body.
-#[derive(Clone)]
-struct BusyMark(Arc<std::sync::Mutex<Option<Busy>>>);
-
-impl BusyMark {
-    fn take(self) -> Option<Busy> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
 }
 
 /// Last touches on every response: HSTS on HTTPS, and the access-log wrapper around the body
@@ -326,31 +319,38 @@ fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     resp.map(|body| Logged::new(body, entry, busy, sse))
 }
 
-fn connection_builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
-    let config = &shared.config;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // Slowloris: the whole header block must arrive within this time (also between
-        // keep-alive requests).
-        .header_read_timeout(config.header_timeout)
-        // A head larger than this gets 431 from hyper (which needs at least 8 KiB); the
-        // forwarder checks the exact limit on both protocols (`headers::oversized`).
-        .max_buf_size(config.max_header_size.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        // Past h2's own limit a stream is refused with no answer (REFUSED_STREAM, which
-        // clients retry); below it the forwarder answers 431. hpack counts 32 bytes per field
-        // more than the text, hence the room.
-        .max_header_list_size(u32::try_from(config.max_header_size * 4).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
-        .initial_stream_window_size(1 << 20)
-        .initial_connection_window_size(4 << 20)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
+/// The connection builders: TLS connections are served as ALPN chose, HTTP/1.1 or HTTP/2,
+/// without sniffing the first bytes; the plain port serves HTTP/1.1 (redirects and ACME
+/// challenges only).
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(shared: &Shared) -> Builders {
+        let config = &shared.config;
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            // Slowloris: the whole header block must arrive within this time (also between
+            // keep-alive requests).
+            .header_read_timeout(config.header_timeout)
+            // A head larger than this gets 431 from hyper (which needs at least 8 KiB); the
+            // forwarder checks the exact limit on both protocols (`headers::oversized`).
+            .max_buf_size(config.max_header_size.max(8192));
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            // Past h2's own limit a stream is refused with no answer (REFUSED_STREAM, which
+            // clients retry); below it the forwarder answers 431. hpack counts 32 bytes per
+            // field more than the text, hence the room.
+            .max_header_list_size(u32::try_from(config.max_header_size * 4).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(4 << 20)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Builders { h1, h2 }
+    }
 }
 
 /// Accept fails under fd exhaustion; back off a little instead of spinning, and say so once

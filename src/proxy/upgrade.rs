@@ -1,7 +1,6 @@
 //! A WebSocket upgrade the upstream accepted (101): both sides' connections handed to a
 //! byte tunnel (`tunnel.rs`) that closes after `read_timeout` of silence.
 
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,7 +12,7 @@ use crate::metrics::Metrics;
 
 pub fn hand_over(
     client_upgrade: OnUpgrade,
-    mut resp: http::Response<Incoming>,
+    mut resp: http::Response<super::client::PooledBody>,
     conn: &ConnInfo,
     idle: std::time::Duration,
     metrics: Arc<Metrics>,
