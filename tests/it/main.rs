@@ -9,6 +9,7 @@ mod engine;
 mod export;
 mod images;
 mod pebble;
+mod pool;
 mod proxy;
 mod stack;
 mod support;
