@@ -1,7 +1,7 @@
 # Build, test, lint and benchmark difyctl. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 
-.PHONY: build release test lint fmt bench bench-proxy bench-certs bench-up bench-backup bench-upgrade demo demo-proxy
+.PHONY: build release test lint fmt bench bench-proxy bench-instructions bench-certs bench-up bench-backup bench-upgrade demo demo-proxy
 
 build:
 	$(CARGO) build
@@ -22,11 +22,16 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: bench-proxy bench-certs bench-up bench-backup bench-upgrade
+bench: bench-proxy bench-instructions bench-certs bench-up bench-backup bench-upgrade
 
 # difyctl vs nginx on the same upstream; prints a table (see BENCHMARKS.md).
 bench-proxy:
 	./bench/proxy.sh
+
+# Instructions per proxied request (valgrind callgrind), difyctl vs nginx: repeatable where
+# requests/s swing from run to run (see BENCHMARKS.md).
+bench-instructions:
+	./bench/instructions.sh
 
 # Time to a first certificate against Pebble, difyctl vs certbot (see BENCHMARKS.md).
 bench-certs:

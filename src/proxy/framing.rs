@@ -125,6 +125,12 @@ impl FramingScanner {
                         Some(i) => (&data[..i], Some(i + 1)),
                         None => (data, None),
                     };
+                    if let (Some(used), true) = (complete, self.line.is_empty()) {
+                        // The whole line is in this read (the usual case): no copy.
+                        data = &data[used..];
+                        self.line_done(trim_cr(&part[..part.len().min(LINE_KEEP)]));
+                        continue;
+                    }
                     let room = LINE_KEEP.saturating_sub(self.line.len());
                     self.line.extend_from_slice(&part[..part.len().min(room)]);
                     match complete {

@@ -35,15 +35,35 @@ pub fn oversized<B>(req: &http::Request<B>, limit: usize) -> bool {
 }
 
 /// Security headers safe for Dify, added where the upstream set none: `nosniff`, and a
-/// Referrer-Policy that keeps the path and query on the same origin only. No X-Frame-Options
-/// or frame-ancestors: Dify's web apps are embedded in other sites' iframes.
-pub fn add_security_headers(headers: &mut HeaderMap) {
-    headers
-        .entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    headers
-        .entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+/// Referrer-Policy that keeps the path and query on the same origin only; with `hsts`,
+/// Strict-Transport-Security. No X-Frame-Options or frame-ancestors: Dify's web apps are
+/// embedded in other sites' iframes.
+pub fn add_security_headers(headers: &mut HeaderMap, hsts: bool) {
+    // One pass over the names instead of a lookup per header.
+    let (mut nosniff, mut referrer, mut sts) = (false, false, !hsts);
+    for name in headers.keys() {
+        nosniff |= name == header::X_CONTENT_TYPE_OPTIONS;
+        referrer |= name == header::REFERRER_POLICY;
+        sts |= name == header::STRICT_TRANSPORT_SECURITY;
+    }
+    if !nosniff {
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    if !referrer {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        );
+    }
+    if !sts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 }
 
 /// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
 use http::Response;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -306,12 +305,7 @@ fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     busy: Option<Busy>,
 ) -> Response<Logged<B>> {
     let entry = resp.extensions_mut().remove::<AccessEntry>();
-    super::headers::add_security_headers(resp.headers_mut());
-    if hsts {
-        resp.headers_mut()
-            .entry(STRICT_TRANSPORT_SECURITY)
-            .or_insert(HeaderValue::from_static("max-age=31536000"));
-    }
+    super::headers::add_security_headers(resp.headers_mut(), hsts);
     let sse = resp
         .headers()
         .get(http::header::CONTENT_TYPE)

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, difyctl vs nginx, counted by valgrind's callgrind: unlike
+# requests/s on these shared 2-core machines (20-30% swing between runs), the count is the same
+# run after run, so it shows what a change to the request path costs or saves.
+#
+#   upstream: nginx (1 worker) answering a ~600-byte JSON on / (as bench/proxy.sh)
+#   nginx:    1 worker (master_process off, under callgrind), TLS, http2, keepalive 64,
+#             Dify's forwarding headers, access log to a file
+#   difyctl:  proxy --workers 1 under callgrind, access log to a file
+# Load: h2load, 8 connections, HTTP/1.1 (--h1) and HTTP/2 (-m 4). Each proxy runs twice, with
+# N and 3N requests; the difference divided by 2N is the cost of one request (start-up, TLS
+# handshakes and shutdown cancel out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-4000}
+for tool in nginx valgrind h2load openssl curl python3; do
+  if ! command -v "$tool" >/dev/null; then
+    pkg=$tool; [ "$tool" = h2load ] && pkg=nghttp2-client
+    echo "installing $pkg..." >&2
+    apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
+  fi
+done
+cargo build --release --quiet -p difyctl --bins
+
+work=$(mktemp -d /tmp/difyctl-instr.XXXXXX)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+body=$(python3 -c 'import json; print(json.dumps({"result":"success","data":[{"id":i,"name":"app-%d"%i,"mode":"chat"} for i in range(14)]})[:600])')
+mkdir -p "$work/up" "$work/ngx"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+error_log $work/up/error.log;
+pid $work/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { default_type application/json; return 200 '$body'; }
+  }
+}
+CONF
+cat > "$work/ngx/nginx.conf" <<CONF
+worker_processes 1;
+master_process off;
+error_log $work/ngx/error.log;
+pid $work/ngx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log $work/ngx/access.log;
+  client_body_temp_path $work/ngx/body;
+  proxy_temp_path $work/ngx/proxy;
+  keepalive_requests 100000;
+  upstream web { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGX ssl http2;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Port \$server_port;
+    proxy_set_header X-Real-IP \$remote_addr;
+    proxy_buffering off;
+    location / { proxy_pass http://web; }
+  }
+}
+CONF
+nginx -c "$work/up/nginx.conf" -g 'daemon off;' & pids+=($!)
+
+# Instructions of one run of proxy $1 serving $3 requests over protocol $2.
+count() {
+  local who=$1 proto=$2 n=$3 out="$work/cg.out" port pid
+  rm -f "$out"; rm -rf "$work/state"
+  if [ "$who" = nginx ]; then
+    port=$NGX
+    valgrind --tool=callgrind --callgrind-out-file="$out" \
+      nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' 2>"$work/vg.log" & pid=$!
+  else
+    port=$DFY
+    valgrind --tool=callgrind --callgrind-out-file="$out" ./target/release/difyctl \
+      --state-dir "$work/state" proxy --workers 1 --https "127.0.0.1:$DFY" --http "127.0.0.1:$DFYH" \
+      --cert "$work/cert.pem" --key "$work/key.pem" --upstream-web "127.0.0.1:$UP" \
+      --upstream-api "127.0.0.1:$UP" --admin off 2>"$work/difyctl.log" & pid=$!
+  fi
+  for _ in $(seq 120); do curl -skf "https://localhost:$port/" >/dev/null 2>&1 && break; sleep 0.5; done
+  local flags="-m 4"; [ "$proto" = h1 ] && flags="--h1 -m 1"
+  # shellcheck disable=SC2086
+  h2load $flags -n "$n" -c 8 -t 1 "https://localhost:$port/" > "$work/h2load.out" 2>&1
+  grep -q "$n succeeded" "$work/h2load.out" || { echo "$who $proto: not every request succeeded" >&2; cat "$work/h2load.out" >&2; exit 1; }
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  awk '/^summary:/{print $2}' "$out"
+}
+
+echo "| instructions per request (callgrind) | nginx | difyctl | difyctl / nginx |"
+echo "|---|---|---|---|"
+for proto in h1 h2; do
+  declare -A per
+  for who in nginx difyctl; do
+    a=$(count "$who" "$proto" "$N"); b=$(count "$who" "$proto" $((3 * N)))
+    per[$who]=$(( (b - a) / (2 * N) ))
+  done
+  ratio=$(python3 -c "print(f'{${per[difyctl]} / ${per[nginx]}:.2f}')")
+  label="HTTP/1.1"; [ "$proto" = h2 ] && label="HTTP/2"
+  echo "| $label | ${per[nginx]} | ${per[difyctl]} | $ratio |"
+done
