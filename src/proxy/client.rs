@@ -7,16 +7,11 @@
 //! connection goes back to the pool the moment its response body ends. That client measured
 //! about a tenth of the proxy's instructions per request (BENCHMARKS.md, callgrind).
 //!
-//! Each upstream connection is driven by the request that uses it (polled inside the request's
-//! future and then its response body), not by a task of its own: the client connection and
-//! the upstream connection are served by one task, as nginx serves both from one event loop,
-//! with no hand-over between tasks per request. A connection waiting in the pool is polled
-//! once when taken out, which finds one the upstream closed meanwhile; when hyper hands a
-//! request back unsent, the next idle connection (or a new one) gets it. A refused
+//! A connection taken from the pool may have been closed by the upstream meanwhile: when hyper
+//! hands the request back unsent, the next idle connection (or a new one) gets it. A refused
 //! or timed-out connect is an [`SendError::Connect`]: nothing was sent, so the caller may wait
 //! and try again (`attempt.rs`).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -29,7 +24,6 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use sync_wrapper::SyncWrapper;
 use tokio::net::TcpStream;
 
 use super::retry::Deferred;
@@ -72,33 +66,9 @@ struct Pool {
     idle: Vec<(Authority, Vec<Idle>)>,
 }
 
-/// hyper's connection state machine for one upstream socket, with upgrades for WebSocket
-/// (hyper's type for it cannot be named, hence the box). It holds the request body, which is
-/// not `Sync`; the wrapper makes the response body `Sync` (it is only ever polled through
-/// `&mut`).
-struct Conn(SyncWrapper<Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>>);
-
-impl Conn {
-    fn new(conn: impl Future<Output = hyper::Result<()>> + Send + 'static) -> Conn {
-        Conn(SyncWrapper::new(Box::pin(conn)))
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
-        self.0.get_mut().as_mut().poll(cx)
-    }
-}
-
-/// A connection with no request on it.
 struct Idle {
     sender: http1::SendRequest<Deferred>,
-    conn: Conn,
     since: Instant,
-}
-
-/// Polls `conn` once, without a task to wake: whether it has ended (the upstream closed it).
-fn ended(conn: &mut Conn) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    conn.poll(&mut cx).is_ready()
 }
 
 impl Client {
@@ -116,44 +86,36 @@ impl Client {
         authority: &Authority,
         mut req: Request<Deferred>,
     ) -> Result<Response<PooledBody>, SendError> {
-        while let Some(Idle {
-            mut sender,
-            mut conn,
-            ..
-        }) = self.checkout(authority)
-        {
-            match drive(&mut conn, sender.try_send_request(req)).await {
-                (Ok(resp), open) => return Ok(self.lease(resp, authority, sender, conn, open)),
-                (Err(mut e), _) => match e.take_message() {
+        while let Some(mut sender) = self.checkout(authority) {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.lease(resp, authority, sender)),
+                Err(mut e) => match e.take_message() {
                     // Closed before the request went out: the next connection gets it.
                     Some(unsent) => req = unsent,
                     None => return Err(upstream(authority, e.into_error())),
                 },
             }
         }
-        let (mut sender, mut conn) = self.connect(authority).await?;
-        match drive(&mut conn, sender.try_send_request(req)).await {
-            (Ok(resp), open) => Ok(self.lease(resp, authority, sender, conn, open)),
-            (Err(e), _) => Err(upstream(authority, e.into_error())),
+        let mut sender = self.connect(authority).await?;
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok(self.lease(resp, authority, sender)),
+            Err(e) => Err(upstream(authority, e.into_error())),
         }
     }
 
     /// The most recently used idle connection to `authority` that is still open and ready.
-    fn checkout(&self, authority: &Authority) -> Option<Idle> {
+    fn checkout(&self, authority: &Authority) -> Option<http1::SendRequest<Deferred>> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let (_, idle) = pool.idle.iter_mut().find(|(a, _)| a == authority)?;
-        while let Some(mut idle) = idle.pop() {
-            if idle.since.elapsed() < IDLE_TIMEOUT
-                && !ended(&mut idle.conn)
-                && idle.sender.is_ready()
-            {
-                return Some(idle);
+        while let Some(conn) = idle.pop() {
+            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn.sender);
             }
         }
         None
     }
 
-    fn put(&self, authority: &Authority, sender: http1::SendRequest<Deferred>, conn: Conn) {
+    fn put(&self, authority: &Authority, sender: http1::SendRequest<Deferred>) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let at = match pool.idle.iter().position(|(a, _)| a == authority) {
             Some(at) => at,
@@ -163,13 +125,13 @@ impl Client {
             }
         };
         let idle = &mut pool.idle[at].1;
-        // Oldest first out when full.
+        // Drop what the upstreams closed meanwhile, oldest first when full.
+        idle.retain(|c| !c.sender.is_closed());
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
         }
         idle.push(Idle {
             sender,
-            conn,
             since: Instant::now(),
         });
     }
@@ -177,7 +139,7 @@ impl Client {
     async fn connect(
         &self,
         authority: &Authority,
-    ) -> Result<(http1::SendRequest<Deferred>, Conn), SendError> {
+    ) -> Result<http1::SendRequest<Deferred>, SendError> {
         let failed = |source| SendError::Connect {
             authority: authority.clone(),
             source,
@@ -193,56 +155,28 @@ impl Client {
         let (sender, conn) = http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| upstream(authority, e))?;
-        Ok((sender, Conn::new(conn.with_upgrades())))
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+        Ok(sender)
     }
 
-    /// The response with its connection: lent to the body until it ends, or, for an upgrade
-    /// (101), handed to a task of its own that completes the upgrade for the tunnel.
     fn lease(
         &self,
         resp: Response<Incoming>,
         authority: &Authority,
         sender: http1::SendRequest<Deferred>,
-        conn: Conn,
-        open: bool,
     ) -> Response<PooledBody> {
-        if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-            if open {
-                let mut conn = conn;
-                tokio::spawn(async move {
-                    if let Err(e) = std::future::poll_fn(|cx| conn.poll(cx)).await {
-                        tracing::debug!("upstream upgrade failed: {e}");
-                    }
-                });
-            }
-            return resp.map(|body| PooledBody { body, lease: None });
-        }
-        let lease = open.then(|| Lease {
+        // An upgraded connection (101) belongs to the tunnel from now on.
+        let lease = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| Lease {
             client: self.clone(),
             authority: authority.clone(),
             sender,
-            conn,
         });
         resp.map(|body| PooledBody { body, lease })
     }
-}
-
-/// Runs the connection while waiting for `sent`: the answer, and whether the connection is
-/// still open (it may end with the answer, e.g. `Connection: close`).
-async fn drive<F, T>(conn: &mut Conn, sent: F) -> (T, bool)
-where
-    F: Future<Output = T>,
-{
-    let mut sent = std::pin::pin!(sent);
-    let mut open = true;
-    std::future::poll_fn(|cx| {
-        // The connection first: it writes the request and reads the answer.
-        if open && conn.poll(cx).is_ready() {
-            open = false;
-        }
-        sent.as_mut().poll(cx).map(|answer| (answer, open))
-    })
-    .await
 }
 
 fn upstream(authority: &Authority, source: hyper::Error) -> SendError {
@@ -257,29 +191,42 @@ struct Lease {
     client: Client,
     authority: Authority,
     sender: http1::SendRequest<Deferred>,
-    conn: Conn,
 }
 
-/// A response body from the pool: runs its connection while the body streams and gives the
-/// connection back when the body ends. A body dropped before its end takes its connection
-/// with it (closed).
+impl Lease {
+    /// The response is complete: the connection serves the next request, once hyper has
+    /// finished with it (usually at once; otherwise a small task waits for it).
+    fn release(self) {
+        if self.sender.is_ready() {
+            return self.client.put(&self.authority, self.sender);
+        }
+        if self.sender.is_closed() {
+            return;
+        }
+        let Lease {
+            client,
+            authority,
+            mut sender,
+        } = self;
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                client.put(&authority, sender);
+            }
+        });
+    }
+}
+
+/// A response body from the pool: gives its connection back when it ends. A body dropped
+/// before its end takes its connection with it (hyper closes it).
 pub struct PooledBody {
     body: Incoming,
     lease: Option<Lease>,
 }
 
 impl PooledBody {
-    /// The response is complete: the connection serves the next request (`checkout` makes
-    /// sure hyper is done with it).
     fn release(&mut self) {
-        if let Some(Lease {
-            client,
-            authority,
-            sender,
-            conn,
-        }) = self.lease.take()
-        {
-            client.put(&authority, sender, conn);
+        if let Some(lease) = self.lease.take() {
+            lease.release();
         }
     }
 }
@@ -293,12 +240,6 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(lease) = &mut this.lease {
-            // The connection moves the body's bytes; if it ends, the body ends with it.
-            if lease.conn.poll(cx).is_ready() {
-                this.lease = None;
-            }
-        }
         let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
         match &frame {
             None => this.release(),
