@@ -251,8 +251,8 @@ fn on_event(
         .is_some_and(|a| a.starts_with("health_status"))
 }
 
-/// After a `die`: the events Docker sends right behind it (within 200 ms of each other), so
-/// that a `stop` is known before the addresses are read.
+/// After a `die`: the events Docker sends right behind it (within 200 ms of each other, for
+/// at most a second), so that a `stop` is known before the addresses are read.
 async fn settle<S>(
     events: &mut S,
     engine: &Engine,
@@ -264,8 +264,14 @@ where
         + Unpin,
 {
     let mut reread = false;
-    while let Ok(Some(Ok(e))) =
-        tokio::time::timeout(Duration::from_millis(200), events.next()).await
+    // At most a second in all: a stream of events (a whole stack restarting) must not hold
+    // the reread back for long.
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(Ok(e))) = tokio::time::timeout_at(
+        until.min(tokio::time::Instant::now() + Duration::from_millis(200)),
+        events.next(),
+    )
+    .await
     {
         let stop = e.action.as_deref() == Some("stop");
         reread |= on_event(&e, engine, stopped, metrics);
