@@ -4,13 +4,16 @@
 //! Written for the proxy's one job rather than taken from hyper-util's general client: the
 //! upstreams are a handful of fixed addresses, so idle connections sit in a short list per
 //! address (no hashing per request), the request goes out in origin form as built, and a
-//! connection goes back to the pool the moment its response body ends. That client measured
-//! about a tenth of the proxy's instructions per request (BENCHMARKS.md, callgrind).
+//! connection goes back to the pool the moment its response body ends. hyper-util's client
+//! cost several thousand instructions more per request (BENCHMARKS.md, callgrind).
 //!
-//! A connection taken from the pool may have been closed by the upstream meanwhile: when hyper
-//! hands the request back unsent, the next idle connection (or a new one) gets it. A refused
-//! or timed-out connect is an [`SendError::Connect`]: nothing was sent, so the caller may wait
-//! and try again (`attempt.rs`).
+//! Each connection runs in a task of its own, which notices at once when the upstream closes
+//! it; a closed one is skipped when taken out. A connection taken from the pool may still have
+//! been closed just then: when hyper hands the request back unsent, the next idle connection
+//! (or a new one) gets it. A refused or timed-out connect is an [`SendError::Connect`]:
+//! nothing was sent, so the caller may wait and try again (`attempt.rs`). Idle connections
+//! older than a minute are dropped when met; the upstreams' own keep-alive timeouts close the
+//! others (Dify's web and api close theirs after seconds).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
