@@ -13,7 +13,7 @@
 //! (or a new one) gets it. A refused or timed-out connect is an [`SendError::Connect`]:
 //! nothing was sent, so the caller may wait and try again (`attempt.rs`). Idle connections
 //! older than a minute are dropped when met; the upstreams' own keep-alive timeouts close the
-//! others (Dify's web and api close theirs after seconds).
+//! others (gunicorn's default is 2 s, Node's http server's 5 s).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
