@@ -42,12 +42,16 @@ pub async fn send(
             parts.method,
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         );
-    let slot = Slot::new(RequestBody::new(
-        body,
-        config.max_body,
-        config.read_timeout,
-        watch.clone(),
-    ));
+    let slot = if body.is_end_stream() {
+        Slot::empty()
+    } else {
+        Slot::new(RequestBody::new(
+            body,
+            config.max_body,
+            config.read_timeout,
+            watch.clone(),
+        ))
+    };
     let wait_until = Instant::now() + config.upstream_wait;
     let mut upstream = routed.upstream.clone();
     let mut attempt = 0;

@@ -15,17 +15,40 @@ use http_body::{Body, Frame, SizeHint};
 use super::body::RequestBody;
 
 /// The body slot shared by the attempts of one request.
+/// `None` for a request without a body (most of them): nothing to share, nothing to lock.
 #[derive(Clone)]
-pub struct Slot(Arc<Mutex<Option<RequestBody>>>);
+pub struct Slot(Option<Arc<Mutex<Option<RequestBody>>>>);
 
 impl Slot {
     pub fn new(body: RequestBody) -> Slot {
-        Slot(Arc::new(Mutex::new(Some(body))))
+        Slot(Some(Arc::new(Mutex::new(Some(body)))))
+    }
+
+    pub fn empty() -> Slot {
+        Slot(None)
     }
 
     /// Nothing of the body was taken: the request can go again.
     pub fn untouched(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.0
+            .as_ref()
+            .is_none_or(|s| s.lock().unwrap_or_else(|p| p.into_inner()).is_some())
+    }
+
+    fn take(&self) -> Option<RequestBody> {
+        let slot = self.0.as_ref()?;
+        slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// What the body still waiting in the slot says of itself (`end`: it is over).
+    fn waiting<T>(&self, end: T, of: impl FnOnce(&RequestBody) -> T) -> T {
+        match &self.0 {
+            None => end,
+            Some(slot) => match slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                Some(body) => of(body),
+                None => end,
+            },
+        }
     }
 
     pub fn body(&self) -> Deferred {
@@ -52,7 +75,7 @@ impl Body for Deferred {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if this.body.is_none() {
-            this.body = this.slot.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+            this.body = this.slot.take();
         }
         match this.body.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
@@ -63,26 +86,14 @@ impl Body for Deferred {
     fn is_end_stream(&self) -> bool {
         match &self.body {
             Some(b) => b.is_end_stream(),
-            None => self
-                .slot
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .is_none_or(Body::is_end_stream),
+            None => self.slot.waiting(true, Body::is_end_stream),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.body {
             Some(b) => b.size_hint(),
-            None => self
-                .slot
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+            None => self.slot.waiting(SizeHint::with_exact(0), Body::size_hint),
         }
     }
 }
