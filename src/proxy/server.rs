@@ -278,19 +278,18 @@ fn https_service(
     let service = tower::service_fn(move |req: http::Request<super::ClientBody>| {
         // A client that accepts no encoding gets the upstream's body as it is, without the
         // compression layer's per-request work.
-        let compress = req.headers().contains_key(http::header::ACCEPT_ENCODING);
-        let (mut compressed, mut inner) = (compressed.clone(), inner.clone());
+        use futures_util::future::{Either, TryFutureExt as _};
+        use http_body_util::Either as OneOf;
+        use tower::Service as _;
+        // Only the service that answers is cloned and called.
+        let sent = if req.headers().contains_key(http::header::ACCEPT_ENCODING) {
+            Either::Left(compressed.clone().call(req).map_ok(|r| r.map(OneOf::Left)))
+        } else {
+            Either::Right(inner.clone().call(req).map_ok(|r| r.map(OneOf::Right)))
+        };
         let busy = activity.begin();
         async move {
-            use tower::Service as _;
-            let resp = if compress {
-                compressed
-                    .call(req)
-                    .await?
-                    .map(http_body_util::Either::Left)
-            } else {
-                inner.call(req).await?.map(http_body_util::Either::Right)
-            };
+            let resp = sent.await?;
             Ok::<_, Infallible>(finish(resp, hsts, Some(busy)))
         }
     });
