@@ -272,18 +272,10 @@ pub struct UpArgs {
     /// Print the result as JSON (progress stays on stderr)
     #[arg(long)]
     pub json: bool,
-    /// Domain to serve and get a certificate for (repeatable) [default: `domains` from
-    /// difyctl.toml, or CERTBOT_DOMAIN]
-    #[arg(
-        long = "domain",
-        env = "DIFYCTL_DOMAIN",
-        value_delimiter = ',',
-        value_name = "D"
-    )]
-    pub domains: Vec<String>,
-    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off` [default: 127.0.0.1:2019]
-    #[arg(long, env = "DIFYCTL_ADMIN", value_name = "ADDR")]
-    pub admin: Option<String>,
+    #[command(flatten)]
+    pub domain: DomainArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// Plain-HTTP listen address [default: 0.0.0.0:80, or EXPOSE_NGINX_PORT]
     #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
@@ -354,14 +346,8 @@ pub struct ExportArgs {
     /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
     #[arg(long = "profile", value_name = "P")]
     pub profiles: Vec<String>,
-    /// Domain to route and certify (repeatable) [default: `domains` from difyctl.toml, or CERTBOT_DOMAIN]
-    #[arg(
-        long = "domain",
-        env = "DIFYCTL_DOMAIN",
-        value_delimiter = ',',
-        value_name = "D"
-    )]
-    pub domains: Vec<String>,
+    #[command(flatten)]
+    pub domain: DomainArgs,
     #[command(flatten)]
     pub acme: AcmeArgs,
 }
@@ -379,6 +365,28 @@ fn parse_replicas(s: &str) -> Result<(String, u32), String> {
         .parse()
         .map_err(|_| format!("`{n}` is not a number of replicas"))?;
     Ok((svc.trim().to_string(), n))
+}
+
+/// The domains served (`up`, `proxy`, `export`).
+#[derive(Debug, Args, Default)]
+pub struct DomainArgs {
+    /// Domain to serve and get a certificate for (repeatable; from the ACME CA unless `proxy`
+    /// is given --cert/--key) [default: `domains` from difyctl.toml, or CERTBOT_DOMAIN]
+    #[arg(
+        long = "domain",
+        env = "DIFYCTL_DOMAIN",
+        value_delimiter = ',',
+        value_name = "D"
+    )]
+    pub domains: Vec<String>,
+}
+
+/// The admin listener (`up`, `proxy`).
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off` [default: 127.0.0.1:2019]
+    #[arg(long, env = "DIFYCTL_ADMIN", value_name = "ADDR")]
+    pub admin: Option<String>,
 }
 
 /// Where certificates come from (else from difyctl.toml's [acme] section).
@@ -412,9 +420,8 @@ pub struct ProxyArgs {
     /// Address of the Socket.IO service (host:port), for /socket.io/ (default: the api address)
     #[arg(long, env = "DIFYCTL_UPSTREAM_SOCKET", value_name = "ADDR")]
     pub upstream_socket: Option<String>,
-    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off` [default: 127.0.0.1:2019]
-    #[arg(long, env = "DIFYCTL_ADMIN", value_name = "ADDR")]
-    pub admin: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// Plain-HTTP listen address: redirects to HTTPS and answers ACME challenges [default: 0.0.0.0:80]
     #[arg(long, env = "DIFYCTL_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
@@ -427,15 +434,8 @@ pub struct ProxyArgs {
     /// Private key (PEM) of --cert
     #[arg(long, env = "DIFYCTL_KEY", value_name = "PEM", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Domain name served (repeatable): certificates for it come from the ACME CA unless
-    /// --cert/--key are given
-    #[arg(
-        long = "domain",
-        env = "DIFYCTL_DOMAIN",
-        value_delimiter = ',',
-        value_name = "D"
-    )]
-    pub domains: Vec<String>,
+    #[command(flatten)]
+    pub domain: DomainArgs,
     #[command(flatten)]
     pub acme: AcmeArgs,
     /// Largest request body accepted, like nginx's client_max_body_size [default: 100M]

@@ -82,10 +82,10 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Up(args) => {
             let opts = load(args.profiles.clone());
             let mut stack = cmd::load_stack(&opts, &args.replace)?;
-            flags.domains = args.domains;
+            flags.domains = args.domain.domains;
             flags.http = args.http;
             flags.https = args.https;
-            flags.admin = args.admin;
+            flags.admin = args.admin.admin;
             set_acme_flags(&mut flags, args.acme);
             let config = Config::load(&flags)?;
             cmd::public_urls(&mut stack, &config);
@@ -121,7 +121,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         }
         Command::Export(cli::ExportTarget::Kubernetes(mut args)) => {
             let stack = cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;
-            flags.domains = std::mem::take(&mut args.domains);
+            flags.domains = std::mem::take(&mut args.domain.domains);
             set_acme_flags(&mut flags, std::mem::take(&mut args.acme));
             let config = Config::load(&flags)?;
             cmd::export::kubernetes(&stack, &config, &args)
@@ -299,13 +299,13 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                     .map(|a| Upstream::parse("api_websocket", a))
                     .transpose()?,
             };
-            flags.domains = args.domains;
+            flags.domains = args.domain.domains;
             flags.http = args.http;
             flags.https = args.https;
             flags.max_body = args.max_body;
             flags.read_timeout = args.read_timeout;
             flags.shutdown_grace = args.shutdown_grace;
-            flags.admin = args.admin;
+            flags.admin = args.admin.admin;
             flags.no_hsts = args.no_hsts;
             flags.trusted_proxies = args.trusted_proxies;
             flags.workers = args.workers;
