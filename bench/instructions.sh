@@ -14,13 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-4000}
-for tool in nginx valgrind h2load openssl curl python3; do
-  if ! command -v "$tool" >/dev/null; then
-    pkg=$tool; [ "$tool" = h2load ] && pkg=nghttp2-client
-    echo "installing $pkg..." >&2
-    apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
-  fi
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nginx valgrind h2load openssl curl python3
 cargo build --release --quiet -p difyctl --bins
 
 work=$(mktemp -d /tmp/difyctl-instr.XXXXXX)
@@ -28,27 +24,10 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-body=$(python3 -c 'import json; print(json.dumps({"result":"success","data":[{"id":i,"name":"app-%d"%i,"mode":"chat"} for i in range(14)]})[:600])')
-mkdir -p "$work/up" "$work/ngx"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-error_log $work/up/error.log;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$body'; }
-  }
-}
-CONF
+self_signed "$work"
+upstream_conf "$work/up" "$UP"
+mkdir -p "$work/ngx"
 cat > "$work/ngx/nginx.conf" <<CONF
 worker_processes 1;
 master_process off;

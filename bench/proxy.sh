@@ -17,13 +17,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 
-for tool in nginx caddy wrk h2load openssl curl python3; do
-  if ! command -v "$tool" >/dev/null; then
-    pkg=$tool; [ "$tool" = h2load ] && pkg=nghttp2-client
-    echo "installing $pkg..." >&2
-    apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
-  fi
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need nginx caddy wrk h2load openssl curl python3
 cargo build --release --quiet -p difyctl -p difyctl-testserver --bins
 
 work=$(mktemp -d /tmp/difyctl-bench.XXXXXX)
@@ -31,30 +27,13 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); TS=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
 CDY=$(free_port); CDYH=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+self_signed "$work"
 
-body=$(python3 -c 'import json; print(json.dumps({"result":"success","data":[{"id":i,"name":"app-%d"%i,"mode":"chat"} for i in range(14)]})[:600])')
-mkdir -p "$work/up" "$work/ngx" "$work/caddy"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-error_log $work/up/error.log;
-pid $work/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { default_type application/json; return 200 '$body'; }
-  }
-}
-CONF
+upstream_conf "$work/up" "$UP"
+mkdir -p "$work/ngx" "$work/caddy"
 cat > "$work/ngx/nginx.conf" <<CONF
 worker_processes 2;
 error_log $work/ngx/error.log;
