@@ -123,8 +123,29 @@ impl Pebble {
             pebble: None,
             challtestsrv,
         };
-        pebble.resume();
+        for attempt in 1.. {
+            match pebble.try_resume() {
+                Ok(()) => break,
+                // Another test bound a port between free_port() and Pebble's own bind.
+                Err(log) if attempt < 4 && log.contains("address already in use") => {
+                    pebble.new_ports()
+                }
+                Err(log) => panic!("pebble did not start: {log}"),
+            }
+        }
         pebble
+    }
+
+    /// Fresh listen and management ports, written to the config.
+    fn new_ports(&mut self) {
+        self.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        self.mgmt = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        self.directory = format!("https://localhost:{}/dir", self.listen.port());
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        config["pebble"]["listenAddress"] = self.listen.to_string().into();
+        config["pebble"]["managementListenAddress"] = self.mgmt.to_string().into();
+        std::fs::write(&self.config, config.to_string()).unwrap();
     }
 
     /// Stops the CA (the DNS helper stays): the next ACME call fails.
@@ -137,6 +158,14 @@ impl Pebble {
 
     /// Starts the CA again on the same ports (a new Pebble forgets accounts and its root).
     pub fn resume(&mut self) {
+        if let Err(log) = self.try_resume() {
+            panic!("pebble did not start: {log}");
+        }
+    }
+
+    /// Starts the CA and waits until it listens; its log when it exits or does not listen
+    /// within 10 s.
+    fn try_resume(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("pebble");
         cmd.args(["-config", &self.config.display().to_string()])
             .args(["-dnsserver", &self.dns.to_string()])
@@ -150,16 +179,18 @@ impl Pebble {
         if let Some(n) = self.options.nonce_reject {
             cmd.env("PEBBLE_WFE_NONCEREJECT", n.to_string());
         }
-        self.pebble = Some(cmd.spawn().expect("pebble starts"));
+        let mut child = cmd.spawn().expect("pebble starts");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(self.listen).is_err() || TcpStream::connect(self.mgmt).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pebble did not start: {}",
-                self.log()
-            );
+            if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(self.log());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.pebble = Some(child);
+        Ok(())
     }
 
     pub fn log(&self) -> String {
