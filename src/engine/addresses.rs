@@ -148,13 +148,13 @@ pub async fn follow(
     let mut known: Option<BTreeMap<String, ServiceState>> = None;
     let mut stopped = Stopped::default();
     loop {
-        let filters = std::collections::HashMap::from([
-            ("type".to_string(), vec!["container".to_string()]),
-            (
-                "label".to_string(),
-                vec![format!("{}={project}", labels::PROJECT)],
-            ),
-        ]);
+        // Container events and network ones (a container joining or leaving a network is a
+        // network event, with no container labels): which are this project's is sorted out
+        // here, as Docker's filters cannot say "this label or these networks".
+        let filters = std::collections::HashMap::from([(
+            "type".to_string(),
+            vec!["container".to_string(), "network".to_string()],
+        )]);
         let mut events = engine.docker.events(Some(EventsOptions {
             filters: Some(filters),
             ..Default::default()
@@ -170,6 +170,7 @@ pub async fn follow(
                     true
                 }
                 event = events.next() => match event {
+                    Some(Ok(e)) if !concerns(&e, &project, &networks) => false,
                     Some(Ok(e)) => {
                         let died = e.action.as_deref() == Some("die");
                         let mut reread = on_event(&e, &engine, &mut stopped, &metrics);
@@ -178,7 +179,9 @@ pub async fn follow(
                             // once, so a container stopped on purpose is never read as one
                             // that exited on its own (regression: a 502 page briefly said
                             // "exited with code 0" for a stopped service).
-                            reread |= settle(&mut events, &engine, &mut stopped, &metrics).await;
+                            let ours = |e: &_| concerns(e, &project, &networks);
+                            reread |= settle(&mut events, ours, &engine, &mut stopped, &metrics)
+                                .await;
                         }
                         reread
                     }
@@ -203,6 +206,19 @@ pub async fn follow(
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Whether an event is about this project: one of its containers, or one of its networks
+/// (a container attached or detached).
+fn concerns(e: &bollard::models::EventMessage, project: &str, networks: &[String]) -> bool {
+    use bollard::models::EventMessageTypeEnum as T;
+    let attributes = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
+    let attribute = |key: &str| attributes.and_then(|a| a.get(key)).map(String::as_str);
+    match e.typ {
+        Some(T::CONTAINER) => attribute(labels::PROJECT) == Some(project),
+        Some(T::NETWORK) => attribute("name").is_some_and(|n| networks.iter().any(|m| m == n)),
+        _ => false,
     }
 }
 
@@ -255,6 +271,7 @@ fn on_event(
 /// at most a second), so that a `stop` is known before the addresses are read.
 async fn settle<S>(
     events: &mut S,
+    ours: impl Fn(&bollard::models::EventMessage) -> bool,
     engine: &Engine,
     stopped: &mut Stopped,
     metrics: &crate::metrics::Metrics,
@@ -273,6 +290,9 @@ where
     )
     .await
     {
+        if !ours(&e) {
+            continue;
+        }
         let stop = e.action.as_deref() == Some("stop");
         reread |= on_event(&e, engine, stopped, metrics);
         if stop {
@@ -336,5 +356,47 @@ async fn revive(engine: Engine, id: String, stopped: Stopped) {
         Err(e) => {
             tracing::error!(container = %name.trim_start_matches('/'), "cannot start the dead container again: {e}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{EventActor, EventMessage, EventMessageTypeEnum};
+
+    fn event(typ: EventMessageTypeEnum, attributes: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            actor: Some(EventActor {
+                id: Some("x".into()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Regression: the follower asked Docker for container events only, so a container
+    /// detached from its network (a network event) was noticed at the next 10 s re-read.
+    #[test]
+    fn network_events_of_the_projects_networks_concern_the_follower() {
+        let nets = vec!["p_default".to_string()];
+        let ours = event(EventMessageTypeEnum::NETWORK, &[("name", "p_default")]);
+        let other = event(EventMessageTypeEnum::NETWORK, &[("name", "q_default")]);
+        assert!(concerns(&ours, "p", &nets));
+        assert!(!concerns(&other, "p", &nets));
+        let mine = event(EventMessageTypeEnum::CONTAINER, &[(labels::PROJECT, "p")]);
+        let theirs = event(EventMessageTypeEnum::CONTAINER, &[(labels::PROJECT, "q")]);
+        assert!(concerns(&mine, "p", &nets));
+        assert!(!concerns(&theirs, "p", &nets));
+        assert!(!concerns(
+            &event(EventMessageTypeEnum::VOLUME, &[]),
+            "p",
+            &nets
+        ));
     }
 }

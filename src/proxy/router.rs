@@ -164,6 +164,10 @@ impl Routes {
     pub fn load(&self) -> arc_swap::Guard<Arc<RouteTable>> {
         self.0.load()
     }
+    /// The table now, kept (unlike `load`'s guard) for as long as the caller likes.
+    pub fn load_full(&self) -> Arc<RouteTable> {
+        self.0.load_full()
+    }
     pub fn replace(&self, table: RouteTable) {
         self.0.store(Arc::new(table));
     }

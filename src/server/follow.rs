@@ -58,9 +58,13 @@ pub async fn start(
         project.networks.clone(),
         project.expected.poke.clone(),
         move |now| {
-            let table = RouteTable::dify(&view.upstreams(now));
-            log_changes(Some(&follower_routes.load()), &table);
-            follower_routes.replace(table);
+            // The table is in place before its log line: whoever reads "upstream down" (an
+            // operator, a test) and then sends a request gets the new answer, never the old
+            // route (regression: a request sent right after the line went to the address the
+            // container had just left, and hung).
+            let before = follower_routes.load_full();
+            follower_routes.replace(RouteTable::dify(&view.upstreams(now)));
+            log_changes(Some(&before), &follower_routes.load());
         },
         metrics,
         stop,
