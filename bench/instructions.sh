@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-4000}
+# A quicker look at one change: PROTOS=h1 WHO=difyctl (nginx's figures move only with nginx).
+PROTOS=${PROTOS:-h1 h2}
+WHO=${WHO:-nginx difyctl}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 need nginx valgrind h2load openssl curl python3
@@ -84,13 +87,13 @@ count() {
 
 echo "| instructions per request (callgrind) | nginx | difyctl | difyctl / nginx |"
 echo "|---|---|---|---|"
-for proto in h1 h2; do
-  declare -A per
-  for who in nginx difyctl; do
+for proto in $PROTOS; do
+  declare -A per=([nginx]=0 [difyctl]=0)
+  for who in $WHO; do
     a=$(count "$who" "$proto" "$N"); b=$(count "$who" "$proto" $((3 * N)))
     per[$who]=$(( (b - a) / (2 * N) ))
   done
-  ratio=$(python3 -c "print(f'{${per[difyctl]} / ${per[nginx]}:.2f}')")
+  ratio=$(python3 -c "print(f'{${per[difyctl]} / max(${per[nginx]}, 1):.2f}')")
   label="HTTP/1.1"; [ "$proto" = h2 ] && label="HTTP/2"
   echo "| $label | ${per[nginx]} | ${per[difyctl]} | $ratio |"
 done

@@ -258,23 +258,34 @@ async fn serve<C>(
 /// The HTTPS app of one connection: an axum Router whose fallback is the forwarding service
 /// (forward, compress what is worth it, add HSTS and the security headers, log). Dify owns
 /// every path, so the proxy's own routes would go in front of the fallback here.
+///
+/// axum clones its fallback for every request, and each service here clones what it holds
+/// into the request's future: so each holds one `Arc` (one count up per clone) rather than
+/// the forwarder, the connection's facts and the compression layer field by field.
 fn https_service(
     forwarder: Forwarder,
     conn: ConnInfo,
     hsts: bool,
     activity: Activity,
 ) -> TowerToHyperService<axum::Router> {
+    let ctx = Arc::new(Connection { forwarder, conn });
     let inner = tower::service_fn(move |req: http::Request<super::ClientBody>| {
-        let (forwarder, conn) = (forwarder.clone(), conn.clone());
+        let ctx = ctx.clone();
         // Boxed once here, so the layers around it move a pointer rather than the whole
         // request state (a few KB) on every request.
-        Box::pin(async move { Ok::<_, Infallible>(forwarder.handle(req, &conn).await) })
+        Box::pin(async move { Ok::<_, Infallible>(ctx.forwarder.handle(req, &ctx.conn).await) })
     });
     // Level 1, like nginx's default gzip_comp_level: most of the gain for little CPU. The
     // default predicate skips text/event-stream, images, gRPC and bodies under 32 bytes.
     let compressed = ServiceBuilder::new()
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .service(inner.clone());
+    let app = Arc::new(App {
+        inner,
+        compressed,
+        hsts,
+        activity,
+    });
     let service = tower::service_fn(move |req: http::Request<super::ClientBody>| {
         // A client that accepts no encoding gets the upstream's body as it is, without the
         // compression layer's per-request work.
@@ -283,17 +294,37 @@ fn https_service(
         use tower::Service as _;
         // Only the service that answers is cloned and called.
         let sent = if req.headers().contains_key(http::header::ACCEPT_ENCODING) {
-            Either::Left(compressed.clone().call(req).map_ok(|r| r.map(OneOf::Left)))
+            Either::Left(
+                app.compressed
+                    .clone()
+                    .call(req)
+                    .map_ok(|r| r.map(OneOf::Left)),
+            )
         } else {
-            Either::Right(inner.clone().call(req).map_ok(|r| r.map(OneOf::Right)))
+            Either::Right(app.inner.clone().call(req).map_ok(|r| r.map(OneOf::Right)))
         };
-        let busy = activity.begin();
+        let busy = app.activity.begin();
+        let hsts = app.hsts;
         async move {
             let resp = sent.await?;
             Ok::<_, Infallible>(finish(resp, hsts, Some(busy)))
         }
     });
     TowerToHyperService::new(axum::Router::new().fallback_service(service))
+}
+
+/// What the forwarding service of one connection needs.
+struct Connection {
+    forwarder: Forwarder,
+    conn: ConnInfo,
+}
+
+/// The services of one connection's HTTPS app, shared by its requests.
+struct App<S, C> {
+    inner: S,
+    compressed: C,
+    hsts: bool,
+    activity: Activity,
 }
 
 /// Last touches on every response: HSTS on HTTPS, and the access-log wrapper around the body
