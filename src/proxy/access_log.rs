@@ -129,23 +129,24 @@ impl AccessEntry {
 
     /// The request is over: counted, then logged.
     fn done(&self, bytes: u64, complete: bool) {
+        let elapsed = self.start.elapsed();
         self.metrics.request(&crate::metrics::Done {
             service: self.upstream,
             status: self.status,
             http2: self.http2,
-            elapsed: self.start.elapsed(),
+            elapsed,
             bytes_in: self.body.as_ref().map_or(0, |b| b.received()),
             bytes_out: bytes,
         });
-        self.write(bytes, complete);
+        self.write(bytes, complete, elapsed);
     }
 
-    fn write(&self, bytes: u64, complete: bool) {
+    fn write(&self, bytes: u64, complete: bool, elapsed: std::time::Duration) {
         if !tracing::enabled!(target: "access", tracing::Level::INFO) {
             return;
         }
         // Tenths of a millisecond, rounded, in integers (float formatting is slow).
-        let tenths = (self.start.elapsed().as_micros() + 50) / 100;
+        let tenths = (elapsed.as_micros() + 50) / 100;
         let path = self.target.as_ref().map_or("/", PathAndQuery::path);
         // The peer text is an IP address (ASCII), set by `ConnInfo::new`.
         let peer = self.peer.to_str().unwrap_or("-");

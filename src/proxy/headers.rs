@@ -68,6 +68,30 @@ pub fn add_security_headers(headers: &mut HeaderMap, hsts: bool) {
 
 /// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
+/// The headers that `Connection` names, to be removed with it (collected first: the map
+/// cannot be borrowed while removing). `close`, `keep-alive` and `upgrade` name none (the last
+/// two are handled with the other hop-by-hop headers).
+fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
+    const NAME_NONE: [&str; 3] = ["close", "keep-alive", "upgrade"];
+    let names_none = |n: &str| NAME_NONE.iter().any(|t| n.eq_ignore_ascii_case(t));
+    let values = headers.get_all(header::CONNECTION);
+    // Nearly every message says just `keep-alive` or `close`: no splitting for those.
+    if values
+        .iter()
+        .all(|v| v.to_str().is_ok_and(|v| names_none(v.trim())))
+    {
+        return Vec::new();
+    }
+    values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !names_none(n))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect()
+}
+
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds which are there; most requests carry none or only
     // Connection, so most of the removals below are skipped (each is a hashed lookup).
@@ -89,22 +113,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     if connection {
-        // Named by Connection: collect first, the map cannot be borrowed while removing.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            // `close` names no header; keep-alive and upgrade are handled below.
-            .filter(|n| {
-                !["close", "keep-alive", "upgrade"]
-                    .iter()
-                    .any(|t| n.eq_ignore_ascii_case(t))
-            })
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
-        for name in named {
+        for name in named_by_connection(headers) {
             headers.remove(name);
         }
         headers.remove(header::CONNECTION);
@@ -233,6 +242,22 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-kept"], "yes");
+    }
+
+    /// The shortcut for a lone `keep-alive` must not skip a header named in a second
+    /// `Connection` line.
+    #[test]
+    fn a_header_named_in_a_second_connection_line_goes() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("Keep-Alive"));
+        h.append("connection", HeaderValue::from_static(" x-secret "));
+        h.append("x-secret", HeaderValue::from_static("1"));
+        h.append("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut h = map(&[("connection", "close"), ("x-kept", "yes")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
     }
 
     #[test]
