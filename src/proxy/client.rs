@@ -14,6 +14,10 @@
 //! nothing was sent, so the caller may wait and try again (`attempt.rs`). Idle connections
 //! older than a minute are dropped when met; the upstreams' own keep-alive timeouts close the
 //! others (gunicorn's default is 2 s, Node's http server's 5 s).
+//!
+//! A bodiless GET, HEAD or OPTIONS goes the short way (`h1.rs`): written and read inside the
+//! request's own task, on connections of a pool of their own. Everything else (bodies,
+//! WebSocket upgrades) goes through hyper's client connection.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,7 +33,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::h1;
 use super::retry::Deferred;
+use super::BoxError;
 
 /// Idle connections kept per upstream address, and how long one may stay idle.
 const MAX_IDLE: usize = 256;
@@ -47,6 +53,11 @@ pub enum SendError {
     Upstream {
         authority: Authority,
         source: hyper::Error,
+    },
+    #[error("connection to {authority} failed")]
+    Exchange {
+        authority: Authority,
+        source: std::io::Error,
     },
 }
 
@@ -67,6 +78,28 @@ pub struct Client {
 struct Pool {
     /// Per upstream address, the idle connections, most recently used last.
     idle: Vec<(Authority, Vec<Idle>)>,
+    /// The same for the connections of the short way (`h1.rs`).
+    direct: Vec<(Authority, Vec<DirectIdle>)>,
+}
+
+struct DirectIdle {
+    conn: h1::Conn,
+    since: Instant,
+}
+
+/// The idle list of `authority` in `lists`, made when missing.
+fn list_of<'a, T>(
+    lists: &'a mut Vec<(Authority, Vec<T>)>,
+    authority: &Authority,
+) -> &'a mut Vec<T> {
+    let at = match lists.iter().position(|(a, _)| a == authority) {
+        Some(at) => at,
+        None => {
+            lists.push((authority.clone(), Vec::new()));
+            lists.len() - 1
+        }
+    };
+    &mut lists[at].1
 }
 
 struct Idle {
@@ -89,6 +122,9 @@ impl Client {
         authority: &Authority,
         mut req: Request<Deferred>,
     ) -> Result<Response<PooledBody>, SendError> {
+        if h1::eligible(&req) {
+            return self.request_direct(authority, req).await;
+        }
         while let Some(mut sender) = self.checkout(authority) {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.lease(resp, authority, sender)),
@@ -120,14 +156,7 @@ impl Client {
 
     fn put(&self, authority: &Authority, sender: http1::SendRequest<Deferred>) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let at = match pool.idle.iter().position(|(a, _)| a == authority) {
-            Some(at) => at,
-            None => {
-                pool.idle.push((authority.clone(), Vec::new()));
-                pool.idle.len() - 1
-            }
-        };
-        let idle = &mut pool.idle[at].1;
+        let idle = list_of(&mut pool.idle, authority);
         // Drop what the upstreams closed meanwhile, oldest first when full.
         idle.retain(|c| !c.sender.is_closed());
         if idle.len() >= MAX_IDLE {
@@ -139,10 +168,72 @@ impl Client {
         });
     }
 
-    async fn connect(
+    /// The short way: a kept-alive connection when there is one (one the upstream closed
+    /// before answering is given up, and the request goes on the next), else a new one.
+    async fn request_direct(
         &self,
         authority: &Authority,
-    ) -> Result<http1::SendRequest<Deferred>, SendError> {
+        req: Request<Deferred>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let failed = |e: h1::ExchangeError| SendError::Exchange {
+            authority: authority.clone(),
+            source: e.source,
+        };
+        let req = h1::Outgoing::of(&req);
+        while let Some(conn) = self.checkout_direct(authority) {
+            match h1::exchange(conn, &req).await {
+                Ok(answer) => return Ok(self.lease_direct(authority, answer)),
+                Err(e) if e.before_answer => continue,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let conn = h1::Conn::new(self.connect_tcp(authority).await?);
+        match h1::exchange(conn, &req).await {
+            Ok(answer) => Ok(self.lease_direct(authority, answer)),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    fn checkout_direct(&self, authority: &Authority) -> Option<h1::Conn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, idle) = pool.direct.iter_mut().find(|(a, _)| a == authority)?;
+        while let Some(idle) = idle.pop() {
+            if idle.since.elapsed() < IDLE_TIMEOUT && !idle.conn.closed_while_idle() {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    fn put_direct(&self, authority: &Authority, conn: h1::Conn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = list_of(&mut pool.direct, authority);
+        idle.retain(|c| !c.conn.closed_while_idle());
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(DirectIdle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    fn lease_direct(
+        &self,
+        authority: &Authority,
+        (resp, framing, conn): (Response<()>, h1::Framing, h1::Conn),
+    ) -> Response<PooledBody> {
+        let direct = Direct {
+            reusable: h1::reusable(&resp, framing),
+            conn: Some(conn),
+            framing,
+            client: self.clone(),
+            authority: authority.clone(),
+        };
+        resp.map(|()| PooledBody(Inner::Direct(direct)))
+    }
+
+    async fn connect_tcp(&self, authority: &Authority) -> Result<TcpStream, SendError> {
         let failed = |source| SendError::Connect {
             authority: authority.clone(),
             source,
@@ -155,6 +246,14 @@ impl Client {
         let _ = tcp.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
         let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        Ok(tcp)
+    }
+
+    async fn connect(
+        &self,
+        authority: &Authority,
+    ) -> Result<http1::SendRequest<Deferred>, SendError> {
+        let tcp = self.connect_tcp(authority).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| upstream(authority, e))?;
@@ -178,7 +277,7 @@ impl Client {
             authority: authority.clone(),
             sender,
         });
-        resp.map(|body| PooledBody { body, lease })
+        resp.map(|body| PooledBody(Inner::Hyper { body, lease }))
     }
 }
 
@@ -220,52 +319,113 @@ impl Lease {
 }
 
 /// A response body from the pool: gives its connection back when it ends. A body dropped
-/// before its end takes its connection with it (hyper closes it).
-pub struct PooledBody {
-    body: Incoming,
-    lease: Option<Lease>,
+/// before its end takes its connection with it (closed).
+pub struct PooledBody(Inner);
+
+enum Inner {
+    Hyper {
+        body: Incoming,
+        lease: Option<Lease>,
+    },
+    Direct(Direct),
+}
+
+/// A body read the short way, from its own connection.
+struct Direct {
+    conn: Option<h1::Conn>,
+    framing: h1::Framing,
+    reusable: bool,
+    client: Client,
+    authority: Authority,
+}
+
+impl Direct {
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.reusable && conn.is_clean() {
+                self.client.put_direct(&self.authority, conn);
+            }
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match ready!(h1::poll_frame(conn, &mut self.framing, cx)) {
+            Ok(Some(data)) => {
+                if self.framing == h1::Framing::Empty {
+                    self.release();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Ok(None) => {
+                self.release();
+                Poll::Ready(None)
+            }
+            Err(e) => {
+                self.conn = None;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+        }
+    }
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.release();
+        match &mut self.0 {
+            Inner::Hyper { lease, .. } => {
+                if let Some(lease) = lease.take() {
+                    lease.release();
+                }
+            }
+            Inner::Direct(direct) => direct.release(),
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        let (body, lease) = match &mut this.0 {
+            Inner::Hyper { body, lease } => (body, lease),
+            Inner::Direct(direct) => return direct.poll_frame(cx),
+        };
+        let frame = ready!(Pin::new(&mut *body).poll_frame(cx));
         match &frame {
             None => this.release(),
-            Some(Ok(_)) if this.body.is_end_stream() => this.release(),
+            Some(Ok(_)) if body.is_end_stream() => this.release(),
             Some(Ok(_)) => {}
-            Some(Err(_)) => this.lease = None,
+            Some(Err(_)) => *lease = None,
         }
-        Poll::Ready(frame)
+        Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.0 {
+            Inner::Hyper { body, .. } => body.is_end_stream(),
+            Inner::Direct(direct) => direct.framing == h1::Framing::Empty,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.0 {
+            Inner::Hyper { body, .. } => body.size_hint(),
+            Inner::Direct(direct) => h1::size_hint(direct.framing, 0),
+        }
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
         // An empty body (HEAD, 204, 304) may never be polled.
-        if self.body.is_end_stream() {
+        if self.is_end_stream() {
             self.release();
         }
     }

@@ -14,6 +14,7 @@ mod failure;
 mod forward;
 mod framing;
 mod graceful;
+mod h1;
 mod headers;
 mod idle;
 pub mod limits;
