@@ -233,6 +233,11 @@ fn decode(head: Bytes, p: &Parsed, head_only: bool) -> io::Result<(Response<()>,
         map.append(name, value);
     }
     let framing = framing(&map, status, head_only)?;
+    if map.contains_key(http::header::TRANSFER_ENCODING) {
+        // RFC 9112 6.3: Transfer-Encoding overrides it; passed on, it would frame the body
+        // to the client wrongly.
+        map.remove(http::header::CONTENT_LENGTH);
+    }
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = version;
@@ -416,15 +421,20 @@ fn early_end() -> io::Error {
 }
 
 /// Reads what the socket has into the buffer: the number of bytes, 0 at its end.
+///
+/// Through `AsyncRead::poll_read`, which forgets the socket's readiness after a short read:
+/// so an idle connection in the pool is only "ready" again when the upstream sends or closes
+/// (see `Conn::closed_while_idle`).
 fn fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    use tokio::io::{AsyncRead, ReadBuf};
     conn.buf.reserve(READ_SIZE);
-    loop {
-        ready!(conn.tcp.poll_read_ready(cx))?;
-        match conn.tcp.try_read_buf(&mut conn.buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
-    }
+    let mut spare = ReadBuf::uninit(conn.buf.spare_capacity_mut());
+    ready!(std::pin::Pin::new(&mut conn.tcp).poll_read(cx, &mut spare))?;
+    let n = spare.filled().len();
+    // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity (ReadBuf
+    // never reports more filled than it initialised), so they may join the buffer.
+    unsafe { conn.buf.set_len(conn.buf.len() + n) };
+    Poll::Ready(Ok(n))
 }
 
 /// What a body of this framing says of its size.
@@ -466,6 +476,14 @@ mod tests {
             false,
         );
         assert_eq!(f, Framing::Chunked(Chunk::Size));
+        let (r, _) = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+        );
+        assert!(
+            !r.headers().contains_key("content-length"),
+            "TE wins over CL"
+        );
         let (r, f) = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false);
         assert_eq!(f, Framing::Close);
         assert!(!reusable(&r, f));

@@ -153,3 +153,151 @@ async fn concurrent_requests_open_connections_that_all_return_to_the_pool() {
     );
     proxy.shutdown().await;
 }
+
+/// A plain HTTP/1.1 upstream that answers each path with exact bytes (and closes the
+/// connection after the answers marked so), counting the connections it accepts.
+async fn scripted_upstream(
+    answers: Vec<(&'static str, Vec<u8>, bool)>,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let answers = Arc::new(answers);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                    let plain: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    let (answer, close) = answers
+                        .iter()
+                        .find(|(p, _, _)| *p == path)
+                        .map_or((plain, false), |(_, a, c)| (&a[..], *c));
+                    if tcp.write_all(answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The short way to the upstream (`src/proxy/h1.rs`, bodiless GETs) reads every framing an
+/// upstream may use, reuses a connection only after a complete message on a connection that
+/// stays open, and never passes on a body whose length it cannot trust.
+#[tokio::test]
+async fn bodiless_gets_read_every_framing_and_reuse_only_clean_connections() {
+    let mut big = b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n".to_vec();
+    big.resize(big.len() + 300_000, b'x');
+    let answers: Vec<(&str, &[u8], bool)> = vec![
+        (
+            "/chunked",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            false,
+        ),
+        (
+            "/hints",
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            false,
+        ),
+        (
+            "/says-close",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\nok",
+            false,
+        ),
+        ("/until-close", b"HTTP/1.1 200 OK\r\n\r\nuntil the close", true),
+        (
+            "/conflict",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
+            false,
+        ),
+        ("/short", b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", true),
+        ("/big", &big, false),
+    ];
+    let answers = answers
+        .into_iter()
+        .map(|(p, a, c)| (p, a.to_vec(), c))
+        .collect();
+    let (web, accepted) = scripted_upstream(answers).await;
+    let proxy = proxy_to(web).await;
+    let mut h1 = proxy.h1().await;
+    let mut fetch = async |path: &str| {
+        let resp = h1
+            .send_request(get(path))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+        (status, body)
+    };
+    let ok = |(status, body): (u16, Result<bytes::Bytes, hyper::Error>)| {
+        (status, String::from_utf8_lossy(&body.unwrap()).into_owned())
+    };
+    assert_eq!(ok(fetch("/chunked").await), (200, "hello world".into()));
+    assert_eq!(
+        ok(fetch("/").await),
+        (200, "ok".into()),
+        "reused after chunks and trailers"
+    );
+    assert_eq!(ok(fetch("/hints").await), (200, "ok".into()), "103 skipped");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(ok(fetch("/says-close").await), (200, "ok".into()));
+    assert_eq!(ok(fetch("/").await), (200, "ok".into()));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "`Connection: close` is not reused"
+    );
+    assert_eq!(
+        ok(fetch("/until-close").await),
+        (200, "until the close".into())
+    );
+    assert_eq!(ok(fetch("/").await), (200, "ok".into()));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "a body read to the close ends its connection"
+    );
+    let (status, _) = fetch("/conflict").await;
+    assert_eq!(
+        status, 502,
+        "Content-Length values that disagree are not guessed at"
+    );
+    assert_eq!(ok(fetch("/").await), (200, "ok".into()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    // A body read over many reads leaves the connection idle, not looking closed.
+    let (status, body) = fetch("/big").await;
+    assert_eq!((status, body.unwrap().len()), (200, 300_000));
+    assert_eq!(ok(fetch("/").await), (200, "ok".into()));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        4,
+        "reused after a large body"
+    );
+    // Cut short: the client's connection is aborted (before or after the head went out),
+    // never ended as if the body were complete.
+    drop(fetch);
+    match h1.send_request(get("/short")).await {
+        Err(_) => {}
+        Ok(resp) => {
+            let body = resp.into_body().collect().await;
+            assert!(body.is_err(), "a body cut short passed on as complete");
+        }
+    }
+    proxy.shutdown().await;
+}
