@@ -266,7 +266,7 @@ impl Body for ResponseBody {
                 this.idle.progressed = true;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending if this.idle.expired(cx) => {
                 Poll::Ready(Some(Err(Box::new(BodyError::Idle(this.idle.timeout)))))
