@@ -291,7 +291,6 @@ async fn bodiless_gets_read_every_framing_and_reuse_only_clean_connections() {
     );
     // Cut short: the client's connection is aborted (before or after the head went out),
     // never ended as if the body were complete.
-    drop(fetch);
     match h1.send_request(get("/short")).await {
         Err(_) => {}
         Ok(resp) => {
