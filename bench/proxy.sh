@@ -116,25 +116,38 @@ cdy_pids() { echo "$CDY_PID"; }
 
 idle_ngx=$(rss_kb $(ngx_pids | sort -u)); idle_dfy=$(rss_kb "$DFY_PID"); idle_cdy=$(rss_kb "$CDY_PID")
 
-declare -A rps p99 rss
-run_wrk() { # name port
+# CPU time (user + system, clock ticks) the processes listed by $1 (a function name) used.
+cpu_ticks() { local t=0 p; for p in $($1); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+# Microseconds of the proxy's CPU per request: ticks before, ticks after, requests.
+per_request() { python3 -c "print('%.1f' % (($2 - $1) * 1e6 / $(getconf CLK_TCK) / max($3, 1)))"; }
+
+# Requests/s alone depends on what wrk and the upstream take of the same 2 cores; the proxy's
+# own CPU per request is the figure that says how much work it does (lower is better).
+declare -A rps p99 rss cpu
+run_wrk() { # name port pids-function
+  local before; before=$(cpu_ticks "$3")
   local peak; peak=$(peak_rss "$3" wrk -t2 -c64 -d"${DURATION}s" --latency "https://localhost:$2/")
-  local r l
+  local r l n
   r=$(awk '/Requests\/sec/{print $2}' "$work/out"); l=$(awk '$1=="99%"{print $2}' "$work/out")
+  n=$(awk '/requests in/{print $1}' "$work/out")
   rps[$1-h1]+="$r "; p99[$1-h1]+="$l "; rss[$1]+="$peak "
+  cpu[$1-h1]+="$(per_request "$before" "$(cpu_ticks "$3")" "${n:-0}") "
 }
-run_h2load() { # name port
+run_h2load() { # name port pids-function
   rm -f "$work/h2.log"
+  local before; before=$(cpu_ticks "$3")
   h2load -c32 -m10 -t2 -D "$DURATION" --log-file="$work/h2.log" "https://localhost:$2/" > "$work/out" 2>&1 || true
-  local r l
+  local r l n
   r=$(awk '/^finished in/{print $4}' "$work/out")
   l=$(awk '{print $3}' "$work/h2.log" | sort -n | awk '{a[NR]=$1} END{i=int(NR*0.99); if(i<1)i=1; printf "%.2fms", a[i]/1000}')
+  n=$(awk '/^requests:/{print $8}' "$work/out")
   rps[$1-h2]+="$r "; p99[$1-h2]+="$l "
+  cpu[$1-h2]+="$(per_request "$before" "$(cpu_ticks "$3")" "${n:-0}") "
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS..." >&2
   run_wrk nginx "$NGX" ngx_pids; run_wrk difyctl "$DFY" dfy_pids; run_wrk caddy "$CDY" cdy_pids
-  run_h2load nginx "$NGX"; run_h2load difyctl "$DFY"; run_h2load caddy "$CDY"
+  run_h2load nginx "$NGX" ngx_pids; run_h2load difyctl "$DFY" dfy_pids; run_h2load caddy "$CDY" cdy_pids
 done
 
 sse() { python3 bench/sse_latency.py "$1" 100; }
@@ -171,6 +184,8 @@ for proto in h1 h2; do
   echo "| requests/s, $proto (mean of $ROUNDS) | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
   a=$(mean ${p99[nginx-$proto]}); c=$(mean ${p99[caddy-$proto]}); b=$(mean ${p99[difyctl-$proto]})
   echo "| p99 ms, $proto | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
+  a=$(mean ${cpu[nginx-$proto]}); c=$(mean ${cpu[caddy-$proto]}); b=$(mean ${cpu[difyctl-$proto]})
+  echo "| proxy CPU µs per request (user + system), $proto | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
 done
 echo "| SSE relay latency, median / p99 µs (direct: $sse_direct_med / $sse_direct_p99) | $sse_ngx_med / $sse_ngx_p99 | $sse_cdy_med / $sse_cdy_p99 | $sse_dfy_med / $sse_dfy_p99 | added by difyctl: $((sse_dfy_med - sse_direct_med)) µs median | |"
 echo "| RSS idle, MB | $((idle_ngx / 1024)) (all processes) | $((idle_cdy / 1024)) | $((idle_dfy / 1024)) | | |"
@@ -178,4 +193,4 @@ echo "| RSS under wrk load, peak MB | $(peak "${rss[nginx]}") | $(peak "${rss[ca
 echo "| RSS during a 1 GB upload (start -> peak), MB | | | $((upload_start / 1024)) -> $((upload_peak / 1024)) (arrived intact: $upload_ok) | | |"
 echo "| access log lines written (nginx / Caddy / difyctl) | $(wc -l < "$work/ngx/access.log") | $(wc -l < "$work/caddy/access.log") | $(grep -c ' access: ' "$work/difyctl.log") | | |"
 echo
-echo "raw: rps ${rps[*]} | p99 ${p99[*]}" >&2
+echo "raw: rps ${rps[*]} | p99 ${p99[*]} | cpu ${cpu[*]}" >&2
