@@ -29,6 +29,8 @@ const MAX_HEAD: usize = 256 * 1024;
 /// Longest chunk-size or trailer line.
 const MAX_LINE: usize = 4096;
 const READ_SIZE: usize = 16 * 1024;
+/// Most 1xx responses (100 Continue, 103 Early Hints) taken before the answer.
+const MAX_INFORMATIONAL: usize = 16;
 
 /// Requests this codec takes: bodiless and safe to send again on a fresh connection when a
 /// kept-alive one turns out to have been closed by the upstream.
@@ -102,7 +104,8 @@ pub async fn exchange(
         .await
         .map_err(|e| failed(e, true))?;
     let head_only = req.head_only;
-    loop {
+    // An upstream may send a few 1xx heads first; not an endless stream of them.
+    for _ in 0..MAX_INFORMATIONAL {
         let parsed = loop {
             if let Some(parsed) = parse(&conn.buf).map_err(|e| failed(e, false))? {
                 break parsed;
@@ -135,6 +138,7 @@ pub async fn exchange(
         }
         return Ok((resp, framing, conn));
     }
+    Err(failed(invalid("too many 1xx responses"), false))
 }
 
 fn invalid(what: &'static str) -> io::Error {
