@@ -76,35 +76,54 @@ pub struct Client {
 
 #[derive(Default)]
 struct Pool {
-    /// Per upstream address, the idle connections, most recently used last.
-    idle: Vec<(Authority, Vec<Idle>)>,
-    /// The same for the connections of the short way (`h1.rs`).
-    direct: Vec<(Authority, Vec<DirectIdle>)>,
+    /// hyper's client connections (requests with a body, WebSocket upgrades).
+    hyper: Idle<http1::SendRequest<Deferred>>,
+    /// The connections of the short way (`h1.rs`).
+    direct: Idle<h1::Conn>,
 }
 
-struct DirectIdle {
-    conn: h1::Conn,
-    since: Instant,
+/// Idle connections per upstream address, most recently used last.
+struct Idle<C>(Vec<(Authority, Vec<(C, Instant)>)>);
+
+impl<C> Default for Idle<C> {
+    fn default() -> Self {
+        Idle(Vec::new())
+    }
 }
 
-/// The idle list of `authority` in `lists`, made when missing.
-fn list_of<'a, T>(
-    lists: &'a mut Vec<(Authority, Vec<T>)>,
-    authority: &Authority,
-) -> &'a mut Vec<T> {
-    let at = match lists.iter().position(|(a, _)| a == authority) {
-        Some(at) => at,
-        None => {
-            lists.push((authority.clone(), Vec::new()));
-            lists.len() - 1
+impl<C> Idle<C> {
+    /// The most recently used connection to `authority` that is not too old and that
+    /// `usable` accepts; the others met on the way are dropped.
+    fn take(&mut self, authority: &Authority, usable: impl Fn(&C) -> bool) -> Option<C> {
+        let (_, idle) = self.0.iter_mut().find(|(a, _)| a == authority)?;
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && usable(&conn) {
+                return Some(conn);
+            }
         }
-    };
-    &mut lists[at].1
-}
+        None
+    }
 
-struct Idle {
-    sender: http1::SendRequest<Deferred>,
-    since: Instant,
+    /// Keeps `conn` for `authority`. The oldest ones go first when `closed` says the upstream
+    /// closed them or they are too old (a look at the front only: no pass over the whole list
+    /// on every request), and when the list is full.
+    fn keep(&mut self, authority: &Authority, conn: C, closed: impl Fn(&C) -> bool) {
+        let at = match self.0.iter().position(|(a, _)| a == authority) {
+            Some(at) => at,
+            None => {
+                self.0.push((authority.clone(), Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        let idle = &mut self.0[at].1;
+        let stale = |(c, since): &(C, Instant)| closed(c) || since.elapsed() >= IDLE_TIMEOUT;
+        let gone = idle.iter().take_while(|entry| stale(entry)).count();
+        idle.drain(..gone);
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push((conn, Instant::now()));
+    }
 }
 
 impl Client {
@@ -142,30 +161,16 @@ impl Client {
         }
     }
 
-    /// The most recently used idle connection to `authority` that is still open and ready.
+    /// An idle hyper connection to `authority` that is still open and ready.
     fn checkout(&self, authority: &Authority) -> Option<http1::SendRequest<Deferred>> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, idle) = pool.idle.iter_mut().find(|(a, _)| a == authority)?;
-        while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_TIMEOUT {
-                return Some(conn.sender);
-            }
-        }
-        None
+        pool.hyper.take(authority, http1::SendRequest::is_ready)
     }
 
     fn put(&self, authority: &Authority, sender: http1::SendRequest<Deferred>) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = list_of(&mut pool.idle, authority);
-        // Drop what the upstreams closed meanwhile, oldest first when full.
-        idle.retain(|c| !c.sender.is_closed());
-        if idle.len() >= MAX_IDLE {
-            idle.remove(0);
-        }
-        idle.push(Idle {
-            sender,
-            since: Instant::now(),
-        });
+        pool.hyper
+            .keep(authority, sender, http1::SendRequest::is_closed);
     }
 
     /// The short way: a kept-alive connection when there is one (one the upstream closed
@@ -196,26 +201,13 @@ impl Client {
 
     fn checkout_direct(&self, authority: &Authority) -> Option<h1::Conn> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, idle) = pool.direct.iter_mut().find(|(a, _)| a == authority)?;
-        while let Some(idle) = idle.pop() {
-            if idle.since.elapsed() < IDLE_TIMEOUT && !idle.conn.closed_while_idle() {
-                return Some(idle.conn);
-            }
-        }
-        None
+        pool.direct.take(authority, |c| !c.closed_while_idle())
     }
 
     fn put_direct(&self, authority: &Authority, conn: h1::Conn) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = list_of(&mut pool.direct, authority);
-        idle.retain(|c| !c.conn.closed_while_idle());
-        if idle.len() >= MAX_IDLE {
-            idle.remove(0);
-        }
-        idle.push(DirectIdle {
-            conn,
-            since: Instant::now(),
-        });
+        pool.direct
+            .keep(authority, conn, h1::Conn::closed_while_idle);
     }
 
     fn lease_direct(
@@ -417,7 +409,7 @@ impl Body for PooledBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Inner::Hyper { body, .. } => body.size_hint(),
-            Inner::Direct(direct) => h1::size_hint(direct.framing, 0),
+            Inner::Direct(direct) => h1::size_hint(direct.framing),
         }
     }
 }

@@ -236,12 +236,7 @@ fn decode(head: Bytes, p: &Parsed, head_only: bool) -> io::Result<(Response<()>,
             .map_err(|_| invalid("invalid header value"))?;
         map.append(name, value);
     }
-    let framing = framing(&map, status, head_only)?;
-    if map.contains_key(http::header::TRANSFER_ENCODING) {
-        // RFC 9112 6.3: Transfer-Encoding overrides it; passed on, it would frame the body
-        // to the client wrongly.
-        map.remove(http::header::CONTENT_LENGTH);
-    }
+    let framing = framing(&mut map, status, head_only)?;
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = version;
@@ -249,7 +244,9 @@ fn decode(head: Bytes, p: &Parsed, head_only: bool) -> io::Result<(Response<()>,
     Ok((resp, framing))
 }
 
-fn framing(headers: &HeaderMap, status: StatusCode, head_only: bool) -> io::Result<Framing> {
+/// The body's framing. A `Content-Length` beside `Transfer-Encoding` is removed: RFC 9112 6.3
+/// says the latter wins, and passed on, the former would frame the body to the client wrongly.
+fn framing(headers: &mut HeaderMap, status: StatusCode, head_only: bool) -> io::Result<Framing> {
     use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
     if head_only
         || status.is_informational()
@@ -267,6 +264,7 @@ fn framing(headers: &HeaderMap, status: StatusCode, head_only: bool) -> io::Resu
             .map(str::trim)
             .rfind(|c| !c.is_empty());
         let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+        headers.remove(CONTENT_LENGTH);
         return Ok(if chunked {
             Framing::Chunked(Chunk::Size)
         } else {
@@ -442,15 +440,11 @@ fn fill(conn: &mut Conn, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
 }
 
 /// What a body of this framing says of its size.
-pub fn size_hint(framing: Framing, buffered: usize) -> SizeHint {
+pub fn size_hint(framing: Framing) -> SizeHint {
     match framing {
         Framing::Empty => SizeHint::with_exact(0),
         Framing::Fixed(n) => SizeHint::with_exact(n),
-        _ => {
-            let mut hint = SizeHint::new();
-            hint.set_lower(buffered as u64);
-            hint
-        }
+        _ => SizeHint::new(),
     }
 }
 
