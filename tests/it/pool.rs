@@ -14,10 +14,13 @@ use tokio::net::TcpListener;
 
 use crate::support::{dify_upstreams, get, TestProxy};
 
-/// A plain HTTP/1.1 upstream that counts the connections it accepts. `/` answers `ok`,
-/// `/empty` 204, HEAD no body. With `close_after`, it closes each connection that long after
-/// its answer, as an upstream's own keep-alive timeout does (gunicorn's is 2 s).
-async fn counting_upstream(close_after: Option<Duration>) -> (SocketAddr, Arc<AtomicUsize>) {
+/// A plain HTTP/1.1 upstream that counts the connections it accepts and answers each request
+/// head with what `answer` says: the bytes, and after how long it then closes the connection
+/// (`None`: it stays open).
+async fn upstream(
+    answer: impl Fn(&str) -> (Vec<u8>, Option<Duration>) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let answer = Arc::new(answer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -25,6 +28,7 @@ async fn counting_upstream(close_after: Option<Duration>) -> (SocketAddr, Arc<At
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -38,14 +42,8 @@ async fn counting_upstream(close_after: Option<Duration>) -> (SocketAddr, Arc<At
                     };
                     let head = String::from_utf8_lossy(&buf[..end]).to_string();
                     buf.drain(..end + 4);
-                    let answer: &[u8] = if head.starts_with("HEAD ") {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
-                    } else if head.starts_with("GET /empty ") {
-                        b"HTTP/1.1 204 No Content\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                    };
-                    if tcp.write_all(answer).await.is_err() {
+                    let (bytes, close_after) = answer(&head);
+                    if tcp.write_all(&bytes).await.is_err() {
                         return;
                     }
                     if let Some(after) = close_after {
@@ -57,6 +55,23 @@ async fn counting_upstream(close_after: Option<Duration>) -> (SocketAddr, Arc<At
         }
     });
     (addr, accepted)
+}
+
+/// `/` answers `ok`, `/empty` 204, HEAD no body. With `close_after`, the upstream closes each
+/// connection that long after its answer, as an upstream's own keep-alive timeout does
+/// (gunicorn's is 2 s).
+async fn counting_upstream(close_after: Option<Duration>) -> (SocketAddr, Arc<AtomicUsize>) {
+    upstream(move |head| {
+        let bytes: &[u8] = if head.starts_with("HEAD ") {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+        } else if head.starts_with("GET /empty ") {
+            b"HTTP/1.1 204 No Content\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        };
+        (bytes.to_vec(), close_after)
+    })
+    .await
 }
 
 async fn proxy_to(web: SocketAddr) -> TestProxy {
@@ -154,47 +169,21 @@ async fn concurrent_requests_open_connections_that_all_return_to_the_pool() {
     proxy.shutdown().await;
 }
 
-/// A plain HTTP/1.1 upstream that answers each path with exact bytes (and closes the
-/// connection after the answers marked so), counting the connections it accepts.
+/// Answers each path with exact bytes (and closes the connection after the answers marked
+/// so); any other path gets `ok`.
 async fn scripted_upstream(
     answers: Vec<(&'static str, Vec<u8>, bool)>,
 ) -> (SocketAddr, Arc<AtomicUsize>) {
-    let answers = Arc::new(answers);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let answers = answers.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        match tcp.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    buf.drain(..end + 4);
-                    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-                    let plain: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    let (answer, close) = answers
-                        .iter()
-                        .find(|(p, _, _)| *p == path)
-                        .map_or((plain, false), |(_, a, c)| (&a[..], *c));
-                    if tcp.write_all(answer).await.is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, accepted)
+    upstream(move |head| {
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        let plain: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (bytes, close) = answers
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .map_or((plain, false), |(_, a, c)| (&a[..], *c));
+        (bytes.to_vec(), close.then_some(Duration::ZERO))
+    })
+    .await
 }
 
 /// The short way to the upstream (`src/proxy/h1.rs`, bodiless GETs) reads every framing an
