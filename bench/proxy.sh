@@ -4,7 +4,11 @@
 #   upstream: nginx (1 worker) answering a ~600-byte JSON on / ; the project's test server for
 #             SSE (/v1/sse) and uploads (/v1/upload)
 #   nginx:    2 workers, TLS, http2, keepalive 64 to the upstream, proxy_buffering off, the
-#             forwarding headers Dify's nginx sets, access log to a file
+#             forwarding headers Dify's nginx sets, access log to a file (nginx tuned: the target)
+#   nginx as Dify ships it: its docker/nginx templates (1.16.0) filled with its .env defaults:
+#             workers auto, no http2, a new upstream connection per request (proxy_pass to
+#             host:port, no keepalive pool), keepalive_requests 1000, the "main" log format;
+#             what an operator who replaces Dify's nginx with difyctl runs today (HTTP/1.1 only)
 #   caddy:    GOMAXPROCS 2 (both cores), same certificate, reverse_proxy (flush_interval -1 on
 #             /v1 for streams), access log to a file
 #   difyctl:  2 workers, same certificate, access log to a file (buffered like nginx's
@@ -28,12 +32,13 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT INT TERM
 
 UP=$(free_port); TS=$(free_port); NGX=$(free_port); DFY=$(free_port); DFYH=$(free_port)
+STOCK=$(free_port)
 CDY=$(free_port); CDYH=$(free_port)
 
 self_signed "$work"
 
 upstream_conf "$work/up" "$UP"
-mkdir -p "$work/ngx" "$work/caddy"
+mkdir -p "$work/ngx" "$work/caddy" "$work/stock"
 cat > "$work/ngx/nginx.conf" <<CONF
 worker_processes 2;
 error_log $work/ngx/error.log;
@@ -66,6 +71,47 @@ http {
   }
 }
 CONF
+# Dify 1.16.0's nginx.conf.template + proxy.conf.template + https.conf.template + the "/" and
+# "/v1" locations of conf.d/default.conf.template, with envs/infrastructure/nginx.env.example's
+# values (paths and ports aside).
+cat > "$work/stock/nginx.conf" <<CONF
+worker_processes auto;
+error_log $work/stock/error.log notice;
+pid $work/stock/nginx.pid;
+events { worker_connections 1024; }
+http {
+  default_type application/octet-stream;
+  log_format main '\$remote_addr - \$remote_user [\$time_local] "\$request" '
+                  '\$status \$body_bytes_sent "\$http_referer" '
+                  '"\$http_user_agent" "\$http_x_forwarded_for"';
+  access_log $work/stock/access.log main;
+  client_body_temp_path $work/stock/body;
+  proxy_temp_path $work/stock/proxy;
+  sendfile on;
+  keepalive_timeout 65;
+  client_max_body_size 100M;
+  server {
+    listen 127.0.0.1:$STOCK ssl;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_timeout 10m;
+    proxy_set_header Host \$host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Port \$server_port;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    proxy_read_timeout 3600s;
+    proxy_send_timeout 3600s;
+    location /v1 { proxy_pass http://127.0.0.1:$TS; }
+    location / { proxy_pass http://127.0.0.1:$UP; }
+  }
+}
+CONF
 cat > "$work/caddy/Caddyfile" <<CONF
 {
   admin off
@@ -93,6 +139,7 @@ HOME=$work/caddy XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy GOMAXPROC
   caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile 2>"$work/caddy/caddy.log" &
 CDY_PID=$!; pids+=($CDY_PID)
 nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -c "$work/stock/nginx.conf" -g 'daemon off;' & pids+=($!)
 ./target/release/testserver "api=127.0.0.1:$TS" 2>/dev/null & pids+=($!)
 ./target/release/difyctl --state-dir "$work/state" proxy --workers 2 \
   --https "127.0.0.1:$DFY" --http "127.0.0.1:$DFYH" --cert "$work/cert.pem" --key "$work/key.pem" \
@@ -100,10 +147,11 @@ nginx -c "$work/ngx/nginx.conf" -g 'daemon off;' & pids+=($!)
 DFY_PID=$!; pids+=($DFY_PID)
 sleep 1
 curl -skf "https://localhost:$NGX/" >/dev/null && curl -skf "https://localhost:$DFY/" >/dev/null \
-  && curl -skf "https://localhost:$CDY/" >/dev/null \
-  || { echo "a proxy did not start" >&2; cat "$work/ngx/error.log" "$work/difyctl.log" "$work/caddy/caddy.log" >&2; exit 1; }
+  && curl -skf "https://localhost:$CDY/" >/dev/null && curl -skf "https://localhost:$STOCK/" >/dev/null \
+  || { echo "a proxy did not start" >&2; cat "$work/ngx/error.log" "$work/stock/error.log" "$work/difyctl.log" "$work/caddy/caddy.log" >&2; exit 1; }
 
 ngx_pids() { pgrep -f "nginx.*$work/ngx/nginx.conf" ; pgrep -P "$(cat "$work/ngx/nginx.pid")"; }
+stock_pids() { pgrep -f "nginx.*$work/stock/nginx.conf" ; pgrep -P "$(cat "$work/stock/nginx.pid")"; }
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 # Max RSS (kB) of the processes of $1 (a function name) while the command after it runs.
 peak_rss() {
@@ -123,14 +171,16 @@ per_request() { python3 -c "print('%.1f' % (($2 - $1) * 1e6 / $(getconf CLK_TCK)
 
 # Requests/s alone depends on what wrk and the upstream take of the same 2 cores; the proxy's
 # own CPU per request is the figure that says how much work it does (lower is better).
-declare -A rps p99 rss cpu
+declare -A rps p99 rss cpu bad
 run_wrk() { # name port pids-function
   local before; before=$(cpu_ticks "$3")
   local peak; peak=$(peak_rss "$3" wrk -t2 -c64 -d"${DURATION}s" --latency "https://localhost:$2/")
   local r l n
   r=$(awk '/Requests\/sec/{print $2}' "$work/out"); l=$(awk '$1=="99%"{print $2}' "$work/out")
   n=$(awk '/requests in/{print $1}' "$work/out")
-  rps[$1-h1]+="$r "; p99[$1-h1]+="$l "; rss[$1]+="$peak "
+  # Answers other than 2xx/3xx and socket errors: a proxy failing fast must not look fast.
+  local e; e=$(awk '/Non-2xx/{s+=$NF} /Socket errors/{gsub(",",""); s+=$4+$6+$8+$10} END{print s+0}' "$work/out")
+  rps[$1-h1]+="$r "; p99[$1-h1]+="$l "; rss[$1]+="$peak "; bad[$1]=$(( ${bad[$1]:-0} + e ))
   cpu[$1-h1]+="$(per_request "$before" "$(cpu_ticks "$3")" "${n:-0}") "
 }
 run_h2load() { # name port pids-function
@@ -147,6 +197,7 @@ run_h2load() { # name port pids-function
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS..." >&2
   run_wrk nginx "$NGX" ngx_pids; run_wrk difyctl "$DFY" dfy_pids; run_wrk caddy "$CDY" cdy_pids
+  run_wrk stock "$STOCK" stock_pids
   run_h2load nginx "$NGX" ngx_pids; run_h2load difyctl "$DFY" dfy_pids; run_h2load caddy "$CDY" cdy_pids
 done
 
@@ -192,5 +243,19 @@ echo "| RSS idle, MB | $((idle_ngx / 1024)) (all processes) | $((idle_cdy / 1024
 echo "| RSS under wrk load, peak MB | $(peak "${rss[nginx]}") | $(peak "${rss[caddy]}") | $(peak "${rss[difyctl]}") | | |"
 echo "| RSS during a 1 GB upload (start -> peak), MB | | | $((upload_start / 1024)) -> $((upload_peak / 1024)) (arrived intact: $upload_ok) | | |"
 echo "| access log lines written (nginx / Caddy / difyctl) | $(wc -l < "$work/ngx/access.log") | $(wc -l < "$work/caddy/access.log") | $(grep -c ' access: ' "$work/difyctl.log") | | |"
+echo "| wrk: non-2xx/3xx answers and socket errors, h1 | ${bad[nginx]} | ${bad[caddy]} | ${bad[difyctl]} | | |"
 echo
-echo "raw: rps ${rps[*]} | p99 ${p99[*]} | cpu ${cpu[*]}" >&2
+# The nginx an operator replaces: Dify's own configuration (HTTP/1.1 only, it has no http2).
+echo "| HTTP/1.1 | nginx as Dify ships it | difyctl | difyctl / Dify's nginx |"
+echo "|---|---|---|---|"
+a=$(mean ${rps[stock-h1]}); b=$(mean ${rps[difyctl-h1]})
+echo "| requests/s (mean of $ROUNDS) | $a | $b | $(ratio "$b" "$a") |"
+a=$(mean ${p99[stock-h1]}); b=$(mean ${p99[difyctl-h1]})
+echo "| p99 ms | $a | $b | $(ratio "$b" "$a") |"
+a=$(mean ${cpu[stock-h1]}); b=$(mean ${cpu[difyctl-h1]})
+echo "| proxy CPU µs per request | $a | $b | $(ratio "$b" "$a") |"
+echo "| non-2xx/3xx answers and socket errors | ${bad[stock]} | ${bad[difyctl]} | |"
+echo
+for k in $(printf '%s\n' "${!rps[@]}" | sort); do
+  echo "raw $k: rps ${rps[$k]}| p99 ${p99[$k]}| cpu µs ${cpu[$k]}" >&2
+done
