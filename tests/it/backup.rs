@@ -752,26 +752,12 @@ async fn up_serves_through_a_backup_and_takes_scheduled_ones() {
         "[backup]\nschedule = \"* * * * *\"\ndir = \"backups\"\nkeep = 3\nhook = \"echo $DIFYCTL_BACKUP_RESULT $DIFYCTL_BACKUP_ARCHIVE > hook.out\"\n",
     )
     .unwrap();
-    let args: Vec<String> = [
-        "-p",
-        &stack.project,
-        "--state-dir",
-        "state",
-        "up",
-        "--http",
-        "127.0.0.1:0",
-        "--https",
-        "127.0.0.1:0",
-        "--wait-timeout",
-        "90",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (_child, addr, logs) =
-        crate::cli::start_difyctl_in(&stack.dir, &args, Duration::from_secs(120));
-    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
-    let root = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let crate::engine::Serving {
+        child: _child,
+        addr,
+        logs,
+        root,
+    } = stack.serve(90);
     write_data(&stack.project).await;
     let (code, out) = exec(
         &format!("{}-api-1", stack.project),

@@ -89,6 +89,48 @@ impl TestStack {
     }
 }
 
+/// A running `difyctl up` with its proxy (see `TestStack::serve`).
+pub struct Serving {
+    pub child: crate::cli::Proc,
+    pub addr: std::net::SocketAddr,
+    pub logs: std::sync::mpsc::Receiver<String>,
+    /// The self-signed certificate it serves, to trust.
+    pub root: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestStack {
+    /// `up` with the proxy on port 0 and the state in `state/`, once it listens.
+    pub fn serve(&self, wait_timeout_secs: u32) -> Serving {
+        let wait = wait_timeout_secs.to_string();
+        let args: Vec<String> = [
+            "-p",
+            &self.project,
+            "--state-dir",
+            "state",
+            "up",
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+            "--wait-timeout",
+            &wait,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let within = std::time::Duration::from_secs(u64::from(wait_timeout_secs) + 30);
+        let (child, addr, logs) = crate::cli::start_difyctl_in(&self.dir, &args, within);
+        let pem = std::fs::read(self.dir.join("state/tls/self-signed.crt")).unwrap();
+        let root = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+        Serving {
+            child,
+            addr,
+            logs,
+            root,
+        }
+    }
+}
+
 impl Drop for TestStack {
     fn drop(&mut self) {
         let _ = self.difyctl(&["down", "-v", "--timeout", "1"]);

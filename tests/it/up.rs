@@ -562,26 +562,12 @@ async fn timed_get(
 #[tokio::test]
 async fn gone_stopped_or_detached_upstreams_fail_at_once_and_come_back() {
     let stack = TestStack::new("stale", &dify_like(), "");
-    let state = stack.dir.join("state").display().to_string();
-    let args: Vec<String> = [
-        "-p",
-        &stack.project,
-        "--state-dir",
-        &state,
-        "up",
-        "--http",
-        "127.0.0.1:0",
-        "--https",
-        "127.0.0.1:0",
-        "--wait-timeout",
-        "60",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (_child, addr, logs) = start_difyctl_in(&stack.dir, &args, Duration::from_secs(90));
-    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
-    let root = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let crate::engine::Serving {
+        child: _child,
+        addr,
+        logs,
+        root,
+    } = stack.serve(60);
     let (status, body, _) = timed_get(addr, &root, "/console/api/apps").await;
     assert_eq!(status, 200, "{body}");
     let docker = crate::engine::docker().await;
@@ -589,7 +575,7 @@ async fn gone_stopped_or_detached_upstreams_fail_at_once_and_come_back() {
     let no_proxy = |extra: &[&str]| {
         let mut a = vec![
             "--state-dir",
-            state.as_str(),
+            "state",
             "up",
             "--no-proxy",
             "--wait-timeout",
@@ -639,28 +625,18 @@ async fn gone_stopped_or_detached_upstreams_fail_at_once_and_come_back() {
 
     // Detached from its project network: never reached through a stale address, and
     // `up --no-proxy` recreates it on the network.
-    let net = format!("{}_default", stack.project);
-    docker
-        .disconnect_network(
-            &net,
-            bollard::models::NetworkDisconnectRequest {
-                container: api.clone(),
-                force: Some(true),
-            },
-        )
-        .await
-        .unwrap();
-    let data = format!("{}_data", stack.project);
-    docker
-        .disconnect_network(
-            &data,
-            bollard::models::NetworkDisconnectRequest {
-                container: api.clone(),
-                force: Some(true),
-            },
-        )
-        .await
-        .unwrap();
+    for net in ["default", "data"] {
+        docker
+            .disconnect_network(
+                &format!("{}_{net}", stack.project),
+                bollard::models::NetworkDisconnectRequest {
+                    container: api.clone(),
+                    force: Some(true),
+                },
+            )
+            .await
+            .unwrap();
+    }
     // Docker reports the detach as a network event: seen at once, not at the next re-read.
     log_line_within(
         &logs,

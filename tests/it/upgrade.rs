@@ -268,27 +268,8 @@ async fn upgrade_migrates_with_data_kept_and_undoes_a_failed_one() {
         psql(&stack.project, "SELECT version_num FROM alembic_version").await,
         "1"
     );
-    let args: Vec<String> = [
-        "-p",
-        &stack.project,
-        "--state-dir",
-        "state",
-        "up",
-        "--http",
-        "127.0.0.1:0",
-        "--https",
-        "127.0.0.1:0",
-        "--wait-timeout",
-        "90",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (_serving, addr, _logs) =
-        crate::cli::start_difyctl_in(&stack.dir, &args, Duration::from_secs(120));
-    let pem = std::fs::read(stack.dir.join("state/tls/self-signed.crt")).unwrap();
-    let root_cert: rustls::pki_types::CertificateDer<'static> =
-        rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let serving = stack.serve(90);
+    let (addr, root_cert) = (serving.addr, serving.root.clone());
     let upgrade = |from: &Path| {
         let from = from.display().to_string();
         stack.difyctl(&[
