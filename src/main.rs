@@ -97,19 +97,14 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 compose_files: absolute_files(&compose_file, &overrides),
                 state_dir: config.state_dir.clone(),
             };
-            let file = std::iter::once(&compose_file)
-                .chain(&overrides)
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(",");
             if args.no_proxy {
                 return runtime()?
-                    .block_on(cmd::up::reconcile_stack(&stack, &file, &settings))
+                    .block_on(cmd::up::reconcile_stack(&stack, &settings))
                     .map(|_| ());
             }
             if args.detach {
                 let rt = runtime()?;
-                rt.block_on(cmd::up::reconcile_stack(&stack, &file, &settings))?;
+                rt.block_on(cmd::up::reconcile_stack(&stack, &settings))?;
                 return rt.block_on(cmd::detach::serve_in_background(
                     &stack.project,
                     &stack.dir,
@@ -117,7 +112,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                     std::time::Duration::from_secs(args.wait_timeout.max(60)),
                 ));
             }
-            runtime()?.block_on(cmd::up::run(stack, config, &file, &settings))
+            runtime()?.block_on(cmd::up::run(stack, config, &settings))
         }
         Command::Export(cli::ExportTarget::Kubernetes(mut args)) => {
             let stack = cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;

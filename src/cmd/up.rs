@@ -12,16 +12,27 @@ pub struct UpSettings {
     pub wait_timeout: Duration,
     pub replace: Vec<String>,
     pub json: bool,
-    /// The compose files (absolute), for scheduled backups.
+    /// The compose files (absolute): the containers' config_files label, scheduled backups.
     pub compose_files: Vec<std::path::PathBuf>,
     /// Where the project lock is, and the control socket of a serving difyctl to tell.
     pub state_dir: std::path::PathBuf,
 }
 
+impl UpSettings {
+    /// `com.docker.compose.project.config_files`: the files, absolute and comma-separated, as
+    /// docker compose writes it.
+    fn config_files_label(&self) -> String {
+        self.compose_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// Brings the stack up and waits for it; prints what was done.
 pub async fn reconcile_stack(
     stack: &Stack,
-    config_file: &str,
     settings: &UpSettings,
 ) -> anyhow::Result<Vec<reconcile::ServiceResult>> {
     let engine = super::engine().await?;
@@ -30,7 +41,7 @@ pub async fn reconcile_stack(
     let services: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
     let secs = settings.wait_timeout.as_secs() + 60;
     let told = difyctl::control::expect(&settings.state_dir, &stack.project, &services, secs).await;
-    let result = reconcile_locked(&engine, stack, config_file, settings).await;
+    let result = reconcile_locked(&engine, stack, settings).await;
     if told {
         difyctl::control::clear(&settings.state_dir, &stack.project, &services).await;
     }
@@ -58,7 +69,6 @@ async fn project_lock(
 async fn reconcile_locked(
     engine: &difyctl::engine::Engine,
     stack: &Stack,
-    config_file: &str,
     settings: &UpSettings,
 ) -> anyhow::Result<Vec<reconcile::ServiceResult>> {
     let width = stack
@@ -75,7 +85,7 @@ async fn reconcile_locked(
     };
     let opts = UpOptions {
         timeout: settings.wait_timeout,
-        config_file: config_file.to_string(),
+        config_file: settings.config_files_label(),
         retired: settings.replace.clone(),
     };
     let report = reconcile::up(engine, stack, &opts, &progress).await?;
@@ -107,10 +117,9 @@ async fn reconcile_locked(
 pub async fn run(
     stack: Stack,
     config: difyctl::config::Config,
-    config_file: &str,
     settings: &UpSettings,
 ) -> anyhow::Result<()> {
-    reconcile_stack(&stack, config_file, settings).await?;
+    reconcile_stack(&stack, settings).await?;
     let host = config.domains.first().map_or("localhost", String::as_str);
     let port = config.proxy.https.port();
     let url = if port == 443 {

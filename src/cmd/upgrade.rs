@@ -175,14 +175,7 @@ async fn switch(
     super::public_urls(&mut stack, config);
     super::warn_public_secrets(&stack);
     let since = now() as i64 - 1;
-    let label = args
-        .settings
-        .compose_files
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let reconcile = super::up::reconcile_stack(&stack, &label, &args.settings);
+    let reconcile = super::up::reconcile_stack(&stack, &args.settings);
     let watch = migration::first_failure(engine, &stack.project, "api", since);
     tokio::pin!(reconcile);
     tokio::pin!(watch);
@@ -225,14 +218,7 @@ async fn roll_back(
     meter.finish();
     let mut stack = stack;
     super::public_urls(&mut stack, config);
-    let label = args
-        .settings
-        .compose_files
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    super::up::reconcile_stack(&stack, &label, &args.settings).await?;
+    super::up::reconcile_stack(&stack, &args.settings).await?;
     Ok(())
 }
 

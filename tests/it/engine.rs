@@ -322,6 +322,11 @@ async fn up_orders_gates_on_health_and_recreates_only_what_changed() {
     let labels = api.config.as_ref().unwrap().labels.clone().unwrap();
     assert_eq!(labels["com.docker.compose.project"], stack.project);
     assert_eq!(labels["com.docker.compose.service"], "api");
+    // As docker compose writes them: absolute, whatever the command line said.
+    assert_eq!(
+        labels["com.docker.compose.project.config_files"],
+        stack.dir.join("docker-compose.yaml").display().to_string()
+    );
     assert!(
         stack.dir.join("volumes/api/storage").is_dir(),
         "bind source created like compose"

@@ -173,7 +173,8 @@ fn tokio_stream(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Reads a member in chunks and hands each to `send` (false: the receiver stopped).
+/// Reads a member in chunks and hands each to `send` (false: the receiver stopped early, and
+/// its own error says why).
 pub async fn feed<F, Fut>(
     v: &Verified,
     member: &Located,
@@ -184,26 +185,10 @@ where
     F: FnMut(Bytes) -> Fut,
     Fut: Future<Output = bool>,
 {
-    let mut reader = v.open(member).await?;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|source| RestoreError::Io {
-                path: v.path.clone(),
-                action: format!("cannot read member {}", member.name),
-                source,
-            })?;
-        if n == 0 {
-            return Ok(());
-        }
-        meter.add(n as u64);
-        if !send(Bytes::copy_from_slice(&buf[..n])).await {
-            // The receiver ended early: its own error says why.
-            return Ok(());
-        }
-    }
+    each_chunk(v, member, meter, async |chunk: &[u8]| {
+        send(Bytes::copy_from_slice(chunk)).await
+    })
+    .await
 }
 
 /// Reads a member into `out` (a program's stdin). A write error means the program stopped
@@ -215,6 +200,20 @@ pub async fn feed_writer<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
     out: &mut W,
 ) -> Result<(), RestoreError> {
     use tokio::io::AsyncWriteExt;
+    each_chunk(v, member, meter, async |chunk: &[u8]| {
+        out.write_all(chunk).await.is_ok()
+    })
+    .await
+}
+
+/// The read loop of `feed` and `feed_writer`: each chunk counted, then handed to `take` until
+/// the member ends or `take` says stop.
+async fn each_chunk(
+    v: &Verified,
+    member: &Located,
+    meter: &Meter,
+    mut take: impl AsyncFnMut(&[u8]) -> bool,
+) -> Result<(), RestoreError> {
     let mut reader = v.open(member).await?;
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -230,7 +229,7 @@ pub async fn feed_writer<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
             return Ok(());
         }
         meter.add(n as u64);
-        if out.write_all(&buf[..n]).await.is_err() {
+        if !take(&buf[..n]).await {
             return Ok(());
         }
     }
