@@ -6,13 +6,25 @@ use difyctl::stack::model::Stack;
 
 pub async fn run(stack: &Stack) -> anyhow::Result<()> {
     let engine = super::engine().await?;
+    let pulled = pull_images(&engine, stack, true).await?;
+    eprintln!("pulled {pulled} image(s)");
+    Ok(())
+}
+
+/// Pulls the stack's images with a progress line each (`force`: also those present);
+/// how many were pulled.
+pub async fn pull_images(
+    engine: &difyctl::engine::Engine,
+    stack: &Stack,
+    force: bool,
+) -> anyhow::Result<usize> {
     let width = stack
         .services
         .iter()
         .map(|s| s.image.len())
         .max()
         .unwrap_or(0);
-    let pulled = images::ensure(&engine, stack, &Progress::new(width), true).await?;
-    eprintln!("pulled {} image(s)", pulled.len());
-    Ok(())
+    Ok(images::ensure(engine, stack, &Progress::new(width), force)
+        .await?
+        .len())
 }

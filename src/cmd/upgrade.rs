@@ -69,7 +69,7 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
 
     println!("[2/5] pulling the new images (nothing is stopped yet)");
     let staged = stage(&stack.dir, &plan, &args.opts)?;
-    let pulled = pull(&engine, &staged.stack).await;
+    let pulled = super::pull::pull_images(&engine, &staged.stack, false).await;
     drop(staged);
     pulled.context(
         "upgrade stopped before changing anything: an image of the new release cannot be had",
@@ -287,17 +287,6 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             std::fs::copy(&path, to.join(entry.file_name()))?;
         }
     }
-    Ok(())
-}
-
-async fn pull(engine: &difyctl::engine::Engine, stack: &Stack) -> anyhow::Result<()> {
-    let width = stack
-        .services
-        .iter()
-        .map(|s| s.image.len())
-        .max()
-        .unwrap_or(0);
-    difyctl::engine::images::ensure(engine, stack, &Progress::new(width), false).await?;
     Ok(())
 }
 

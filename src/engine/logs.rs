@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
 use super::labels;
-use super::reconcile::{project_containers, service_label};
+use super::reconcile::{containers_of_services, project_containers, service_label};
 use super::{Engine, EngineError};
 
 pub async fn logs(
@@ -20,15 +20,7 @@ pub async fn logs(
     tail: Option<u64>,
     timestamps: bool,
 ) -> Result<impl Stream<Item = String> + use<>, EngineError> {
-    let containers = project_containers(engine, project, true).await?;
-    for s in services {
-        if !containers
-            .iter()
-            .any(|c| service_label(c) == Some(s.as_str()))
-        {
-            return Err(EngineError::UnknownService(s.clone()));
-        }
-    }
+    let containers = containers_of_services(engine, project, services).await?;
     let mut chosen: Vec<(String, String, String)> = containers
         .iter()
         .filter(|c| {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::container::stop_and_remove;
 use super::labels;
-use super::reconcile::{display_name, project_containers, service_label};
+use super::reconcile::{containers_of_services, display_name, project_containers, service_label};
 use super::{Engine, EngineError};
 
 #[derive(Debug, Default, Serialize)]
@@ -187,15 +187,7 @@ pub async fn restart(
     services: &[String],
     timeout: Duration,
 ) -> Result<Vec<String>, EngineError> {
-    let containers = project_containers(engine, project, true).await?;
-    for s in services {
-        if !containers
-            .iter()
-            .any(|c| service_label(c) == Some(s.as_str()))
-        {
-            return Err(EngineError::UnknownService(s.clone()));
-        }
-    }
+    let containers = containers_of_services(engine, project, services).await?;
     let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
     let named = |c: &&ContainerSummary| {
         services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))

@@ -255,6 +255,24 @@ pub fn service_label(c: &ContainerSummary) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// All the project's containers, stopped ones too, once every name in `services` is known
+/// to have one (`logs api wokrer` fails on the typo instead of showing less).
+pub async fn containers_of_services(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+) -> Result<Vec<ContainerSummary>, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    if let Some(unknown) = services.iter().find(|s| {
+        !containers
+            .iter()
+            .any(|c| service_label(c) == Some(s.as_str()))
+    }) {
+        return Err(EngineError::UnknownService(unknown.clone()));
+    }
+    Ok(containers)
+}
+
 /// The project's containers (`all`: stopped ones too).
 pub async fn project_containers(
     engine: &Engine,
