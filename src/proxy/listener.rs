@@ -18,7 +18,7 @@ pub fn bind_group(
     count: usize,
     what: &'static str,
 ) -> Result<Vec<TcpListener>, ProxyError> {
-    let err = |addr| move |source| ProxyError::Bind { what, addr, source };
+    let err = |addr| move |error| ProxyError::Bind { what, addr, error };
     let first = if addr.port() == 0 {
         socket(addr, true).map_err(err(addr))?
     } else {

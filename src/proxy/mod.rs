@@ -50,11 +50,13 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("cannot listen on {addr} ({what}): {source}{}", bind_hint(source))]
+    // The OS error is in the message, before the hint, and so not also a source (printed
+    // with its chain, it would appear twice).
+    #[error("cannot listen on {addr} ({what}): {error}{}", bind_hint(error))]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start proxy worker thread")]
     Worker(#[source] std::io::Error),

@@ -50,7 +50,7 @@ pub async fn bind(
 ) -> Result<Option<tokio::net::TcpListener>, super::ServerError> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => Ok(Some(l)),
-        Err(source) if explicit => Err(super::ServerError::Admin { addr, source }),
+        Err(error) if explicit => Err(super::ServerError::Admin { addr, error }),
         Err(e) => {
             tracing::warn!(%addr, "no admin listener (/metrics, /readyz): cannot listen: {e}; set [admin] listen to another address, or `off`");
             Ok(None)

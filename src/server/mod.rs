@@ -44,11 +44,11 @@ pub enum ServerError {
     Proxy(#[from] ProxyError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    #[error("cannot listen on {addr} (admin listener, [admin] listen): {source}; choose another address or `off`")]
+    // The OS error is in the message, before the advice, and so not also a source.
+    #[error("cannot listen on {addr} (admin listener, [admin] listen): {error}; choose another address or `off`")]
     Admin {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

@@ -263,6 +263,7 @@ async fn a_busy_admin_address_that_was_asked_for_fails_the_start() {
         )),
         "{text}"
     );
+    assert_eq!(text.matches("Address already in use").count(), 1, "{text}");
     config.admin.explicit = false;
     let running = difyctl::server::Server::new(config, routes)
         .without_control()

@@ -78,6 +78,8 @@ fn port_in_use_is_a_clear_error() {
         "{err}"
     );
     assert!(err.contains("another program holds this port"), "{err}");
+    // Regression: the OS error was printed twice (in the message and again as its cause).
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
 }
 
 #[test]
