@@ -228,7 +228,9 @@ fn decode(head: Bytes, p: &Parsed, head_only: bool) -> io::Result<(Response<()>,
         1 => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
-    let mut map = HeaderMap::with_capacity(p.count);
+    // Room for the security headers added on the way out (`headers::add_security_headers`),
+    // so the map is not grown again for them.
+    let mut map = HeaderMap::with_capacity(p.count + 3);
     for [ns, nl, vs, vl] in p.spans[..p.count].iter().map(|s| s.map(|x| x as usize)) {
         let name = HeaderName::from_bytes(&head[ns..ns + nl])
             .map_err(|_| invalid("invalid header name"))?;
