@@ -225,6 +225,8 @@ print("%.1f" % (sum(v) / len(v)) if v else "n/a")
 PY
 }
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
+# Lowest and highest of the rounds: on a shared machine the spread says how far to trust a mean.
+range() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f-%.0f", lo, hi}'; }
 
 echo
 peak() { echo $(( $(echo $1 | tr ' ' '\n' | sort -n | tail -1) / 1024 )); }
@@ -233,6 +235,7 @@ echo "|---|---|---|---|---|---|"
 for proto in h1 h2; do
   a=$(mean ${rps[nginx-$proto]}); c=$(mean ${rps[caddy-$proto]}); b=$(mean ${rps[difyctl-$proto]})
   echo "| requests/s, $proto (mean of $ROUNDS) | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
+  echo "| requests/s, $proto, lowest-highest round | $(range ${rps[nginx-$proto]}) | $(range ${rps[caddy-$proto]}) | $(range ${rps[difyctl-$proto]}) | | |"
   a=$(mean ${p99[nginx-$proto]}); c=$(mean ${p99[caddy-$proto]}); b=$(mean ${p99[difyctl-$proto]})
   echo "| p99 ms, $proto | $a | $c | $b | $(ratio "$b" "$a") | $(ratio "$b" "$c") |"
   a=$(mean ${cpu[nginx-$proto]}); c=$(mean ${cpu[caddy-$proto]}); b=$(mean ${cpu[difyctl-$proto]})
@@ -250,6 +253,7 @@ echo "| HTTP/1.1 | nginx as Dify ships it | difyctl | difyctl / Dify's nginx |"
 echo "|---|---|---|---|"
 a=$(mean ${rps[stock-h1]}); b=$(mean ${rps[difyctl-h1]})
 echo "| requests/s (mean of $ROUNDS) | $a | $b | $(ratio "$b" "$a") |"
+echo "| requests/s, lowest-highest round | $(range ${rps[stock-h1]}) | $(range ${rps[difyctl-h1]}) | |"
 a=$(mean ${p99[stock-h1]}); b=$(mean ${p99[difyctl-h1]})
 echo "| p99 ms | $a | $b | $(ratio "$b" "$a") |"
 a=$(mean ${cpu[stock-h1]}); b=$(mean ${cpu[difyctl-h1]})
