@@ -106,9 +106,9 @@ pub async fn exchange(
     let head_only = req.head_only;
     // An upstream may send a few 1xx heads first; not an endless stream of them.
     for _ in 0..MAX_INFORMATIONAL {
-        let parsed = loop {
-            if let Some(parsed) = parse(&conn.buf).map_err(|e| failed(e, false))? {
-                break parsed;
+        let (resp, framing) = loop {
+            if let Some(head) = take_head(&mut conn.buf, head_only).map_err(|e| failed(e, false))? {
+                break head;
             }
             if conn.buf.len() >= MAX_HEAD {
                 return Err(failed(invalid("response head too large"), false));
@@ -124,8 +124,6 @@ pub async fn exchange(
                 return Err(failed(eof, conn.buf.is_empty()));
             }
         };
-        let head = conn.buf.split_to(parsed.len).freeze();
-        let (resp, framing) = decode(head, &parsed, head_only).map_err(|e| failed(e, false))?;
         // 100 Continue, 103 Early Hints: the answer follows.
         if resp.status().is_informational() {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -166,21 +164,15 @@ fn encode<B>(req: &Request<B>) -> Vec<u8> {
     out
 }
 
-/// A complete response head at the start of the read buffer: its length, status line and
-/// where each header's name and value are (offsets, so the buffer can be frozen and sliced).
-struct Parsed {
-    len: usize,
-    code: u16,
-    version: u8,
-    count: usize,
-    spans: [[u32; 4]; MAX_HEADERS],
-}
-
-/// Parses the head at the start of `buf`, if it is all there.
-fn parse(buf: &[u8]) -> io::Result<Option<Parsed>> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+/// The response head at the start of `buf`, if it is all there: taken off the buffer and
+/// decoded, the header values being slices of it rather than copies. Parsing and decoding are
+/// one step, so the table of where each header is stays on this function's stack.
+fn take_head(buf: &mut BytesMut, head_only: bool) -> io::Result<Option<(Response<()>, Framing)>> {
+    // Left uninitialised until httparse fills them: no 3 KB cleared for every response.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -193,13 +185,20 @@ fn parse(buf: &[u8]) -> io::Result<Option<Parsed>> {
         let ([ns, nl], [vs, vl]) = (at(h.name.as_bytes()), at(h.value));
         *span = [ns, nl, vs, vl];
     }
-    Ok(Some(Parsed {
-        len,
+    let line = StatusLine {
         code: resp.code.unwrap_or(0),
         version: resp.version.unwrap_or(0),
-        count: resp.headers.len(),
-        spans,
-    }))
+    };
+    let count = resp.headers.len();
+    let head = buf.split_to(len).freeze();
+    decode(head, line, &spans[..count], head_only).map(Some)
+}
+
+/// What the status line said.
+#[derive(Clone, Copy)]
+struct StatusLine {
+    code: u16,
+    version: u8,
 }
 
 /// How the body of a response is delimited, and what remains of it.
@@ -222,16 +221,21 @@ pub enum Chunk {
 
 /// The response of a parsed head (the values are slices of `head`, not copies) and its
 /// body's framing.
-fn decode(head: Bytes, p: &Parsed, head_only: bool) -> io::Result<(Response<()>, Framing)> {
-    let status = StatusCode::from_u16(p.code).map_err(|_| invalid("invalid status code"))?;
-    let version = match p.version {
+fn decode(
+    head: Bytes,
+    line: StatusLine,
+    spans: &[[u32; 4]],
+    head_only: bool,
+) -> io::Result<(Response<()>, Framing)> {
+    let status = StatusCode::from_u16(line.code).map_err(|_| invalid("invalid status code"))?;
+    let version = match line.version {
         1 => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
     // Room for the security headers added on the way out (`headers::add_security_headers`),
     // so the map is not grown again for them.
-    let mut map = HeaderMap::with_capacity(p.count + 3);
-    for [ns, nl, vs, vl] in p.spans[..p.count].iter().map(|s| s.map(|x| x as usize)) {
+    let mut map = HeaderMap::with_capacity(spans.len() + 3);
+    for [ns, nl, vs, vl] in spans.iter().map(|s| s.map(|x| x as usize)) {
         let name = HeaderName::from_bytes(&head[ns..ns + nl])
             .map_err(|_| invalid("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
@@ -455,8 +459,10 @@ mod tests {
     use super::*;
 
     fn try_head(text: &str, head_only: bool) -> io::Result<(Response<()>, Framing)> {
-        let parsed = parse(text.as_bytes())?.expect("a complete head");
-        decode(Bytes::from(text.to_string()), &parsed, head_only)
+        let mut buf = BytesMut::from(text);
+        let head = take_head(&mut buf, head_only)?.expect("a complete head");
+        assert!(buf.is_empty(), "the head is taken off the buffer");
+        Ok(head)
     }
 
     fn head(text: &str, head_only: bool) -> (Response<()>, Framing) {
