@@ -66,8 +66,6 @@ pub fn add_security_headers(headers: &mut HeaderMap, hsts: bool) {
     }
 }
 
-/// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
-/// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
 /// The headers that `Connection` names, to be removed with it (collected first: the map
 /// cannot be borrowed while removing). `close`, `keep-alive` and `upgrade` name none (the last
 /// two are handled with the other hop-by-hop headers).
@@ -92,6 +90,8 @@ fn named_by_connection(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
+/// Removes the headers that describe one hop (RFC 9110 7.6.1), including any that `Connection`
+/// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay, for WebSocket.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds which are there; most requests carry none or only
     // Connection, so most of the removals below are skipped (each is a hashed lookup).
