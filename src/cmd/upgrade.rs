@@ -5,6 +5,7 @@
 //! written puts back the previous files, the previous images (still local) and the database
 //! from the backup just taken, and says what failed and where the backup is.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,7 +48,16 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     preflight(&config)?;
 
-    println!("[1/5] backup");
+    println!("[1/5] pulling the new images (nothing is stopped yet)");
+    let staged = stage(&stack.dir, &plan, &args.opts)?;
+    let pulled = super::pull::pull_images(&engine, &staged.stack, false).await;
+    pulled.context(
+        "upgrade stopped before changing anything: an image of the new release cannot be had",
+    )?;
+    let target = Target::read(&engine, &staged.stack).await?;
+    drop(staged);
+
+    println!("[2/5] backup");
     let meter = Meter::new(false);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let req = take::Request {
@@ -67,14 +77,6 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
         backup.parts.len()
     );
 
-    println!("[2/5] pulling the new images (nothing is stopped yet)");
-    let staged = stage(&stack.dir, &plan, &args.opts)?;
-    let pulled = super::pull::pull_images(&engine, &staged.stack, false).await;
-    drop(staged);
-    pulled.context(
-        "upgrade stopped before changing anything: an image of the new release cannot be had",
-    )?;
-
     println!("[3/5] writing the new files");
     let rollback = config.state_dir.join("upgrades").join(format!(
         "{}-{}",
@@ -84,7 +86,7 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     let applied = apply::apply(&stack.dir, &plan, &rollback)?;
     println!("      previous files kept in {}", rollback.display());
 
-    let outcome = switch(&engine, &args, &config).await;
+    let outcome = switch(&engine, &args, &config, &target).await;
     match outcome {
         Ok(()) => {
             println!(
@@ -102,7 +104,7 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
                 plan.from.as_deref().unwrap_or("the previous release"),
                 backup.archive.display()
             );
-            roll_back(&engine, &args, &config, &applied, &backup.archive).await.with_context(|| {
+            roll_back(&engine, &args, &config, &applied, &backup.archive, (&stack, &target)).await.with_context(|| {
                 format!(
                     "the upgrade failed ({e:#}) and so did putting the previous release back: the previous files are in {}, the backup is {}",
                     rollback.display(),
@@ -164,32 +166,108 @@ impl Drop for TempDir {
     }
 }
 
-/// Steps 4 and 5: the new stack recreated while the api's migration is watched.
+/// What the upgrade goes to, read before anything changes: the services of the new release
+/// (what a rollback removes again) and the migration head its api image carries.
+struct Target {
+    services: Vec<String>,
+    networks: Vec<String>,
+    volumes: Vec<String>,
+    /// The services running the api image: any of them may win Dify's migration race.
+    api_image_services: Vec<String>,
+    heads: Option<BTreeSet<String>>,
+}
+
+impl Target {
+    async fn read(engine: &difyctl::engine::Engine, new: &Stack) -> anyhow::Result<Target> {
+        let api_image = new.service("api").map(|s| s.image.clone());
+        let heads = match &api_image {
+            Some(image) => migration::image_heads(engine, image).await?,
+            None => None,
+        };
+        match &heads {
+            Some(h) => println!("      the new api's migration head: {}", migration::join(h)),
+            None => println!(
+                "      the new api image has no {}: the migration is judged by its logs",
+                migration::VERSIONS_DIR
+            ),
+        }
+        Ok(Target {
+            services: new.services.iter().map(|s| s.name.clone()).collect(),
+            networks: new
+                .networks
+                .iter()
+                .filter(|n| !n.external)
+                .map(|n| n.docker_name.clone())
+                .collect(),
+            volumes: new
+                .volumes
+                .iter()
+                .filter(|v| !v.external)
+                .map(|v| v.docker_name.clone())
+                .collect(),
+            api_image_services: new
+                .services
+                .iter()
+                .filter(|s| Some(&s.image) == api_image.as_ref())
+                .map(|s| s.name.clone())
+                .collect(),
+            heads,
+        })
+    }
+}
+
+/// Steps 4 and 5: the new stack recreated while every container of the api image is watched
+/// for a failed migration, then the database checked at the release's head.
 async fn switch(
     engine: &difyctl::engine::Engine,
     args: &UpgradeArgs,
     config: &Config,
+    target: &Target,
 ) -> anyhow::Result<()> {
-    println!("[4/5] recreating what changed, watching the api's database migration");
+    println!("[4/5] recreating what changed, watching the database migration");
     let mut stack = super::load_stack(&args.opts, &args.settings.replace)?;
     super::public_urls(&mut stack, config);
     super::warn_public_secrets(&stack);
     let since = now() as i64 - 1;
     let reconcile = super::up::reconcile_stack(&stack, &args.settings);
-    let watch = migration::first_failure(engine, &stack.project, "api", since);
+    let watch = migration::first_failure(engine, &stack.project, &target.api_image_services, since);
     tokio::pin!(reconcile);
     tokio::pin!(watch);
     tokio::select! {
         done = &mut reconcile => {
             done?;
         }
-        line = &mut watch => anyhow::bail!("the api's database migration failed: {line}"),
+        line = &mut watch => anyhow::bail!("the database migration failed: {line}"),
     }
-    // A failure logged right as the api turned healthy still counts.
-    if let Ok(line) = tokio::time::timeout(Duration::from_secs(2), &mut watch).await {
-        anyhow::bail!("the api's database migration failed: {line}");
+    let database = migration::api_database(&stack);
+    match (&target.heads, database) {
+        (Some(heads), Some((db, name))) => {
+            println!(
+                "[5/5] every service is healthy; waiting for the database to reach {}",
+                migration::join(heads)
+            );
+            let reached = migration::wait_for_heads(
+                engine,
+                &stack.project,
+                &db,
+                &name,
+                heads,
+                args.settings.wait_timeout,
+            );
+            tokio::select! {
+                done = reached => done?,
+                line = &mut watch => anyhow::bail!("the database migration failed: {line}"),
+            }
+            println!("      the database is at the release's migration head");
+        }
+        _ => {
+            // A failure logged right as the api turned healthy still counts.
+            if let Ok(line) = tokio::time::timeout(Duration::from_secs(2), &mut watch).await {
+                anyhow::bail!("the database migration failed: {line}");
+            }
+            println!("[5/5] every service is healthy");
+        }
     }
-    println!("[5/5] every service is healthy");
     Ok(())
 }
 
@@ -200,8 +278,10 @@ async fn roll_back(
     config: &Config,
     applied: &apply::Applied,
     archive: &Path,
+    (before, target): (&Stack, &Target),
 ) -> anyhow::Result<()> {
     apply::undo(applied)?;
+    remove_new(engine, before, target).await;
     let stack = super::load_stack(&args.opts, &args.settings.replace)?;
     let verified = difyctl::backup::archive::verify(archive).await?;
     let opts = difyctl::engine::reconcile::UpOptions {
@@ -220,6 +300,47 @@ async fn roll_back(
     super::public_urls(&mut stack, config);
     super::up::reconcile_stack(&stack, &args.settings).await?;
     Ok(())
+}
+
+/// What the new release created that the previous one does not have: its containers, then
+/// its networks and named volumes (which hold nothing of before the upgrade).
+async fn remove_new(engine: &difyctl::engine::Engine, before: &Stack, target: &Target) {
+    let new_services: Vec<String> = target
+        .services
+        .iter()
+        .filter(|s| before.service(s).is_none())
+        .cloned()
+        .collect();
+    if !new_services.is_empty() {
+        if let Err(e) =
+            difyctl::engine::ops::remove_services(engine, &before.project, &new_services).await
+        {
+            eprintln!("warning: cannot remove the new release's containers: {e:#}");
+        }
+    }
+    for net in target
+        .networks
+        .iter()
+        .filter(|n| !before.networks.iter().any(|b| &b.docker_name == *n))
+    {
+        if engine.docker.remove_network(net).await.is_ok() {
+            println!("      removed network {net} (new in the release)");
+        }
+    }
+    for vol in target
+        .volumes
+        .iter()
+        .filter(|v| !before.volumes.iter().any(|b| &b.docker_name == *v))
+    {
+        if engine
+            .docker
+            .remove_volume(vol, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .is_ok()
+        {
+            println!("      removed volume {vol} (new in the release)");
+        }
+    }
 }
 
 /// A copy of the install's configuration with the plan applied, to read the new stack from

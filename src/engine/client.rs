@@ -55,6 +55,8 @@ pub enum EngineError {
     },
     #[error("no service named {0} in this project")]
     UnknownService(String),
+    #[error("{object}: larger than {max} bytes, more than difyctl reads")]
+    TooLarge { object: String, max: u64 },
 }
 
 impl EngineError {

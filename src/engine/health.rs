@@ -1,7 +1,8 @@
 //! Waiting on containers: each service publishes its status on a watch channel (started,
 //! healthy, exited) and dependents wait for the condition their `depends_on` names. A service
-//! that turns unhealthy, exits when it must not, or is not healthy in time fails with its name
-//! and its last health-check output or log lines.
+//! that exits when it must not, or is not healthy by the end of the wait, fails with its name
+//! and its last health-check output or log lines. Docker's "unhealthy" alone is not a failure
+//! (compose waits through it too): a slow first start recovers.
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,7 @@ pub async fn follow(
 ) -> Result<(), EngineError> {
     let start = Instant::now();
     let mut announced_healthy = false;
+    let mut unhealthy_seen = false;
     loop {
         let info = engine
             .docker
@@ -127,12 +129,11 @@ pub async fn follow(
                 announced_healthy = true;
                 tx.send_replace(Status::Healthy);
             }
+            // Docker's "unhealthy" is not the end: compose does not give up on it, and a slow
+            // first start (Dify's api migrating for minutes on a small VM) turns healthy
+            // later. It fails only when it has not recovered by the end of the wait.
             if docker_unhealthy && !probed {
-                line.finish("unhealthy");
-                return Err(EngineError::Unhealthy {
-                    service: w.service.to_string(),
-                    detail: last_check(&health.log),
-                });
+                unhealthy_seen = true;
             }
             if docker_healthy && !w.needs_exit {
                 line.finish("healthy");
@@ -147,6 +148,8 @@ pub async fn follow(
             let checked = w.has_healthcheck || from_image;
             let what = if w.needs_exit && announced_healthy || !checked {
                 "did not complete"
+            } else if unhealthy_seen {
+                "Docker's healthcheck gave up on it and it did not recover"
             } else if announced_healthy {
                 "its healthcheck passed when difyctl ran it, but Docker's own check did not report healthy"
             } else {
@@ -155,7 +158,7 @@ pub async fn follow(
             return Err(EngineError::Unhealthy {
                 service: w.service.to_string(),
                 detail: format!(
-                    "{what} after {}s; last health check: {}",
+                    "{what} after {}s (--wait-timeout); last health check: {}",
                     w.timeout.as_secs(),
                     last_check(&health.log)
                 ),
@@ -163,6 +166,9 @@ pub async fn follow(
         }
         line.waiting(
             match (w.has_healthcheck || from_image, announced_healthy) {
+                (true, false) if unhealthy_seen => {
+                    "unhealthy by Docker's check; waiting for it to recover"
+                }
                 (true, false) => "waiting to be healthy",
                 (true, true) if !w.needs_exit => "healthy; waiting for Docker's check to agree",
                 _ => "waiting to complete",

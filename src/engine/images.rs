@@ -83,3 +83,100 @@ async fn pull(
     line.finish("pulled");
     Ok(())
 }
+
+/// The regular files under `path` in `image` (`relative path`, bytes), read through a
+/// container created for it and never started (removed afterwards); at most `max` bytes in
+/// all. `None` when the image has no such path.
+pub async fn read_files(
+    engine: &Engine,
+    image: &str,
+    path: &str,
+    max: u64,
+) -> Result<Option<Vec<(String, Vec<u8>)>>, EngineError> {
+    use bollard::models::ContainerCreateBody;
+    use bollard::query_parameters::{DownloadFromContainerOptions, RemoveContainerOptions};
+    let what = format!("image {image}");
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        // Never started; a command is only required to create it.
+        cmd: Some(vec!["true".into()]),
+        entrypoint: Some(vec![]),
+        ..Default::default()
+    };
+    let created = engine
+        .docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            body,
+        )
+        .await
+        .map_err(EngineError::api(
+            &what,
+            "cannot create a container to read it",
+        ))?;
+    let options = DownloadFromContainerOptions {
+        path: path.to_string(),
+    };
+    let mut stream = engine
+        .docker
+        .download_from_container(&created.id, Some(options));
+    let mut tar = Vec::new();
+    let mut result = Ok(Some(()));
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) if (tar.len() + bytes.len()) as u64 <= max => tar.extend_from_slice(&bytes),
+            Ok(_) => {
+                result = Err(EngineError::TooLarge {
+                    object: format!("{what}: {path}"),
+                    max,
+                });
+                break;
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                result = Ok(None);
+                break;
+            }
+            Err(e) => {
+                result = Err(EngineError::api(&what, format!("cannot read {path}"))(e));
+                break;
+            }
+        }
+    }
+    let remove = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    let _ = engine
+        .docker
+        .remove_container(&created.id, Some(remove))
+        .await;
+    if result?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(regular_files(&tar)))
+}
+
+/// The regular files of a tar, paths relative to its top folder.
+fn regular_files(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(tar);
+    let Ok(entries) = archive.entries() else {
+        return out;
+    };
+    for mut entry in entries.flatten() {
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let Ok(path) = entry.path() else { continue };
+        let rel: std::path::PathBuf = path.components().skip(1).collect();
+        let rel = rel.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        if entry.read_to_end(&mut data).is_ok() {
+            out.push((rel, data));
+        }
+    }
+    out
+}

@@ -95,6 +95,31 @@ pub async fn down(
     Ok(report)
 }
 
+/// Stops and removes the containers of `services` (an upgrade undone: the services only the
+/// new release has); the names of those removed.
+pub async fn remove_services(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let containers = project_containers(engine, project, true).await?;
+    let mut removed = Vec::new();
+    for c in containers
+        .iter()
+        .filter(|c| service_label(c).is_some_and(|s| services.iter().any(|x| x == s)))
+    {
+        let name = display_name(c);
+        stop_and_remove(engine, c.id.as_deref().unwrap_or_default(), 10)
+            .await
+            .map_err(EngineError::api(
+                format!("container {name}"),
+                "cannot remove it",
+            ))?;
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PsEntry {
     pub service: String,

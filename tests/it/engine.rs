@@ -514,10 +514,11 @@ async fn a_service_that_never_gets_healthy_fails_up_with_its_name_and_check_outp
       flaky: {condition: service_healthy}
 "#;
     let stack = TestStack::new("flaky", compose, "");
-    let (code, _, err) = stack.difyctl(&["up", "--no-proxy", "--wait-timeout", "60"]);
+    let (code, _, err) = stack.difyctl(&["up", "--no-proxy", "--wait-timeout", "8"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("error: service flaky is unhealthy: exit code 1"),
+        err.contains("error: service flaky is unhealthy: Docker's healthcheck gave up on it and it did not recover after 8s")
+            && err.contains("exit code 1"),
         "{err}"
     );
     assert!(err.contains("127.0.0.1:1"), "the check's own output: {err}");
@@ -528,6 +529,71 @@ async fn a_service_that_never_gets_healthy_fails_up_with_its_name_and_check_outp
     assert!(
         after.is_err(),
         "after was created though flaky never got healthy"
+    );
+}
+
+/// Dify's api on a loaded 2-core VM migrates for ~2 minutes, longer than its healthcheck's
+/// start_period + retries: Docker calls it unhealthy once and healthy a minute later. `up`
+/// gave up at the first "unhealthy" although compose would not have.
+#[tokio::test]
+async fn a_slow_start_that_docker_calls_unhealthy_once_does_not_fail_up() {
+    let compose = r#"services:
+  slow:
+    image: ${IMAGE}
+    command: ["slow=0.0.0.0:5000"]
+    healthcheck: {test: ["CMD", "/testserver", "cat", "/tmp/ready"], interval: 1s, retries: 1}
+  after:
+    image: ${IMAGE}
+    command: ["after=0.0.0.0:5000"]
+    depends_on:
+      slow: {condition: service_healthy}
+"#;
+    let stack = TestStack::new("slowstart", compose, "");
+    let dir = stack.dir.clone();
+    let project = stack.project.clone();
+    let up = std::thread::spawn(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_difyctl"))
+            .current_dir(&dir)
+            .env_remove("RUST_LOG")
+            .args(["-p", &project, "up", "--no-proxy", "--wait-timeout", "120"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    });
+    let name = format!("{}-slow-1", stack.project);
+    let mut seen_unhealthy = false;
+    for _ in 0..600 {
+        if let Ok(info) = docker().await.inspect_container(&name, None).await {
+            let health = info.state.and_then(|s| s.health).and_then(|h| h.status);
+            if health == Some(bollard::models::HealthStatusEnum::UNHEALTHY) {
+                seen_unhealthy = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen_unhealthy,
+        "Docker never called the slow service unhealthy"
+    );
+    // Still starting after Docker's verdict: `up` is still waiting.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!up.is_finished(), "up ended on Docker's first unhealthy");
+    let (code, out) = exec(&name, &["/testserver", "write", "/tmp/ready", "yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, err) = up.join().unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        inspect(&format!("{}-after-1", stack.project))
+            .await
+            .state
+            .unwrap()
+            .running,
+        Some(true),
+        "the dependent started once the slow service recovered"
     );
 }
 
