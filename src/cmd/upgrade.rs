@@ -40,6 +40,9 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     let current = dify_version(&stack);
     let plan = plan::plan(&stack.dir, &release, current.as_deref())?;
     print_plan(&plan);
+    let staged = stage(&stack.dir, &plan, &args.opts)?;
+    difyctl::upgrade::stores::check(&stack, &staged.stack)
+        .map_err(difyctl::upgrade::UpgradeError::from)?;
     if args.dry_run {
         println!("--dry-run: nothing was changed");
         return Ok(());
@@ -49,7 +52,6 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     preflight(&config)?;
 
     println!("[1/5] pulling the new images (nothing is stopped yet)");
-    let staged = stage(&stack.dir, &plan, &args.opts)?;
     let pulled = super::pull::pull_images(&engine, &staged.stack, false).await;
     pulled.context(
         "upgrade stopped before changing anything: an image of the new release cannot be had",

@@ -33,6 +33,7 @@ const PUBLIC: &[(&str, &str)] = &[
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY",
         "DIFY_AGENT_SERVER_SECRET_KEY",
     ),
+    ("dify-agent-run-token-for-dev-only", "DIFY_AGENT_API_TOKEN"),
 ];
 
 /// The public value `value` holds, whole or inside it (a URL with the password).
@@ -41,6 +42,72 @@ pub fn public_in(value: &str) -> Option<&'static str> {
         .iter()
         .map(|(v, _)| *v)
         .find(|v| value == *v || value.contains(&format!(":{v}@")))
+}
+
+/// Whether a `KEY=value` of one of Dify's published example files is a credential: its name
+/// says so (a password, secret, token, key or credentials) and its value is one (not empty,
+/// not a flag, number, file name, placeholder like `your-access-key`, or setting about tokens
+/// such as `ACCESS_TOKEN_EXPIRE_MINUTES`). Published, it is public: an install needs its own.
+/// This rule, not a list, is what finds the credentials a new release adds
+/// (`DIFY_AGENT_API_TOKEN` in 1.16.1).
+pub fn is_credential(key: &str, value: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "_KEY",
+        "APIKEY",
+        "CREDENTIALS",
+        "ALLOWED_KEYS",
+    ];
+    // Settings about credentials, not credentials.
+    const NOT: &[&str] = &[
+        "EXPIRE",
+        "EXPIRY",
+        "MINUTES",
+        "DAYS",
+        "SECONDS",
+        "MAX_TOKENS",
+        "TOKENS_LENGTH",
+        "TOKENIZ",
+        "COUNTING",
+        "FILENAME",
+        "FILE",
+        "PATH",
+        "ENABLED",
+        "ENABLE_",
+        "LOGIN",
+        "PROVIDER",
+        "METHOD",
+        "VERSION",
+        "_USERS",
+        "PER_TOKEN",
+        "PUBLIC_KEY",
+        "_KEY_ID",
+        "SECRET_ID",
+        "_NAME",
+        "_TYPE",
+        "_HEADER",
+    ];
+    let key = key.to_ascii_uppercase();
+    if !NAMES
+        .iter()
+        .any(|n| key.contains(n) || key.ends_with(n.trim_start_matches('_')))
+        || NOT.iter().any(|n| key.contains(n))
+    {
+        return false;
+    }
+    let v = value.trim();
+    let lower = v.to_ascii_lowercase();
+    !(v.is_empty()
+        || v.len() < 3
+        || v.starts_with('$')
+        || v.parse::<f64>().is_ok()
+        || ["true", "false", "none", "null", "xxx", "changeme"].contains(&lower.as_str())
+        || lower.contains("your")
+        || (lower.contains("://") && !lower.contains('@'))
+        || v.starts_with('/'))
 }
 
 /// Whether `value` is one of Dify's published defaults.

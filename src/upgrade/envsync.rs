@@ -1,8 +1,10 @@
 //! One env file brought to a new release: the user's file is kept line for line (every value
 //! they set, their comments and order); known renames are applied to it; keys the release's
 //! example has and the file lacks are appended in one marked block with the release's
-//! defaults, except that a default which is one of Dify's public secrets is replaced. A file
-//! the user never had is written from the example, its public secrets replaced.
+//! defaults, except that a default which is one of Dify's public secrets, or any credential
+//! (`secrets::is_credential`: found by name and value, so a new release's new token is found
+//! without a list), is replaced. A file the user never had is written from the example, its
+//! public secrets replaced.
 //!
 //! Replaced consistently (`Secrets`): Dify's examples pair keys through one public value
 //! (WEAVIATE_API_KEY and WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS, SANDBOX_API_KEY and
@@ -54,7 +56,7 @@ impl Secrets {
     /// user's file gives that key another value, that value replaces the public one.
     pub fn learn(&mut self, user: &EnvFile, example: &EnvFile) {
         for e in &example.entries {
-            if !secrets::is_public(&e.value) {
+            if !secrets::is_public(&e.value) && !secrets::is_credential(&e.key, &e.value) {
                 continue;
             }
             if let Some(u) = user
@@ -70,8 +72,11 @@ impl Secrets {
 
     /// `value` with every public secret in it replaced (`key` shapes a fresh one).
     fn replace(&mut self, key: &str, value: &str) -> Result<Option<String>, SyncError> {
-        let Some(public) = secrets::public_in(value) else {
-            return Ok(None);
+        // A known public value (also inside a URL), or any credential the example publishes.
+        let public = match secrets::public_in(value) {
+            Some(p) => p,
+            None if secrets::is_credential(key, value) => value,
+            None => return Ok(None),
         };
         let fresh = match self.map.get(public) {
             Some(v) => v.clone(),

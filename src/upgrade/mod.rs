@@ -7,7 +7,8 @@
 //! - `renames`: settings Dify renamed, carried over
 //! - `plan`: every file change, decided before anything is touched (`--dry-run`)
 //! - `apply`: writing the plan, with the previous files kept to put back
-//! - `migration`: the api's database migration watched through its log
+//! - `migration`: the database migration, judged by `alembic_version` against the image's head
+//! - `stores`: data stores that cannot skip versions (Weaviate), refused before any change
 //!
 //! The order (`cmd/upgrade.rs`): plan, backup, pull the new images (nothing is stopped yet),
 //! write the files, recreate what changed while watching the migration, wait for health; on
@@ -20,6 +21,7 @@ pub mod migration;
 pub mod plan;
 pub mod release;
 pub mod renames;
+pub mod stores;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,8 @@ pub enum UpgradeError {
     },
     #[error("{}: {detail}", path.display())]
     Env { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Store(#[from] stores::SkipError),
     #[error("the install runs Dify {from} and the release is {to}: a downgrade is refused, because Dify's database migrations only go forward (an older api on a newer schema fails); to go back, restore the backup taken before the upgrade (`difyctl restore`)")]
     Downgrade { from: String, to: String },
 }

@@ -91,7 +91,7 @@ pub fn plan(
         .version
         .clone()
         .unwrap_or_else(|| "the new release".into());
-    let renames = renames::for_release(&release.services);
+    let renames = renames::for_release(&release.services, &release.example_keys());
     let required = required_env_files(release)?;
     let mut files = Vec::new();
     let mut secrets = envsync::Secrets::default();

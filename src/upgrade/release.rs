@@ -81,6 +81,22 @@ impl Release {
     }
 }
 
+impl Release {
+    /// Every key the release's example files set.
+    pub fn example_keys(&self) -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        for (target, example) in self.env_examples() {
+            let Ok(text) = std::fs::read_to_string(&example) else {
+                continue;
+            };
+            if let Ok(env) = crate::stack::envfile::EnvFile::parse(&target, &text) {
+                keys.extend(env.entries.into_iter().map(|e| e.key));
+            }
+        }
+        keys
+    }
+}
+
 /// The tag of an image reference (`repo:tag`, not a registry port).
 pub fn tag(image: &str) -> Option<String> {
     let image = image.split('@').next()?;

@@ -2,6 +2,8 @@
 //! entry has a test. A rename applies only when the release being installed needs it (its
 //! compose file has the service the new value names).
 
+use std::collections::BTreeSet;
+
 use crate::stack::envfile::EnvFile;
 
 #[derive(Debug, Clone)]
@@ -25,21 +27,47 @@ pub enum Rename {
 
 /// The known renames.
 pub fn table() -> Vec<Rename> {
-    vec![Rename::Value {
-        key: "DB_HOST",
-        from: "db",
-        to: &[("DB_TYPE", "mysql", "db_mysql"), ("", "", "db_postgres")],
-        why: "Dify renamed the `db` service to `db_postgres` / `db_mysql` (dify #31089, #28706)",
-    }]
+    const AGENT_1_17: &str = "Dify 1.17 renamed the agent backend's local sandbox settings; the old names are still read as fallbacks, but the new token is required";
+    vec![
+        Rename::Value {
+            key: "DB_HOST",
+            from: "db",
+            to: &[("DB_TYPE", "mysql", "db_mysql"), ("", "", "db_postgres")],
+            why:
+                "Dify renamed the `db` service to `db_postgres` / `db_mysql` (dify #31089, #28706)",
+        },
+        Rename::Key {
+            from: "DIFY_AGENT_SHELLCTL_ENTRYPOINT",
+            to: "DIFY_AGENT_LOCAL_SANDBOX_ENDPOINT",
+            why: AGENT_1_17,
+        },
+        Rename::Key {
+            from: "DIFY_AGENT_SHELLCTL_AUTH_TOKEN",
+            to: "DIFY_AGENT_LOCAL_SANDBOX_AUTH_TOKEN",
+            why: AGENT_1_17,
+        },
+        Rename::Key {
+            from: "AGENT_BACKEND_RUN_TIMEOUT_SECONDS",
+            to: "DIFY_AGENT_RUN_TIMEOUT_SECONDS",
+            why: "Dify 1.17 renamed the agent run timeout",
+        },
+        Rename::Key {
+            from: "COOKIEYES_SITE_KEY",
+            to: "TURNSTILE_SITE_KEY",
+            why: "Dify 1.17 replaced CookieYes by Cloudflare Turnstile",
+        },
+    ]
 }
 
-/// The table, kept to the renames whose new value the release can use.
-pub fn for_release(services: &[String]) -> Vec<Rename> {
+/// The table, kept to the renames the release can use: a value rename when the release has
+/// the service the new value names, a key rename when the release's examples have the new
+/// key (`keys`).
+pub fn for_release(services: &[String], keys: &BTreeSet<String>) -> Vec<Rename> {
     table()
         .into_iter()
         .filter(|r| match r {
             Rename::Value { to, .. } => to.iter().any(|(_, _, v)| services.iter().any(|s| s == v)),
-            Rename::Key { .. } => true,
+            Rename::Key { to, .. } => keys.contains(*to),
         })
         .collect()
 }
@@ -89,7 +117,8 @@ mod tests {
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         let mut notes = Vec::new();
         let services: Vec<String> = services.iter().map(|s| s.to_string()).collect();
-        for r in for_release(&services) {
+        let keys: BTreeSet<String> = ["DIFY_AGENT_LOCAL_SANDBOX_AUTH_TOKEN".to_string()].into();
+        for r in for_release(&services, &keys) {
             r.apply(&env, &mut lines, &mut notes);
         }
         lines
@@ -114,5 +143,24 @@ mod tests {
             ["DB_HOST=db"],
             "a release that still has `db`"
         );
+    }
+
+    /// Dify 1.17: the agent's local sandbox token under its new name (required there), the
+    /// user's value carried; a release without the new key leaves the old name alone.
+    #[test]
+    fn shellctl_token_becomes_local_sandbox_token_where_the_release_reads_it() {
+        let text = "DIFY_AGENT_SHELLCTL_AUTH_TOKEN=users-own-token\n";
+        let out = renamed(text, &["api"]);
+        assert_eq!(out[0], "DIFY_AGENT_SHELLCTL_AUTH_TOKEN=users-own-token");
+        assert_eq!(
+            out.last().unwrap(),
+            "DIFY_AGENT_LOCAL_SANDBOX_AUTH_TOKEN=users-own-token"
+        );
+        let env = EnvFile::parse(Path::new(".env"), text).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for r in for_release(&["api".to_string()], &BTreeSet::new()) {
+            r.apply(&env, &mut lines, &mut Vec::new());
+        }
+        assert_eq!(lines, ["DIFY_AGENT_SHELLCTL_AUTH_TOKEN=users-own-token"]);
     }
 }

@@ -470,3 +470,158 @@ fn embedded_releases_init_writes_the_newest_and_to_moves_between_them() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every credential in Dify's published example files (every fixture release, `.env.example`
+/// and `envs/`) is found by the name-and-value rule, not a list: a file written from an
+/// example keeps none of them, and the settings that only talk about tokens stay as they are.
+#[test]
+fn credentials_of_every_release_are_found_by_rule_and_replaced() {
+    let Some(fx) = fixtures() else { return };
+    let mut found = std::collections::BTreeSet::new();
+    for release in [
+        "dify-1.13.3",
+        "dify-1.15.0-tag",
+        "dify-1.16.0",
+        "dify-1.16.1",
+    ] {
+        let dir = fx.join(release);
+        let mut examples = vec![dir.join(".env.example")];
+        examples.extend(
+            walk(&dir.join("envs"))
+                .into_iter()
+                .filter(|p| p.to_string_lossy().ends_with(".env.example")),
+        );
+        for example in examples {
+            let text = std::fs::read_to_string(&example).unwrap();
+            let synced = difyctl::upgrade::envsync::sync(
+                Path::new(".env"),
+                None,
+                &text,
+                &[],
+                release,
+                &mut Default::default(),
+            )
+            .unwrap();
+            let out = env_keys(&synced.text);
+            let example_env = env_keys(&text);
+            assert_eq!(
+                out.len(),
+                example_env.len(),
+                "{release} {}",
+                example.display()
+            );
+            // Written line for line: entries in the same order (a key may appear twice).
+            for ((k, v), (_, now)) in example_env.into_iter().zip(&out) {
+                if difyctl::stack::secrets::is_credential(&k, &v) {
+                    found.insert(k.clone());
+                    assert_ne!(
+                        now,
+                        &v,
+                        "{release} {}: {k} kept its published value",
+                        example.display()
+                    );
+                } else if difyctl::stack::secrets::public_in(&v).is_none() {
+                    assert_eq!(
+                        now,
+                        &v,
+                        "{release} {}: {k} is not a credential",
+                        example.display()
+                    );
+                }
+            }
+        }
+    }
+    for k in [
+        "SECRET_KEY",
+        "DB_PASSWORD",
+        "REDIS_PASSWORD",
+        "SANDBOX_API_KEY",
+        "PLUGIN_DAEMON_KEY",
+        "PLUGIN_DIFY_INNER_API_KEY",
+        "WEAVIATE_API_KEY",
+        "WEAVIATE_AUTHENTICATION_APIKEY_ALLOWED_KEYS",
+        "DIFY_AGENT_SERVER_SECRET_KEY",
+        "DIFY_AGENT_API_TOKEN",
+        "MINIO_SECRET_KEY",
+        "OPENSEARCH_INITIAL_ADMIN_PASSWORD",
+    ] {
+        assert!(
+            found.contains(k),
+            "{k} was not found as a credential: {found:?}"
+        );
+    }
+    for k in [
+        "ACCESS_TOKEN_EXPIRE_MINUTES",
+        "ENABLE_EMAIL_PASSWORD_LOGIN",
+        "WEAVIATE_AUTHENTICATION_APIKEY_ENABLED",
+        "NGINX_SSL_CERT_KEY_FILENAME",
+        "ALIYUN_OSS_ACCESS_KEY",
+        "PLUGIN_BASED_TOKEN_COUNTING_ENABLED",
+        "WEAVIATE_TOKENIZATION",
+    ] {
+        assert!(!found.contains(k), "{k} is not a credential");
+    }
+}
+
+/// Copies a folder tree (a fixture release into a scratch install).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Dify 1.17.1 moves Weaviate 1.27 -> 1.39; Weaviate cannot skip minor versions with data
+/// in place (dify #27291). The upgrade is refused before anything changes, with the steps;
+/// a Weaviate without data is not held back.
+#[test]
+fn a_weaviate_minor_version_skip_with_data_is_refused_with_the_steps() {
+    let Some(fx) = fixtures() else { return };
+    let dir = Scratch::new("weaviate-skip");
+    let install = dir.path("docker");
+    copy_tree(&fx.join("dify-1.16.1"), &install);
+    std::fs::copy(install.join(".env.example"), install.join(".env")).unwrap();
+    let release = dir.path("next");
+    copy_tree(&fx.join("dify-1.16.1"), &release);
+    let compose = std::fs::read_to_string(release.join("docker-compose.yaml")).unwrap();
+    let compose = compose
+        .replace(
+            "semitechnologies/weaviate:1.27.0",
+            "cr.weaviate.io/semitechnologies/weaviate:1.39.2",
+        )
+        .replace("langgenius/dify-api:1.16.1", "langgenius/dify-api:1.17.1");
+    std::fs::write(release.join("docker-compose.yaml"), compose).unwrap();
+    let upgrade = || {
+        difyctl()
+            .current_dir(&install)
+            .args(["upgrade", "--dry-run", "--from"])
+            .arg(&release)
+            .output()
+            .unwrap()
+    };
+    let out = upgrade();
+    assert!(
+        out.status.success(),
+        "no Weaviate data yet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(install.join("volumes/weaviate/schema")).unwrap();
+    std::fs::write(install.join("volumes/weaviate/schema/schema.db"), "data").unwrap();
+    let env_before = std::fs::read(install.join(".env")).unwrap();
+    let out = upgrade();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("service weaviate")
+            && err.contains("12 minor versions at once")
+            && err.contains("weaviate:1.28.0")
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(install.join(".env")).unwrap(), env_before);
+}
