@@ -39,7 +39,7 @@ pub enum UpgradeError {
     #[error("{}: {detail}", path.display())]
     Env { path: PathBuf, detail: String },
     #[error(transparent)]
-    Store(#[from] stores::SkipError),
+    Store(#[from] Box<stores::SkipError>),
     #[error("the install runs Dify {from} and the release is {to}: a downgrade is refused, because Dify's database migrations only go forward (an older api on a newer schema fails); to go back, restore the backup taken before the upgrade (`difyctl restore`)")]
     Downgrade { from: String, to: String },
 }

@@ -20,7 +20,7 @@ pub struct SkipError {
 }
 
 /// Refuses a Weaviate minor-version skip on an install whose Weaviate holds data.
-pub fn check(current: &Stack, new: &Stack) -> Result<(), SkipError> {
+pub fn check(current: &Stack, new: &Stack) -> Result<(), Box<SkipError>> {
     for old in current.services.iter().filter(|s| is_weaviate(&s.image)) {
         let Some(next) = new.service(&old.name).filter(|s| is_weaviate(&s.image)) else {
             continue;
@@ -40,7 +40,7 @@ pub fn check(current: &Stack, new: &Stack) -> Result<(), SkipError> {
             .image
             .rsplit_once(':')
             .map_or(next.image.as_str(), |(r, _)| r);
-        return Err(SkipError {
+        return Err(Box::new(SkipError {
             service: old.name.clone(),
             image_from: old.image.clone(),
             image_to: next.image.clone(),
@@ -49,7 +49,7 @@ pub fn check(current: &Stack, new: &Stack) -> Result<(), SkipError> {
             next: format!("{}.{}.0", from.0, from.1 + 1),
             minor_to_major: to.0,
             minor_to: to.1,
-        });
+        }));
     }
     Ok(())
 }
