@@ -15,6 +15,7 @@ pub mod hook;
 pub mod lock;
 pub mod metrics;
 pub mod proxy;
+pub mod releases;
 pub mod server;
 pub mod stack;
 pub mod timefmt;
