@@ -93,6 +93,10 @@ pub enum Command {
         /// Folder to write to (created when missing)
         #[arg(long, default_value = ".", value_name = "DIR")]
         dir: PathBuf,
+        /// Dify release to install (default: the newest difyctl ships; another is fetched from
+        /// Dify's release archives, `difyctl releases` lists them)
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
     },
     /// Start the stack (create, recreate or keep each service's container, in dependency order)
     Up(UpArgs),
@@ -192,14 +196,21 @@ pub enum Command {
     /// The same install as manifests for a cluster (kubectl apply -k DIR)
     #[command(subcommand)]
     Export(ExportTarget),
+    /// Dify's releases: which exist, which this install runs, which is newest
+    Releases {
+        /// JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
     /// Bring the install to another Dify release, data kept; everything put back when it fails
     #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to"])))]
     Upgrade {
         /// The new release's docker/ folder (downloaded from Dify)
         #[arg(long, value_name = "DIR")]
         from: Option<PathBuf>,
-        /// A release difyctl ships (for installs made by `difyctl init`): 1.15.0, 1.16.0
-        #[arg(long, value_name = "VERSION")]
+        /// A Dify release (fetched from Dify's release archives, or one difyctl ships for an
+        /// install made by `difyctl init`); `difyctl releases` lists them
+        #[arg(long, value_name = "VERSION", conflicts_with = "from")]
         to: Option<String>,
         /// Show what would change, change nothing
         #[arg(long)]

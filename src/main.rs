@@ -57,6 +57,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             LogFormat::Plain => difyctl::config::LogFormat::Plain,
             LogFormat::Json => difyctl::config::LogFormat::Json,
         },
+        releases_url: std::env::var("DIFYCTL_RELEASES_URL").ok(),
         ..Flags::default()
     };
     let process_env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -153,8 +154,20 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut command, "difyctl", &mut std::io::stdout());
             Ok(())
         }
-        Command::Init { domain, email, dir } => {
-            cmd::init::run(&dir, domain.as_deref(), email.as_deref())
+        Command::Init {
+            domain,
+            email,
+            dir,
+            version,
+        } => {
+            let config = Config::load(&flags)?;
+            let args = cmd::init::InitArgs {
+                dir: &dir,
+                domain: domain.as_deref(),
+                email: email.as_deref(),
+                version: version.as_deref(),
+            };
+            runtime()?.block_on(cmd::init::run(args, &config))
         }
         Command::Doctor { json, domains } => {
             flags.domains = domains;
@@ -263,6 +276,10 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 wait_timeout: std::time::Duration::from_secs(wait_timeout),
                 json,
             }))
+        }
+        Command::Releases { json } => {
+            let config = Config::load(&flags)?;
+            runtime()?.block_on(cmd::releases::run(&config, &load(Vec::new()), json))
         }
         Command::Config {
             services,

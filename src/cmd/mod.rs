@@ -18,6 +18,8 @@ pub mod init;
 pub mod logs;
 pub mod ps;
 pub mod pull;
+pub mod release_dir;
+pub mod releases;
 pub mod restart;
 pub mod restore;
 pub mod status;

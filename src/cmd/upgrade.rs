@@ -21,6 +21,7 @@ use difyctl::upgrade::plan::{self, Plan, What};
 use difyctl::upgrade::release::Release;
 use difyctl::upgrade::{apply, migration};
 
+use super::release_dir;
 use super::up::UpSettings;
 
 pub struct UpgradeArgs {
@@ -34,11 +35,29 @@ pub struct UpgradeArgs {
 }
 
 pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
+    // Release folders written out for this upgrade, removed at its end.
+    let mut keep: Vec<release_dir::ReleaseDir> = Vec::new();
     let stack = super::load_stack(&args.opts, &args.settings.replace)?;
-    let (release_dir, _materialized) = release_dir(&args, &stack, &config)?;
-    let release = Release::read(&release_dir)?;
+    let compose = &args.opts.compose_file;
+    let target_dir = match (&args.from, &args.to) {
+        (Some(from), _) => from.clone(),
+        (None, to) => {
+            let to = to.as_deref().unwrap_or_default();
+            let got =
+                release_dir::get(&config, to, release_dir::is_embedded_stack(compose)).await?;
+            keep.push(got);
+            keep.last().map(|d| d.dir.clone()).unwrap_or_default()
+        }
+    };
+    let release = Release::read(&target_dir)?;
     let current = dify_version(&stack);
-    let plan = plan::plan(&stack.dir, &release, current.as_deref())?;
+    let base = release_dir::base(&config, &stack.dir, compose, current.as_deref()).await;
+    let plan = plan::plan(
+        &stack.dir,
+        &release,
+        current.as_deref(),
+        base.as_ref().map(|b| b.dir.as_path()),
+    )?;
     print_plan(&plan);
     let staged = stage(&stack.dir, &plan, &args.opts)?;
     difyctl::upgrade::stores::check(&stack, &staged.stack)
@@ -91,6 +110,19 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     let outcome = switch(&engine, &args, &config, &target).await;
     match outcome {
         Ok(()) => {
+            if let Some(version) = &release.version {
+                if let Err(e) = difyctl::upgrade::base::record(
+                    &config.state_dir,
+                    &stack.dir,
+                    &release.dir,
+                    &release.files,
+                    version,
+                ) {
+                    eprintln!(
+                        "warning: cannot remember the release's files for the next upgrade: {e}"
+                    );
+                }
+            }
             println!(
                 "upgraded {} -> {}; backup taken before: {}",
                 plan.from.as_deref().unwrap_or("?"),
@@ -120,51 +152,6 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
                 backup.archive.display()
             )
         }
-    }
-}
-
-/// The release folder: `--from`, or the embedded `--to` written out (removed when dropped).
-fn release_dir(
-    args: &UpgradeArgs,
-    stack: &Stack,
-    config: &Config,
-) -> anyhow::Result<(PathBuf, Option<TempDir>)> {
-    if let Some(from) = &args.from {
-        return Ok((from.clone(), None));
-    }
-    let version = args.to.as_deref().unwrap_or_default();
-    let embedded = difyctl::upgrade::embedded::find(version).ok_or_else(|| {
-        super::UsageError(format!(
-            "difyctl ships the releases {}, not {version}: give --from with Dify's docker/ folder of {version}",
-            difyctl::upgrade::embedded::known()
-        ))
-    })?;
-    let compose = args.opts.compose_file.clone();
-    let text = std::fs::read_to_string(&compose).unwrap_or_default();
-    if !text.starts_with(difyctl::upgrade::embedded::MARKER) {
-        return Err(super::UsageError(format!(
-            "{} is not the stack `difyctl init` writes (it is Dify's own, or yours): give --from with the new release's docker/ folder instead of --to",
-            compose.display()
-        ))
-        .into());
-    }
-    let dir = config.state_dir.join("upgrades").join(format!(
-        "release-{}-{}-{}",
-        stack.project,
-        embedded.version,
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    embedded.materialize(&dir)?;
-    Ok((dir.clone(), Some(TempDir(dir))))
-}
-
-/// A folder removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -493,6 +480,19 @@ fn print_plan(plan: &Plan) {
             }
             What::Env(_) => {}
             What::Keep(why) => println!("  keep    {path}: {why}"),
+            What::Edited {
+                beside,
+                diff,
+                against,
+            } => {
+                println!(
+                    "  keep    {path}: you changed it; the release's version goes beside it as {} ({against}):",
+                    beside.display()
+                );
+                for line in diff {
+                    println!("            {line}");
+                }
+            }
         }
     }
 }

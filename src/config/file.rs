@@ -21,6 +21,15 @@ pub struct FileConfig {
     pub backup: BackupFile,
     #[serde(default)]
     pub admin: AdminFile,
+    #[serde(default)]
+    pub releases: ReleasesFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasesFile {
+    /// Where Dify's tag archives are fetched (`{url}/{V}.tar.gz`): a mirror.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -69,6 +69,8 @@ pub struct Flags {
     pub backup_dir: Option<PathBuf>,
     /// `backup --keep`.
     pub backup_keep: Option<usize>,
+    /// `DIFYCTL_RELEASES_URL` (a variable only: no flag).
+    pub releases_url: Option<String>,
     /// Flags (long name, variable) whose value came from their `DIFYCTL_*` variable, so an
     /// error names the variable the user set rather than a flag they never typed.
     pub from_env: Vec<(String, String)>,
@@ -176,6 +178,8 @@ pub struct Config {
     pub self_signed_reason: Option<String>,
     pub backup: BackupConfig,
     pub admin: AdminConfig,
+    /// Where Dify's release archives come from (`DIFYCTL_RELEASES_URL`, `[releases] url`).
+    pub releases_url: String,
     /// The difyctl.toml that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -465,9 +469,30 @@ impl Config {
             self_signed_reason,
             backup,
             admin,
+            releases_url: releases_url(flags, file.releases.url)?,
             config_file: None,
         })
     }
+}
+
+/// `DIFYCTL_RELEASES_URL` over `[releases] url` over Dify's own archives; https only.
+fn releases_url(flags: &Flags, file: Option<String>) -> Result<String, ConfigError> {
+    let from_env = flags
+        .releases_url
+        .clone()
+        .map(|v| (v, "DIFYCTL_RELEASES_URL".to_string()));
+    let Some((url, origin)) =
+        from_env.or_else(|| file.map(|u| (u, "difyctl.toml (releases.url)".to_string())))
+    else {
+        return Ok(crate::releases::DEFAULT_URL.to_string());
+    };
+    if !url.starts_with("https://") || url.parse::<http::Uri>().is_err() {
+        return Err(ConfigError::Invalid {
+            origin,
+            message: format!("`{url}` is not an https:// URL (release archives are code run as root: plain http is refused)"),
+        });
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// A name to serve: a DNS name (`dify.example.com`, `*.example.com`, `localhost`) or an IP

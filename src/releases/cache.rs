@@ -99,7 +99,7 @@ async fn fetch_into(scratch: &Path, base: &str, version: &str) -> Result<PathBuf
             url,
             want: version.to_string(),
             found: found.map_or("an api image without a version tag".into(), |f| {
-                format!("api image tag {f}")
+                format!("Dify {f} (its api image's tag)")
             }),
         });
     }

@@ -16,6 +16,7 @@ use super::ReleasesError;
 const MAX_REDIRECTS: usize = 5;
 /// No byte for this long: the server stopped answering.
 const STALL: Duration = Duration::from_secs(60);
+const CONNECT: Duration = Duration::from_secs(15);
 
 type HttpsClient = Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -44,11 +45,14 @@ fn client(url: &str) -> Result<HttpsClient, ReleasesError> {
         .map_err(|e| fail(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 

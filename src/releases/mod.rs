@@ -40,7 +40,7 @@ pub enum ReleasesError {
         member: String,
         detail: String,
     },
-    #[error("{url}: the archive is Dify {found}, not {want}; refused")]
+    #[error("{url}: the archive holds {found}, not Dify {want}; refused")]
     WrongVersion {
         url: String,
         want: String,

@@ -75,7 +75,8 @@ pub fn docker_folder(
         if n >= limits.members {
             return Err(not_archive(format!("more than {} members", limits.members)));
         }
-        let entry = entry.map_err(|e| not_archive(format!("unreadable after {n} members: {e}")))?;
+        let entry = entry
+            .map_err(|e| not_archive(format!("truncated or damaged after {n} members ({e})")))?;
         state.member(entry)?;
     }
     if !into.join("docker-compose.yaml").is_file() {
@@ -127,7 +128,7 @@ impl State<'_> {
                 return Err(ReleasesError::WrongVersion {
                     url: self.url.to_string(),
                     want: self.top.trim_start_matches("dify-").to_string(),
-                    found: format!("top folder {first}/"),
+                    found: format!("the folder {first}/"),
                 })
             }
             None => return Ok(()),
@@ -166,7 +167,11 @@ impl State<'_> {
         entry
             .take(self.limits.file + 1)
             .read_to_end(&mut data)
-            .map_err(|e| refuse(&format!("unreadable: {e}")))?;
+            .map_err(|e| {
+                refuse(&format!(
+                    "unreadable, the archive is truncated or damaged ({e})"
+                ))
+            })?;
         if data.len() as u64 != size {
             return Err(refuse("shorter or longer than its header says"));
         }

@@ -1,5 +1,5 @@
 //! The Dify releases difyctl ships as its default stack (`init` writes the newest; `upgrade
-//! --to VERSION` moves an install made by `init` to another). Each is difyctl's own compose
+//! --to VERSION` moves an install made by `init` to another, offline). Each is difyctl's own compose
 //! file, written from the facts of Dify's release (same services, images, networks, folders),
 //! plus the `.env` template whose secrets are generated per install, the SSRF proxy's
 //! configuration and, since 1.16, Dify's `envs/` layout. An embedded release can be written
@@ -12,6 +12,8 @@ pub struct Embedded {
     pub compose: &'static str,
     /// Per-service files under `envs/` (install-relative path, the service named in it).
     pub envs: &'static [(&'static str, &'static str)],
+    /// The configuration files the compose mounts (install-relative path, text).
+    pub files: &'static [(&'static str, &'static str)],
 }
 
 const ENVS_1_16: &[(&str, &str)] = &[
@@ -29,21 +31,37 @@ const ENVS_1_16: &[(&str, &str)] = &[
     ("envs/core-services/local-sandbox.env", "local_sandbox"),
 ];
 
+const SQUID_FILES: &[(&str, &str)] = &[("ssrf_proxy/squid.conf", SQUID)];
+const SQUID_FILES_1_16_1: &[(&str, &str)] = &[
+    ("ssrf_proxy/squid.conf", SQUID),
+    ("ssrf_proxy/squid-agent.conf", SQUID_AGENT),
+];
+
+/// Oldest first; `init` writes the last.
 pub const RELEASES: &[Embedded] = &[
     Embedded {
         version: "1.15.0",
         compose: include_str!("../../compose/1.15.0/docker-compose.yaml"),
         envs: &[],
+        files: SQUID_FILES,
     },
     Embedded {
         version: "1.16.0",
         compose: include_str!("../../compose/1.16.0/docker-compose.yaml"),
         envs: ENVS_1_16,
+        files: SQUID_FILES,
+    },
+    Embedded {
+        version: "1.16.1",
+        compose: include_str!("../../compose/1.16.1/docker-compose.yaml"),
+        envs: ENVS_1_16,
+        files: SQUID_FILES_1_16_1,
     },
 ];
 
 pub const ENV_TEMPLATE: &str = include_str!("../../compose/env.template");
 pub const SQUID: &str = include_str!("../../compose/squid.conf");
+pub const SQUID_AGENT: &str = include_str!("../../compose/squid-agent.conf");
 const SERVICE_ENV: &str = include_str!("../../compose/envs/service.env");
 
 /// The first line of every compose file difyctl ships: how an install made by `init` is told
@@ -91,7 +109,9 @@ impl Embedded {
             ".env.example",
             &fill_template(ENV_TEMPLATE).map_err(std::io::Error::other)?,
         )?;
-        write("ssrf_proxy/squid.conf", SQUID)?;
+        for (rel, text) in self.files {
+            write(rel, text)?;
+        }
         for (rel, service) in self.envs {
             write(&format!("{rel}.example"), &Self::env_file(service))?;
         }
@@ -133,6 +153,6 @@ mod tests {
             fill_template("A={{REDIS_PASSWORD}}\nURL=redis://:{{REDIS_PASSWORD}}@redis\n").unwrap();
         let pw = filled.lines().next().unwrap().strip_prefix("A=").unwrap();
         assert!(filled.contains(&format!("redis://:{pw}@redis")));
-        assert_eq!(latest().version, "1.16.0");
+        assert_eq!(latest().version, "1.16.1");
     }
 }

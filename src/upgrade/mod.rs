@@ -3,6 +3,8 @@
 //!
 //! - `release`: a release's `docker/` folder (user's download or embedded) and its version
 //! - `embedded`: the releases difyctl ships as its default stack (1.15.0, 1.16.0)
+//! - `base`: the release files an install was made from (three-way upgrades)
+//! - `diff`: a line diff for a person
 //! - `envsync`: one env file brought to the release (user values kept, new keys added)
 //! - `renames`: settings Dify renamed, carried over
 //! - `plan`: every file change, decided before anything is touched (`--dry-run`)
@@ -15,6 +17,8 @@
 //! any failure the previous files, images and database (from the backup) are put back.
 
 pub mod apply;
+pub mod base;
+pub mod diff;
 pub mod embedded;
 pub mod envsync;
 pub mod migration;

@@ -1,8 +1,10 @@
 //! What an upgrade changes in the install folder, decided before anything is touched (and all
 //! `--dry-run` shows): the release's compose file replaces the install's; every env file is
 //! synced (`envsync`); env files the release requires and the install lacks are written from
-//! their examples; the release's other files are added when missing and kept (named) when the
-//! install has its own version; the user's override files are never touched.
+//! their examples; the release's other files are added when missing, replaced when the user
+//! never changed them (three-way, against `base`: the release the install was made from), and
+//! kept with the release's version written beside them when the user did; the user's
+//! override files are never touched.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,14 @@ pub enum What {
     Env(Synced),
     /// Left as the user has it, and why.
     Keep(String),
+    /// The user changed the release's file: kept, the new release's version written beside it
+    /// (`beside`, a separate `Add`), and how theirs differs from it.
+    Edited {
+        beside: PathBuf,
+        diff: Vec<String>,
+        /// What the `-` and `+` lines are.
+        against: String,
+    },
 }
 
 impl Change {
@@ -62,11 +72,14 @@ impl Plan {
     }
 }
 
-/// The changes that bring `install` (running `current`) to `release`.
+/// The changes that bring `install` (running `current`) to `release`. `base` is the release
+/// folder the install was made from (`upgrade::base`), when known: a file equal to its copy
+/// there was never changed by the user and is replaced.
 pub fn plan(
     install: &Path,
     release: &Release,
     current: Option<&str>,
+    base: Option<&Path>,
 ) -> Result<Plan, UpgradeError> {
     if let (Some(from), Some(to)) = (current, release.version.as_deref()) {
         if release::compare(to, from) == Some(std::cmp::Ordering::Less) {
@@ -136,17 +149,27 @@ pub fn plan(
         }
         let new = read(&release.dir.join(rel))?.unwrap_or_default();
         let old = read(&install.join(rel))?;
+        let pristine = match (&old, base) {
+            (Some(o), Some(b)) => read(&b.join(rel))?.is_some_and(|b| b == *o),
+            _ => false,
+        };
         let what = if name == "docker-compose.yaml" {
             match &old {
                 Some(o) if *o == new => continue,
-                _ => What::Replace {
-                    summary: vec![format!(
+                _ => {
+                    let mut summary = vec![format!(
                         "{} -> {}",
                         current.unwrap_or("?"),
                         release.version.as_deref().unwrap_or("?")
-                    )],
-                    bytes: new,
-                },
+                    )];
+                    if base.is_some() && old.is_some() && !pristine {
+                        summary.push("your edits to it are not carried over (they are in the rollback copy): put them in docker-compose.override.yaml".into());
+                    }
+                    What::Replace {
+                        summary,
+                        bytes: new,
+                    }
+                }
             }
         } else {
             match old {
@@ -155,10 +178,38 @@ pub fn plan(
                     summary: Vec::new(),
                 },
                 Some(o) if o == new => continue,
-                Some(_) => What::Keep(format!(
-                    "the install has its own version; the release's is {}",
-                    release.dir.join(rel).display()
-                )),
+                Some(_) if pristine => What::Replace {
+                    summary: vec!["unchanged since it was installed".into()],
+                    bytes: new,
+                },
+                Some(o) => {
+                    let beside = beside_name(rel, &version);
+                    // What the user changed (to carry over to the new file), when the file
+                    // they started from is known; else how theirs differs from the new one.
+                    let was = base.map(|b| read(&b.join(rel))).transpose()?.flatten();
+                    let (diff, against) = match was {
+                        Some(was) => (
+                            super::diff::lines(&text(was), &text(o), 40),
+                            format!("- {}, + yours", current.unwrap_or("the installed release")),
+                        ),
+                        None => (
+                            super::diff::lines(&text(o), &text(new.clone()), 40),
+                            "- yours, + the release's".to_string(),
+                        ),
+                    };
+                    changes.push(Change {
+                        path: beside.clone(),
+                        what: What::Add {
+                            bytes: new,
+                            summary: Vec::new(),
+                        },
+                    });
+                    What::Edited {
+                        beside,
+                        diff,
+                        against,
+                    }
+                }
             }
         };
         changes.push(Change {
@@ -229,6 +280,13 @@ fn required_env_files(release: &Release) -> Result<Vec<PathBuf>, UpgradeError> {
         }
     }
     Ok(out)
+}
+
+/// `ssrf_proxy/squid.conf.template` -> `ssrf_proxy/squid.conf.template.dify-1.16.1`.
+fn beside_name(rel: &Path, version: &str) -> PathBuf {
+    let mut name = rel.as_os_str().to_owned();
+    name.push(format!(".dify-{}", version.replace(' ', "-")));
+    PathBuf::from(name)
 }
 
 fn text(bytes: Vec<u8>) -> String {

@@ -11,6 +11,7 @@ mod images;
 mod pebble;
 mod pool;
 mod proxy;
+mod releases;
 mod stack;
 mod support;
 mod testserver;

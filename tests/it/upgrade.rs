@@ -103,7 +103,7 @@ fn dify_1_15_install_upgrades_to_1_16_files_with_user_values_kept() {
     );
 
     let release = difyctl::upgrade::release::Release::read(&fx.join("dify-1.16.0")).unwrap();
-    let plan = difyctl::upgrade::plan::plan(&install, &release, Some("1.15.0")).unwrap();
+    let plan = difyctl::upgrade::plan::plan(&install, &release, Some("1.15.0"), None).unwrap();
     difyctl::upgrade::apply::apply(&install, &plan, &dir.path("rollback")).unwrap();
     let new_env = std::fs::read_to_string(install.join(".env")).unwrap();
     let new = env_keys(&new_env);
@@ -396,13 +396,16 @@ fn notes_load(
     })
 }
 
-/// The releases difyctl ships: `init` writes the newest (1.16.0, with Dify's envs/ layout); an
-/// install made from 1.15.0 moves to it with `--to`; `--to` refuses an unknown version and an
-/// install running Dify's own files.
+/// The releases difyctl ships: `init` writes the newest (1.16.1, with Dify's envs/ layout
+/// and the agent's own SSRF proxy); an install made from 1.15.0 moves to it with `--to`,
+/// offline; a version difyctl does not ship is asked of the release source, and one the
+/// source does not have is named (exit 2).
 #[test]
 fn embedded_releases_init_writes_the_newest_and_to_moves_between_them() {
     let dir = Scratch::new("embedded");
     let out = difyctl()
+        .arg("--state-dir")
+        .arg(dir.path("state"))
         .args(["init", "--dir"])
         .arg(dir.path("new"))
         .output()
@@ -413,24 +416,40 @@ fn embedded_releases_init_writes_the_newest_and_to_moves_between_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let compose = std::fs::read_to_string(dir.path("new/docker-compose.yaml")).unwrap();
-    assert!(compose.contains("langgenius/dify-api:1.16.0"));
+    assert!(compose.contains("langgenius/dify-api:1.16.1"));
     assert!(dir.path("new/envs/core-services/api.env").is_file());
+    assert!(dir.path("new/ssrf_proxy/squid-agent.conf").is_file());
+    let env = std::fs::read_to_string(dir.path("new/.env")).unwrap();
+    let token = env_keys(&env)
+        .into_iter()
+        .find(|(k, _)| k == "DIFY_AGENT_API_TOKEN")
+        .expect("the agent API token of 1.16.1 is generated")
+        .1;
+    assert!(token.len() >= 32 && !difyctl::stack::secrets::is_public(&token));
 
     let old = dir.path("old");
     difyctl::upgrade::embedded::find("1.15.0")
         .unwrap()
         .materialize(&old)
         .unwrap();
-    std::fs::rename(old.join(".env.example"), old.join(".env")).unwrap();
+    // As an older difyctl wrote it: without the token 1.16.1 added.
+    let env = std::fs::read_to_string(old.join(".env.example")).unwrap();
+    let env: Vec<&str> = env
+        .lines()
+        .filter(|l| !l.starts_with("DIFY_AGENT_API_TOKEN="))
+        .collect();
+    std::fs::write(old.join(".env"), env.join("\n")).unwrap();
+    let server = crate::releases::ReleaseServer::start(&dir.0);
     let upgrade = |args: &[&str]| {
-        difyctl()
+        server
+            .difyctl(&dir.path("state"))
             .current_dir(&old)
             .arg("upgrade")
             .args(args)
             .output()
             .unwrap()
     };
-    let out = upgrade(&["--to", "1.16.0", "--dry-run"]);
+    let out = upgrade(&["--to", "1.16.1", "--dry-run"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -438,37 +457,14 @@ fn embedded_releases_init_writes_the_newest_and_to_moves_between_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("upgrade 1.15.0 -> 1.16.0") && text.contains("replace docker-compose.yaml"),
+        text.contains("upgrade 1.15.0 -> 1.16.1") && text.contains("replace docker-compose.yaml"),
         "{text}"
     );
-    assert!(
-        text.contains("+ REDIS_KEEPALIVE") || !text.contains("update  .env"),
-        "{text}"
-    );
+    assert!(!text.contains("fetching"), "embedded: offline: {text}");
+    assert!(text.contains("+ DIFY_AGENT_API_TOKEN=<secret>"), "{text}");
     let out = upgrade(&["--to", "9.9.9", "--dry-run"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ships the releases 1.15.0, 1.16.0"));
-
-    let Some(fx) = fixtures() else { return };
-    let dify = dir.path("dify");
-    std::fs::create_dir_all(&dify).unwrap();
-    std::fs::copy(
-        fx.join("dify-1.15.0/docker-compose.yaml"),
-        dify.join("docker-compose.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(fx.join("dify-1.15.0/.env.example"), dify.join(".env")).unwrap();
-    let out = difyctl()
-        .current_dir(&dify)
-        .args(["upgrade", "--to", "1.16.0", "--dry-run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("give --from"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no release 9.9.9"));
 }
 
 /// Every credential in Dify's published example files (every fixture release, `.env.example`
