@@ -80,3 +80,7 @@ fi
 
 # Real PostgreSQL and Redis for the backup tests, from Debian's packages (built once per machine).
 "$(dirname "$0")/test-db-image.sh"
+
+# The real Dify (Dify's api built from source, ../shared/realdify), in the background while
+# the tests compile; the real-Dify tests wait for it.
+"$(dirname "$0")/realdify-images.sh"
