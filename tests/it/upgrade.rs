@@ -193,6 +193,16 @@ fn release(root: &Path, name: &str, tag: &str, revision: &str, fail: bool) -> Pa
             ),
             1,
         );
+    // Revision 2 brings a service and a network of its own (what a rollback must remove).
+    let compose = if revision >= "2" {
+        compose.replacen(
+            "volumes:\n  plugins:\n",
+            "  newcomer:\n    image: ${IMAGE}\n    command: [\"/testserver\", \"newcomer=0.0.0.0:7000\"]\n    networks: [default, newnet]\nnetworks:\n  newnet: {}\nvolumes:\n  plugins:\n",
+            1,
+        )
+    } else {
+        compose
+    };
     std::fs::write(dir.join("docker-compose.yaml"), compose).unwrap();
     let mut example = format!(
         "IMAGE={}\nDB_PASSWORD=difyai123456\nREDIS_PASSWORD=difyai123456\n",
@@ -308,8 +318,12 @@ async fn upgrade_migrates_with_data_kept_and_undoes_a_failed_one() {
     );
 
     // A migration that fails (and an api that serves anyway): undone, files, image, database.
-    let (code, _, err) = upgrade(&v2_bad);
+    let (code, out, err) = upgrade(&v2_bad);
     assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains(&format!("removed network {}_newnet", stack.project)),
+        "the rollback removes what the new release created: {out}"
+    );
     assert!(
         err.contains("migration failed") && err.contains("was undone"),
         "{err}"
@@ -319,6 +333,21 @@ async fn upgrade_migrates_with_data_kept_and_undoes_a_failed_one() {
         v1_compose
     );
     assert_eq!(api_image(&stack.project).await, "difyctl-testapp:v1");
+    let docker = crate::engine::docker().await;
+    assert!(
+        docker
+            .inspect_container(&format!("{}-newcomer-1", stack.project), None)
+            .await
+            .is_err(),
+        "the new release's service was left behind"
+    );
+    assert!(
+        docker
+            .inspect_network(&format!("{}_newnet", stack.project), None)
+            .await
+            .is_err(),
+        "the new release's network was left behind"
+    );
     let columns = psql(&stack.project, "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'notes'").await;
     assert_eq!(
         columns, "body,id",
