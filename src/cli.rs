@@ -162,7 +162,10 @@ pub enum Command {
     },
     /// One verified archive of the install: database dumps, volumes and data folders, env and
     /// compose files, difyctl.toml and difyctl's state
+    #[command(args_conflicts_with_subcommands = true)]
     Backup {
+        #[command(subcommand)]
+        action: Option<BackupAction>,
         /// Folder for the archive [default: `[backup] dir`, else <state dir>/backups]
         #[arg(long, env = "DIFYCTL_BACKUP_DIR", value_name = "DIR")]
         to: Option<PathBuf>,
@@ -186,6 +189,17 @@ pub enum Command {
         /// Overwrite a non-empty folder, volumes, database files or state
         #[arg(long)]
         force: bool,
+        /// Also believe archives signed by this backup key (`difyctl backup key` prints one;
+        /// the key, or a file holding it; repeatable)
+        #[arg(long, value_name = "KEY")]
+        trust: Vec<String>,
+        /// Restore an archive no trusted key signed: what its compose would do to this host is
+        /// shown first, and asked about (or --yes)
+        #[arg(long)]
+        untrusted: bool,
+        /// Do not ask before restoring an untrusted archive
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Seconds a service may take to become healthy once restored
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         wait_timeout: u64,
@@ -483,4 +497,11 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Print this install's public backup key (for `restore --trust` on another machine) and
+    /// where the private one is; made when there is none
+    Key,
 }

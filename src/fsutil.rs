@@ -40,6 +40,20 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 
+/// Creates `dir` (and its parents) 0700 when it is missing; an existing folder (or a symlink
+/// to one: another disk) keeps its mode and owner.
+pub fn create_dir_private_if_missing(dir: &Path) -> std::io::Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it exists and is not a folder",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_private_dir(dir),
+        Err(e) => Err(e),
+    }
+}
+
 /// `text` as one safe path component: anything but ASCII letters, digits, `.` and `-`
 /// becomes `_` (so a domain, a URL or a wildcard never escapes its folder).
 pub fn safe_name(text: &str) -> String {
@@ -59,6 +73,14 @@ pub fn safe_name(text: &str) -> String {
     } else {
         safe
     }
+}
+
+/// Bytes free for an unprivileged user on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs(2) with a NUL-terminated path and a zeroed out struct.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut fs) } == 0).then(|| fs.f_bavail * fs.f_frsize)
 }
 
 #[cfg(test)]

@@ -246,6 +246,14 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             runtime()?.block_on(cmd::pull::run(&stack))
         }
         Command::Backup {
+            action: Some(cli::BackupAction::Key),
+            ..
+        } => {
+            let config = Config::load(&flags)?;
+            cmd::backup::key(&config.state_dir)
+        }
+        Command::Backup {
+            action: None,
             to,
             keep,
             profiles,
@@ -263,6 +271,9 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             archive,
             dir,
             force,
+            trust,
+            untrusted,
+            yes,
             wait_timeout,
             json,
         } => {
@@ -271,6 +282,9 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                 archive,
                 dir,
                 force,
+                trust,
+                untrusted,
+                yes,
                 project_name,
                 state_dir: config.state_dir,
                 wait_timeout: std::time::Duration::from_secs(wait_timeout),

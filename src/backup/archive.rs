@@ -17,6 +17,8 @@ use super::manifest::{Manifest, FORMAT};
 
 const BLOCK: u64 = 512;
 pub const MANIFEST: &str = "manifest.json";
+/// The signature of the manifest's bytes (`key::Signature`), the archive's last member.
+pub const SIGNATURE: &str = "manifest.sig";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -200,6 +202,8 @@ pub struct Verified {
     pub path: PathBuf,
     pub manifest: Manifest,
     pub members: Vec<Located>,
+    /// Who signed the manifest, and whether the signature holds (`None`: unsigned).
+    pub signed: Option<(super::key::PublicKey, bool)>,
 }
 
 impl Verified {
@@ -218,18 +222,19 @@ impl Verified {
     }
 }
 
-/// Reads the whole archive: every member's SHA-256 against the manifest (the last member),
-/// every manifest entry present, nothing else in the file. Nothing is trusted before this.
+/// Reads the whole archive: every member's SHA-256 against the manifest, every manifest entry
+/// present, nothing else in the file, and the manifest's signature. Nothing is trusted before
+/// this (and only what the signature vouches for after it).
 pub async fn verify(path: &Path) -> Result<Verified, ArchiveError> {
     let file = File::open(path)
         .await
         .map_err(io(path, "cannot open the archive"))?;
+    let head = first_bytes(path)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut sums = Vec::new();
     let mut located = Vec::new();
-    let mut manifest_bytes = None;
+    let (mut manifest_bytes, mut signature_bytes) = (None, None);
     let mut pos = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
     loop {
         let mut block = [0u8; BLOCK as usize];
         let last = sums
@@ -238,10 +243,13 @@ pub async fn verify(path: &Path) -> Result<Verified, ArchiveError> {
         match reader.read_exact(&mut block).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                if pos == 0 {
+                    return Err(not_backup(path, looks_like(&head)));
+                }
                 return Err(ArchiveError::Truncated {
                     path: path.to_path_buf(),
                     member: format!("(after {last})"),
-                })
+                });
             }
             Err(e) => return Err(io(path, "cannot read the archive")(e)),
         }
@@ -249,68 +257,45 @@ pub async fn verify(path: &Path) -> Result<Verified, ArchiveError> {
         if block.iter().all(|b| *b == 0) {
             break;
         }
-        let (name, size) = parse_header(&block).map_err(|detail| ArchiveError::NotBackup {
-            path: path.to_path_buf(),
-            detail: format!("bad tar header at byte {}: {detail}", pos - BLOCK),
+        let (name, size) = parse_header(&block).map_err(|detail| {
+            let what = if pos == BLOCK {
+                looks_like(&head)
+            } else {
+                format!("bad tar header at byte {}: {detail}", pos - BLOCK)
+            };
+            not_backup(path, what)
         })?;
-        let mut hash = Context::new(&SHA256);
-        let mut left = size;
-        let keep = name == MANIFEST;
-        let mut kept = Vec::new();
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            match reader.read_exact(&mut buf[..n]).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(ArchiveError::Truncated {
-                        path: path.to_path_buf(),
-                        member: name,
-                    })
-                }
-                Err(e) => return Err(io(path, "cannot read the archive")(e)),
-            }
-            hash.update(&buf[..n]);
-            if keep && kept.len() < (16 << 20) {
-                kept.extend_from_slice(&buf[..n]);
-            }
-            left -= n as u64;
-        }
-        let pad = (BLOCK - size % BLOCK) % BLOCK;
-        let mut padding = vec![0u8; pad as usize];
-        if reader.read_exact(&mut padding).await.is_err() {
-            return Err(ArchiveError::Truncated {
-                path: path.to_path_buf(),
-                member: name,
-            });
-        }
+        let keep = name == MANIFEST || name == SIGNATURE;
+        let (sum, kept) = read_member(&mut reader, path, &name, size, keep).await?;
         located.push(Located {
             name: name.clone(),
             offset: pos,
             size,
         });
-        pos += size + pad;
-        if keep {
-            manifest_bytes = Some(kept);
-        } else if manifest_bytes.is_some() {
-            return Err(ArchiveError::NotBackup {
-                path: path.to_path_buf(),
-                detail: format!("member {name} comes after the manifest"),
-            });
+        pos += size + (BLOCK - size % BLOCK) % BLOCK;
+        match name.as_str() {
+            MANIFEST if manifest_bytes.is_none() => manifest_bytes = Some(kept),
+            SIGNATURE if manifest_bytes.is_some() && signature_bytes.is_none() => {
+                signature_bytes = Some(kept)
+            }
+            _ if manifest_bytes.is_some() => {
+                return Err(not_backup(
+                    path,
+                    format!("member {name} comes after the manifest"),
+                ));
+            }
+            _ => {}
         }
-        sums.push(MemberSum {
-            name,
-            size,
-            sha256: hex(hash.finish().as_ref()),
-        });
+        sums.push(sum);
     }
-    let manifest = manifest_bytes.ok_or_else(|| ArchiveError::Truncated {
-        path: path.to_path_buf(),
-        member: "manifest.json (missing: the backup never finished)".into(),
-    })?;
-    let manifest = Manifest::parse(&manifest).map_err(|detail| ArchiveError::NotBackup {
-        path: path.to_path_buf(),
-        detail: format!("manifest.json: {detail}"),
-    })?;
+    let Some(manifest_raw) = manifest_bytes else {
+        return Err(not_backup(
+            path,
+            "a tar archive, but without manifest.json: not one difyctl wrote".into(),
+        ));
+    };
+    let manifest = Manifest::parse(&manifest_raw)
+        .map_err(|detail| not_backup(path, format!("manifest.json: {detail}")))?;
     if manifest.format > FORMAT {
         return Err(ArchiveError::Newer {
             path: path.to_path_buf(),
@@ -319,12 +304,113 @@ pub async fn verify(path: &Path) -> Result<Verified, ArchiveError> {
         });
     }
     check_sums(path, &manifest, &sums)?;
-    located.retain(|m| m.name != MANIFEST);
+    let signed = signature_bytes.map(|raw| {
+        serde_json::from_slice::<super::key::Signature>(&raw)
+            .ok()
+            .and_then(|sig| super::key::check(&manifest_raw, &sig))
+            .unwrap_or((super::key::PublicKey([0; 32]), false))
+    });
+    located.retain(|m| m.name != MANIFEST && m.name != SIGNATURE);
     Ok(Verified {
         path: path.to_path_buf(),
         manifest,
         members: located,
+        signed,
     })
+}
+
+/// One member's bytes read through a SHA-256 (kept in memory when `keep`, up to 16 MiB), and
+/// its padding.
+async fn read_member<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    path: &Path,
+    name: &str,
+    size: u64,
+    keep: bool,
+) -> Result<(MemberSum, Vec<u8>), ArchiveError> {
+    let truncated = || ArchiveError::Truncated {
+        path: path.to_path_buf(),
+        member: name.to_string(),
+    };
+    if keep && size > 16 << 20 {
+        return Err(not_backup(
+            path,
+            format!("{name} is {size} bytes, far more than a manifest"),
+        ));
+    }
+    let mut hash = Context::new(&SHA256);
+    let mut buf = vec![0u8; (1 << 20).min(size.max(1) as usize)];
+    let (mut left, mut kept) = (size, Vec::new());
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        match reader.read_exact(&mut buf[..n]).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(truncated()),
+            Err(e) => return Err(io(path, "cannot read the archive")(e)),
+        }
+        hash.update(&buf[..n]);
+        if keep {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        left -= n as u64;
+    }
+    let mut padding = vec![0u8; ((BLOCK - size % BLOCK) % BLOCK) as usize];
+    reader
+        .read_exact(&mut padding)
+        .await
+        .map_err(|_| truncated())?;
+    let sum = MemberSum {
+        name: name.to_string(),
+        size,
+        sha256: hex(hash.finish().as_ref()),
+    };
+    Ok((sum, kept))
+}
+
+fn not_backup(path: &Path, detail: String) -> ArchiveError {
+    ArchiveError::NotBackup {
+        path: path.to_path_buf(),
+        detail,
+    }
+}
+
+/// The file's first 512 bytes (fewer when it is shorter).
+fn first_bytes(path: &Path) -> Result<Vec<u8>, ArchiveError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(io(path, "cannot open the archive"))?;
+    let mut head = Vec::with_capacity(BLOCK as usize);
+    file.take(BLOCK)
+        .read_to_end(&mut head)
+        .map_err(io(path, "cannot read the archive"))?;
+    Ok(head)
+}
+
+/// What a file that is not a difyctl archive looks like, from its first bytes.
+fn looks_like(head: &[u8]) -> String {
+    let what = if head.iter().all(|b| *b == 0) {
+        "it is empty (or starts with nothing but zeros)"
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        "it is gzip-compressed (difyctl archives are plain tar files: a .tar.gz is not one)"
+    } else if head.starts_with(b"BZh") {
+        "it is bzip2-compressed"
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
+        "it is xz-compressed"
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "it is zstd-compressed"
+    } else if head.starts_with(b"age-encryption.org/") {
+        "it is age-encrypted"
+    } else if head.len() > 262 && &head[257..262] == b"ustar" {
+        "it is a tar archive, but not one difyctl wrote (its first member is not a file)"
+    } else if head
+        .iter()
+        .take(64)
+        .all(|b| b.is_ascii() && (*b >= 0x20 || b"\n\r\t".contains(b)))
+    {
+        "it is text"
+    } else {
+        "it is not a tar archive"
+    };
+    what.to_string()
 }
 
 /// Every part the manifest lists is in the file with its size and hash; nothing else is.
@@ -346,10 +432,11 @@ fn check_sums(path: &Path, manifest: &Manifest, sums: &[MemberSum]) -> Result<()
             });
         }
     }
-    if let Some(extra) = sums
-        .iter()
-        .find(|s| s.name != MANIFEST && !manifest.parts.iter().any(|p| p.name == s.name))
-    {
+    if let Some(extra) = sums.iter().find(|s| {
+        s.name != MANIFEST
+            && s.name != SIGNATURE
+            && !manifest.parts.iter().any(|p| p.name == s.name)
+    }) {
         return Err(ArchiveError::Member {
             path: path.to_path_buf(),
             member: extra.name.clone(),

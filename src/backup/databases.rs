@@ -106,21 +106,19 @@ pub async fn postgres_databases(
 /// Tables, views and sequences outside the system schemas: zero means the database is empty.
 pub const PG_USER_RELATIONS: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')";
 
-pub fn pg_restore_command(db: &Database, database: &str) -> Vec<String> {
+/// `pg_restore` as `role` (not a superuser), objects owned by it (`--no-owner`), no GRANTs
+/// from the dump, stopping at the first error.
+pub fn pg_restore_command(role: &str, database: &str) -> Vec<String> {
     strings(&[
         "pg_restore",
         "-U",
-        &db.user,
+        role,
+        "--no-owner",
+        "--no-privileges",
         "--exit-on-error",
         "-d",
         database,
     ])
-}
-
-/// Roles from `pg_dumpall --globals-only`: the server's own superuser exists already, so
-/// "already exists" is expected and errors do not stop the script.
-pub fn pg_globals_restore_command(db: &Database) -> Vec<String> {
-    strings(&["psql", "-U", &db.user, "-d", "postgres", "-q"])
 }
 
 pub fn mysql_restore_command() -> Vec<String> {
@@ -153,7 +151,7 @@ mod tests {
         for cmd in [
             pg_dump_command(&d, "dify"),
             pg_globals_command(&d),
-            pg_restore_command(&d, "dify"),
+            pg_restore_command("difyctl_restore_1", "dify"),
             mysqldump_command("dify"),
         ] {
             assert!(!cmd.join(" ").contains("s3cret"), "{cmd:?}");

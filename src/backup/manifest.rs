@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// The archive layout this difyctl writes. A newer one is refused by `restore`, not guessed at.
-pub const FORMAT: u32 = 1;
+/// The archive layout this difyctl writes (2: `manifest.sig` after the manifest; 1, unsigned,
+/// is still read). A newer one is refused by `restore`, not guessed at.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -7,6 +7,7 @@
 //! - `archive`: the tar file itself: streamed members, SHA-256s, verification
 //! - `manifest`: what the archive says about itself
 //! - `hosttar`: host folders to tar streams and back
+//! - `key`: the install's Ed25519 backup key; every archive's manifest is signed with it
 //! - `databases`: pg_dump / pg_restore / mysqldump commands run in the database's container
 //! - `quiesce`: pausing a folder's writers while it is copied
 //! - `meter`: bytes and rate on a terminal, plain lines otherwise
@@ -17,6 +18,7 @@
 pub mod archive;
 pub mod databases;
 pub mod hosttar;
+pub mod key;
 pub mod manifest;
 pub mod meter;
 pub mod names;
@@ -39,6 +41,8 @@ pub enum BackupError {
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Key(#[from] key::KeyError),
     #[error("service {service} is not running, so its database cannot be dumped: start the stack (`difyctl up`) first")]
     NotRunning { service: String },
     #[error("service {service}: `{what}` failed (exit code {code}): {stderr}")]

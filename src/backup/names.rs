@@ -48,7 +48,16 @@ pub fn archives(dir: &Path, project: &str) -> Vec<PathBuf> {
             })
         })
         .collect();
-    found.sort();
+    // By time, then by the `-2`, `-3` of backups made in the same second (a plain sort puts
+    // `...Z-2.tar` before `...Z.tar`).
+    found.sort_by_key(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let rest = name.get(prefix.len()..).unwrap_or_default();
+        let rest = rest.trim_end_matches(".tar");
+        let (stamp, n) = (rest.get(..16).unwrap_or(rest), rest.get(16..).unwrap_or(""));
+        let n: u32 = n.trim_start_matches('-').parse().unwrap_or(1);
+        (stamp.to_string(), n)
+    });
     found
 }
 

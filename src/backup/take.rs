@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::archive::{self, ArchiveWriter, MemberSum};
 use super::hosttar::Mode;
+use super::key::BackupKey;
 use super::manifest::{ImageRecord, Manifest, Part, PartKind, FORMAT};
 use super::meter::Meter;
 use super::plan::{self, DbKind, Plan};
@@ -65,16 +66,22 @@ pub async fn take(
     stop: watch::Receiver<bool>,
 ) -> Result<Report, BackupError> {
     let started = Instant::now();
-    crate::fsutil::create_private_dir(&req.to).map_err(|source| BackupError::Io {
+    let key = BackupKey::load_or_create(&req.state_dir)?;
+    // A folder that exists keeps its mode and owner (a shared 1777 folder, another disk's
+    // mount point); one made here is 0700.
+    crate::fsutil::create_dir_private_if_missing(&req.to).map_err(|source| BackupError::Io {
         path: req.to.clone(),
         action: "cannot create the backup folder".into(),
         source,
     })?;
     let project = &req.stack.project;
-    // One backup of a project at a time; a second one (a scheduled one meeting `difyctl
-    // backup`) waits for the first.
+    // One backup of a project at a time, whatever the destination; a second one (a scheduled
+    // one meeting `difyctl backup`) waits for the first. The lock lives in the state dir: a
+    // folder others can write gets no lock file of ours to plant a symlink at.
     let _lock = crate::lock::acquire(
-        &req.to.join(format!(".difyctl-{project}.lock")),
+        &req.state_dir
+            .join("locks")
+            .join(format!("backup-{}.lock", crate::fsutil::safe_name(project))),
         &format!("a backup of project {project}"),
         |pid| {
             meter.say(&format!(
@@ -86,7 +93,7 @@ pub async fn take(
     names::remove_partials(&req.to, project);
     let stamp = crate::timefmt::compact_utc(now_secs());
     let (final_path, partial) = names::unique(&req.to, project, &stamp);
-    let result = write_archive(engine, req, &partial, meter, stop).await;
+    let result = write_archive(engine, req, &partial, meter, stop, &key).await;
     let (manifest, mut warnings) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -139,6 +146,7 @@ async fn write_archive(
     partial: &Path,
     meter: &Meter,
     stop: watch::Receiver<bool>,
+    key: &BackupKey,
 ) -> Result<(Manifest, Vec<String>), BackupError> {
     let stack = req.stack;
     let containers = project_containers(engine, &stack.project, true).await?;
@@ -249,6 +257,9 @@ async fn write_archive(
     let json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest(e.to_string()))?;
     w.writer.add(archive::MANIFEST, &json).await?;
+    let signature = serde_json::to_vec_pretty(&key.sign(&json))
+        .map_err(|e| BackupError::Manifest(e.to_string()))?;
+    w.writer.add(archive::SIGNATURE, &signature).await?;
     w.writer.finish().await?;
     Ok((manifest, warnings))
 }
@@ -348,6 +359,9 @@ async fn install_parts(
         w.meter.begin("state.tar");
         let mut skip = below(&plan.excluded, &state);
         skip.push(crate::control::socket_path(&state));
+        // The signing key stays on this machine: whoever reads a backup must not be able to
+        // sign forged ones.
+        skip.push(state.join(super::key::FILE));
         let (sum, _) = w.host_tar("state.tar", &state, &skip, Mode::Full).await?;
         let how = format!("tar of {}", req.state_dir.display());
         w.push(sum, PartKind::State, how, Vec::new(), Duration::ZERO, "");

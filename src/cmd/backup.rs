@@ -56,6 +56,18 @@ pub async fn run(
     Ok(())
 }
 
+/// `difyctl backup key`: the public half on stdout (one line, for `restore --trust`), where the
+/// private half is on stderr.
+pub fn key(state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let key = difyctl::backup::key::BackupKey::load_or_create(state_dir)?;
+    println!("{}", key.public());
+    eprintln!(
+        "the private key is {} (0600; it never goes into an archive). Keep the line above off this machine: on a new one, `difyctl restore ARCHIVE --trust <it>` believes this install's backups",
+        key.path.display()
+    );
+    Ok(())
+}
+
 /// `[backup] schedule` inside `up`: a backup at each time the schedule names, until `stop`.
 /// Progress goes to the log; the outcome to the status file (`ps`) and the hook, as for
 /// `difyctl backup`. A failure is logged at error level and retried at the next time.

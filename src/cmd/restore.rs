@@ -1,8 +1,13 @@
-//! `difyctl restore ARCHIVE [--dir DIR] [--force]`: see `difyctl::backup::restore`.
+//! `difyctl restore ARCHIVE [--dir DIR] [--force] [--trust KEY] [--untrusted] [--yes]`: see
+//! `difyctl::backup::restore`. An archive no trusted key signed is restored only with
+//! `--untrusted`, and only after what it would do to this host was shown and accepted (a
+//! question on a terminal, else `--yes`).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use difyctl::backup::key::PublicKey;
 use difyctl::backup::meter::Meter;
 use difyctl::backup::restore::{self, Request};
 
@@ -10,6 +15,9 @@ pub struct RestoreArgs {
     pub archive: PathBuf,
     pub dir: PathBuf,
     pub force: bool,
+    pub trust: Vec<String>,
+    pub untrusted: bool,
+    pub yes: bool,
     pub project_name: Option<String>,
     pub state_dir: PathBuf,
     pub wait_timeout: Duration,
@@ -17,6 +25,11 @@ pub struct RestoreArgs {
 }
 
 pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+    let trust = args
+        .trust
+        .iter()
+        .map(|t| PublicKey::parse_arg(t).map_err(|e| super::UsageError(format!("--trust: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let engine = super::engine().await?;
     let req = Request {
         archive: args.archive,
@@ -27,9 +40,25 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         process_env: std::env::vars().collect(),
         wait_timeout: args.wait_timeout,
         quiet: args.json,
+        trust,
+        untrusted: args.untrusted,
     };
     let meter = Meter::new(args.json);
-    let result = restore::restore(&engine, &req, &meter).await;
+    let prepared = match restore::prepare(&engine, &req, &meter).await {
+        Ok(p) => p,
+        Err(e @ restore::RestoreError::Untrusted { .. }) => {
+            meter.finish();
+            return Err(super::UsageError(difyctl::error_chain(&e)).into());
+        }
+        Err(e) => {
+            meter.finish();
+            return Err(e.into());
+        }
+    };
+    if !prepared.trust.trusted() {
+        confirm(&prepared.risks, args.yes)?;
+    }
+    let result = restore::apply(&engine, &prepared, &req, &meter).await;
     meter.finish();
     let report = result?;
     for w in &report.warnings {
@@ -51,6 +80,34 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     println!(
         "serve it with `difyctl up` in {} (or start the systemd unit)",
         report.dir.display()
+    );
+    Ok(())
+}
+
+/// Shows what an untrusted archive's stack would do to this host and asks (or needs --yes).
+fn confirm(risks: &[String], yes: bool) -> anyhow::Result<()> {
+    eprintln!("This archive is not signed by a trusted key. Restored, its stack would:");
+    if risks.is_empty() {
+        eprintln!("  (nothing beyond its own folder, volumes and containers)");
+    }
+    for r in risks {
+        eprintln!("  - {r}");
+    }
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(super::UsageError(
+            "not restored: give --yes to restore this untrusted archive without a question".into(),
+        )
+        .into());
+    }
+    eprint!("Restore it? Nothing has been changed yet. [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    anyhow::ensure!(
+        answer.trim().eq_ignore_ascii_case("y"),
+        "not restored: nothing was changed"
     );
     Ok(())
 }

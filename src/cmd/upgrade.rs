@@ -408,7 +408,7 @@ fn preflight(config: &Config) -> anyhow::Result<()> {
         .ancestors()
         .find(|a| a.exists())
         .unwrap_or(Path::new("/"));
-    let free = free_bytes(dir);
+    let free = difyctl::fsutil::free_bytes(dir);
     if let Some(free) = free {
         anyhow::ensure!(
             free >= 2 << 30,
@@ -418,13 +418,6 @@ fn preflight(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs(2) with a NUL-terminated path and a zeroed out struct.
-    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut fs) } == 0).then(|| fs.f_bavail * fs.f_frsize)
 }
 
 fn confirm(yes: bool, plan: &Plan) -> anyhow::Result<()> {

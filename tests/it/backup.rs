@@ -193,7 +193,20 @@ fn backup(stack: &TestStack, to: &Path, extra: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn restore_in(dir: &Path, archive: &str, extra: &[&str]) -> (i32, String, String) {
+/// The public backup key of the install in `stack` (what an operator carries to a new server).
+pub fn key_of(stack: &TestStack) -> String {
+    let (code, out, err) = stack.difyctl(&["--state-dir", "state", "backup", "key"]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+/// `restore` on "another server" (its own state dir), trusting `key` (none when empty).
+fn restore_in(dir: &Path, archive: &str, key: &str, extra: &[&str]) -> (i32, String, String) {
+    let trust: Vec<&str> = if key.is_empty() {
+        Vec::new()
+    } else {
+        vec!["--trust", key]
+    };
     let out = crate::cli::difyctl()
         .current_dir(dir.parent().unwrap())
         .args(["--state-dir"])
@@ -203,6 +216,7 @@ fn restore_in(dir: &Path, archive: &str, extra: &[&str]) -> (i32, String, String
         )))
         .args(["restore", archive, "--wait-timeout", "90", "--dir"])
         .arg(dir)
+        .args(&trust)
         .args(extra)
         .output()
         .unwrap();
@@ -281,11 +295,13 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
         .unwrap();
     assert_eq!(storage["paused"], serde_json::json!(["api"]), "{storage}");
 
-    // The disk is gone: no containers, no volumes, no folder.
+    // The disk is gone: no containers, no volumes, no folder; the operator kept the public
+    // backup key elsewhere, as the README says.
+    let key = key_of(&stack);
     let (code, _, err) = stack.difyctl(&["down", "-v", "--timeout", "1"]);
     assert_eq!(code, 0, "{err}");
     std::fs::remove_dir_all(&stack.dir).unwrap();
-    let (code, out, err) = restore_in(&stack.dir, &archive, &[]);
+    let (code, out, err) = restore_in(&stack.dir, &archive, &key, &[]);
     assert_eq!(code, 0, "restore failed:\n{err}");
     assert!(out.contains("service(s) up"), "{out}");
     let (after, dump_after, plugin_after) = read_data(&stack.project).await;
@@ -314,7 +330,7 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     let new = Elsewhere {
         dir: stack.dir.with_file_name(format!("{}new", stack.project)),
     };
-    let (code, out, err) = restore_in(&new.dir, &archive, &["--json"]);
+    let (code, out, err) = restore_in(&new.dir, &archive, &key, &["--json"]);
     assert_eq!(code, 0, "restore into a new folder failed:\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     let new_project = new.dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -329,19 +345,19 @@ async fn rows_and_files_come_back_after_down_v_and_on_a_new_server() {
     );
 
     // A restore never overwrites what is there unless told to.
-    let (code, _, err) = restore_in(&new.dir, &archive, &[]);
+    let (code, _, err) = restore_in(&new.dir, &archive, &key, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("is not empty") && err.contains("--force"),
         "{err}"
     );
-    let (code, _, err) = restore_in(&new.dir, &archive, &["--force"]);
+    let (code, _, err) = restore_in(&new.dir, &archive, &key, &["--force"]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!("holds project {new_project}")),
         "another project's archive: {err}"
     );
-    let (code, _, err) = restore_in(&new.dir, &archive, &["--force", "-p", &new_project]);
+    let (code, _, err) = restore_in(&new.dir, &archive, &key, &["--force", "-p", &new_project]);
     assert_eq!(code, 0, "restore --force failed:\n{err}");
     let (again, _, _) = read_data(&new_project).await;
     assert_eq!(again.notes, written.notes);
@@ -569,7 +585,7 @@ async fn a_damaged_or_truncated_archive_is_refused_before_anything_changes() {
     damaged[bytes.len() / 2] ^= 0x55;
     let damaged_path = backups.join("damaged.tar");
     std::fs::write(&damaged_path, &damaged).unwrap();
-    let (code, _, err) = restore_in(&target, &damaged_path.display().to_string(), &[]);
+    let (code, _, err) = restore_in(&target, &damaged_path.display().to_string(), "", &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("damaged") || err.contains("bad tar header"),
@@ -582,7 +598,7 @@ async fn a_damaged_or_truncated_archive_is_refused_before_anything_changes() {
 
     let truncated_path = backups.join("truncated.tar");
     std::fs::write(&truncated_path, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let (code, _, err) = restore_in(&target, &truncated_path.display().to_string(), &[]);
+    let (code, _, err) = restore_in(&target, &truncated_path.display().to_string(), "", &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("truncated"), "{err}");
     assert!(
@@ -604,6 +620,7 @@ async fn a_damaged_or_truncated_archive_is_refused_before_anything_changes() {
     let (code, _, err) = restore_in(
         &target,
         &backups.join("newer.tar").display().to_string(),
+        "",
         &[],
     );
     assert_eq!(code, 1, "{err}");
@@ -644,7 +661,7 @@ async fn restore_refuses_a_volume_with_data_and_another_projects_folder() {
         &["/testserver", "write", "/v/precious", "x"],
     )
     .await;
-    let (code, _, err) = restore_in(&target.dir, &archive, &[]);
+    let (code, _, err) = restore_in(&target.dir, &archive, &key_of(&stack), &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&format!("volume {volume} (not empty)")) && err.contains("--force"),
@@ -662,8 +679,9 @@ async fn restore_refuses_a_volume_with_data_and_another_projects_folder() {
         .await;
 
     // A folder with another project's install is refused even with --force.
+    std::fs::create_dir_all(&target.dir).unwrap();
     std::fs::write(target.dir.join("docker-compose.yaml"), "services: {}\n").unwrap();
-    let (code, _, err) = restore_in(&target.dir, &archive, &["--force"]);
+    let (code, _, err) = restore_in(&target.dir, &archive, &key_of(&stack), &["--force"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("holds project {project}")), "{err}");
 }

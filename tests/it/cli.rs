@@ -554,6 +554,7 @@ fn init_writes_the_default_stack_with_fresh_secrets_and_never_overwrites() {
             "plugin_daemon",
             "agent_backend",
             "local_sandbox",
+            "agent_ssrf_proxy",
             "ssrf_proxy",
             "weaviate"
         ]

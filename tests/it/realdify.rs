@@ -316,6 +316,9 @@ async fn real_dify_init_install_upgrades_backs_up_and_restores() {
         .as_str()
         .unwrap()
         .to_string();
+    let (code, key, err) =
+        stack.difyctl(&["--state-dir", state.to_str().unwrap(), "backup", "key"]);
+    assert_eq!(code, 0, "{err}");
     drop(serving);
     let (code, _, err) = stack.difyctl(&["--state-dir", state.to_str().unwrap(), "down", "-v"]);
     assert_eq!(code, 0, "{err}");
@@ -329,7 +332,7 @@ async fn real_dify_init_install_upgrades_backs_up_and_restores() {
         .current_dir(&root.0)
         .args(["-p", &restored.project, "--state-dir"])
         .arg(restored.dir.join("state"))
-        .args(["restore", &archive, "--dir"])
+        .args(["restore", &archive, "--trust", key.trim(), "--dir"])
         .arg(&restored.dir)
         .args(["--wait-timeout", "900"]));
     assert_eq!(code, 0, "{out}\n{err}");

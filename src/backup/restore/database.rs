@@ -81,48 +81,202 @@ async fn load_databases(
             .find(|c| service_label(c) == Some(db.service.as_str()))
             .and_then(|c| c.id.clone())
             .unwrap_or_default();
-        for part in &v.manifest.parts {
-            if part_service(&part.kind) != Some(&db.service) {
-                continue;
-            }
-            let Some(member) = v.member(&part.name) else {
-                continue;
-            };
-            meter.begin(&part.name);
-            let (cmd, what) = match &part.kind {
-                PartKind::PostgresGlobals { .. } => (
-                    databases::pg_globals_restore_command(db),
-                    "roles".to_string(),
-                ),
-                PartKind::PostgresDatabase { database, .. } => {
-                    if replace {
-                        drop_postgres(engine, db, &id, database).await?;
-                    }
-                    prepare_postgres(engine, db, &id, database).await?;
-                    (
-                        databases::pg_restore_command(db, database),
-                        format!("database {database}"),
-                    )
-                }
-                PartKind::MysqlDatabase { database, .. } => (
-                    databases::mysql_restore_command(),
-                    format!("database {database}"),
-                ),
-                _ => continue,
-            };
-            let done = load(engine, v, member, meter, db, &id, &cmd).await?;
-            // Roles: "already exists" for the server's own superuser is expected.
-            let tolerated = matches!(part.kind, PartKind::PostgresGlobals { .. });
-            if done.code != 0 && !tolerated {
-                return Err(RestoreError::Load {
-                    service: db.service.clone(),
-                    what: cmd.join(" "),
-                    code: done.code,
-                    stderr: done.stderr,
-                });
-            }
-            meter.end(&format!("{what} loaded into {}", db.service));
+        let loader = Loader::create(engine, db, &id).await?;
+        let loaded = load_server(engine, v, stack, db, &id, &loader, meter, replace).await;
+        loader.drop_role(engine, db, &id).await;
+        loaded?;
+    }
+    Ok(())
+}
+
+/// Every part of one database server, in the archive's order.
+#[allow(clippy::too_many_arguments)]
+async fn load_server(
+    engine: &Engine,
+    v: &Verified,
+    stack: &Stack,
+    db: &Database,
+    id: &str,
+    loader: &Loader,
+    meter: &Meter,
+    replace: bool,
+) -> Result<(), RestoreError> {
+    for part in &v.manifest.parts {
+        if part_service(&part.kind) != Some(&db.service) {
+            continue;
         }
+        let Some(member) = v.member(&part.name) else {
+            continue;
+        };
+        meter.begin(&part.name);
+        let what = match &part.kind {
+            PartKind::PostgresGlobals { .. } => {
+                roles(engine, v, member, stack, db, id, meter).await?;
+                "roles".to_string()
+            }
+            PartKind::PostgresDatabase { database, .. } => {
+                if replace {
+                    drop_postgres(engine, db, id, database).await?;
+                }
+                prepare_postgres(engine, db, id, database, &loader.role).await?;
+                let cmd = databases::pg_restore_command(&loader.role, database);
+                let done = load(engine, v, member, meter, db, id, &cmd, &loader.env()).await?;
+                check(db, &cmd, done)?;
+                loader.hand_over(engine, db, id, database).await?;
+                format!("database {database}")
+            }
+            PartKind::MysqlDatabase { database, .. } => {
+                let cmd = databases::mysql_restore_command();
+                let env = databases::env(db);
+                let done = load(engine, v, member, meter, db, id, &cmd, &env).await?;
+                check(db, &cmd, done)?;
+                format!("database {database}")
+            }
+            _ => continue,
+        };
+        meter.end(&format!("{what} loaded into {}", db.service));
+    }
+    Ok(())
+}
+
+fn check(db: &Database, cmd: &[String], done: exec::Finished) -> Result<(), RestoreError> {
+    if done.code != 0 {
+        return Err(RestoreError::Load {
+            service: db.service.clone(),
+            what: cmd.join(" "),
+            code: done.code,
+            stderr: done.stderr,
+        });
+    }
+    Ok(())
+}
+
+/// PostgreSQL dumps are loaded by a role made for it that is not a superuser, so nothing in
+/// a dump (`COPY ... TO PROGRAM`, a function calling out) runs with more than a database
+/// owner's rights; each database is handed to the install's owner afterwards and the role is
+/// dropped.
+struct Loader {
+    role: String,
+    password: String,
+}
+
+impl Loader {
+    async fn create(engine: &Engine, db: &Database, id: &str) -> Result<Loader, RestoreError> {
+        let loader = Loader {
+            role: format!("difyctl_restore_{}", std::process::id()),
+            password: crate::stack::secrets::generate(crate::stack::secrets::Secret::Password)
+                .map_err(|e| RestoreError::Load {
+                    service: db.service.clone(),
+                    what: "a password for the restoring role".into(),
+                    code: -1,
+                    stderr: e.to_string(),
+                })?,
+        };
+        if db.kind == DbKind::Postgres {
+            let sql = format!(
+                "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '{}'",
+                ident(&loader.role),
+                loader.password
+            );
+            databases::query(engine, db, id, "postgres", &sql).await?;
+        }
+        Ok(loader)
+    }
+
+    fn env(&self) -> Vec<String> {
+        vec![
+            format!("PGUSER={}", self.role),
+            format!("PGPASSWORD={}", self.password),
+        ]
+    }
+
+    /// The database and what the role made in it belong to the install's owner now.
+    async fn hand_over(
+        &self,
+        engine: &Engine,
+        db: &Database,
+        id: &str,
+        database: &str,
+    ) -> Result<(), RestoreError> {
+        let (role, owner) = (ident(&self.role), ident(&db.user));
+        let sql = format!("REASSIGN OWNED BY {role} TO {owner}; DROP OWNED BY {role}");
+        databases::query(engine, db, id, database, &sql).await?;
+        let sql = format!("ALTER DATABASE {} OWNER TO {owner}", ident(database));
+        databases::query(engine, db, id, "postgres", &sql).await?;
+        Ok(())
+    }
+
+    async fn drop_role(&self, engine: &Engine, db: &Database, id: &str) {
+        if db.kind == DbKind::Postgres {
+            let sql = format!("DROP ROLE IF EXISTS {}", ident(&self.role));
+            if let Err(e) = databases::query(engine, db, id, "postgres", &sql).await {
+                tracing::warn!("cannot drop the restoring role {}: {e}", self.role);
+            }
+        }
+    }
+}
+
+/// The roles of `globals.sql` the install's settings name, created when missing (LOGIN and the
+/// archived password hash, nothing else); what the script says beyond that is left out.
+async fn roles(
+    engine: &Engine,
+    v: &Verified,
+    member: &crate::backup::archive::Located,
+    stack: &Stack,
+    db: &Database,
+    id: &str,
+    meter: &Meter,
+) -> Result<(), RestoreError> {
+    let mut text = Vec::new();
+    if member.size > 1 << 20 {
+        return Err(RestoreError::Refused {
+            archive: v.path.clone(),
+            member: member.name.clone(),
+            detail: format!("{} bytes of roles, far more than a database's", member.size),
+        });
+    }
+    feed_writer(v, member, meter, &mut text).await?;
+    let globals = super::globals::parse(&String::from_utf8_lossy(&text));
+    let mut named = vec![db.user.clone()];
+    named.extend(
+        stack
+            .services
+            .iter()
+            .filter_map(|s| s.environment.get("DB_USERNAME").cloned()),
+    );
+    for (name, role) in &globals.roles {
+        if !named.contains(name) {
+            meter.say(&format!(
+                "role {name} of {} left out: the install's settings do not name it",
+                member.name
+            ));
+            continue;
+        }
+        let quoted = name.replace('\'', "''");
+        let exists = databases::query(
+            engine,
+            db,
+            id,
+            "postgres",
+            &format!("SELECT 1 FROM pg_roles WHERE rolname = '{quoted}'"),
+        )
+        .await?;
+        if !exists.is_empty() {
+            continue;
+        }
+        let password = role
+            .password_hash
+            .as_ref()
+            .map(|h| format!(" PASSWORD '{h}'"))
+            .unwrap_or_default();
+        let sql = format!("CREATE ROLE {} LOGIN{password}", ident(name));
+        databases::query(engine, db, id, "postgres", &sql).await?;
+    }
+    for line in &globals.left_out {
+        meter.say(&format!(
+            "{}: left out `{line}` (only roles are taken from it)",
+            member.name
+        ));
     }
     Ok(())
 }
@@ -190,6 +344,7 @@ async fn prepare_postgres(
     db: &Database,
     container: &str,
     name: &str,
+    loader: &str,
 ) -> Result<(), RestoreError> {
     debug_assert_eq!(db.kind, DbKind::Postgres);
     let quoted = name.replace('\'', "''");
@@ -202,7 +357,7 @@ async fn prepare_postgres(
     )
     .await?;
     if exists.is_empty() {
-        let sql = format!("CREATE DATABASE {} OWNER {}", ident(name), ident(&db.user));
+        let sql = format!("CREATE DATABASE {} OWNER {}", ident(name), ident(loader));
         databases::query(engine, db, container, "postgres", &sql).await?;
         return Ok(());
     }
@@ -213,10 +368,14 @@ async fn prepare_postgres(
             db.service
         )]));
     }
+    // The loading role owns it (and so its public schema) while the dump goes in.
+    let sql = format!("ALTER DATABASE {} OWNER TO {}", ident(name), ident(loader));
+    databases::query(engine, db, container, "postgres", &sql).await?;
     Ok(())
 }
 
 /// Streams a member into `cmd`'s stdin while reading its output.
+#[allow(clippy::too_many_arguments)]
 async fn load(
     engine: &Engine,
     v: &Verified,
@@ -225,16 +384,9 @@ async fn load(
     db: &Database,
     container: &str,
     cmd: &[String],
+    env: &[String],
 ) -> Result<exec::Finished, RestoreError> {
-    let mut run = exec::start(
-        engine,
-        &db.service,
-        container,
-        cmd,
-        &databases::env(db),
-        true,
-    )
-    .await?;
+    let mut run = exec::start(engine, &db.service, container, cmd, env, true).await?;
     let mut input = run.take_input();
     let writing = async {
         let Some(input) = input.as_mut() else {

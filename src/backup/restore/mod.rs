@@ -1,19 +1,27 @@
 //! `difyctl restore ARCHIVE`: an archive back into an empty install, on this machine or any
-//! other, then the stack up. In order:
+//! other, then the stack up. An archive is hostile input until proven otherwise. In order:
 //!
-//! 1. the whole archive is verified (every member's SHA-256) before anything is touched;
-//! 2. the target folder must be empty (or `--force`): the install folder's files go there,
-//!    and the stack is read from them (so a new folder gives the new project name);
-//! 3. `preflight`: containers, volumes, data folders, database files and state files that
-//!    would be overwritten are named, and nothing is written unless `--force` (a refusal
-//!    takes back the files of step 2, so nothing that was there changes);
-//! 4. `parts`: data folders, difyctl's state, named volumes;
-//! 5. `database`: the database services alone are started and each dump is loaded;
-//! 6. every service is brought up, as `up --no-proxy` does.
+//! 1. `prepare`: the whole archive is verified (every member's SHA-256) and its signature
+//!    judged (`trust`: this install's key or a `--trust` key; else `--untrusted` is needed);
+//!    every path it names is resolved inside its target and every tar member scanned
+//!    (`confine`, `unpack::scan`); the archive's compose is read from a scratch copy and what
+//!    it would do to this host listed (`trust::risks`), for the caller to show and ask about;
+//! 2. `apply`: the target folder must be empty (or `--force`); the install folder's files go
+//!    there; `preflight` names what would be overwritten (nothing is written unless `--force`);
+//!    `parts`: data folders, difyctl's state, named volumes; `database`: the database services
+//!    alone are started and each dump loaded (as a role that is not a superuser); every
+//!    service brought up, as `up --no-proxy` does.
+//!
+//! Nothing is ever written through a symlink (`unpack`). A failure part way takes back what
+//! this restore wrote: its files and folders, the volumes it made, the containers it started.
 
+pub mod confine;
 pub mod database;
+pub mod globals;
 mod parts;
 mod preflight;
+pub mod trust;
+pub mod unpack;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,9 +29,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::archive::{self, Verified};
+use super::key::PublicKey;
 use super::manifest::PartKind;
 use super::meter::Meter;
-use super::{hosttar, BackupError};
+use super::BackupError;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::{self, ServiceResult, UpOptions};
 use crate::engine::{Engine, EngineError};
@@ -40,6 +49,8 @@ pub enum RestoreError {
     Backup(#[from] BackupError),
     #[error(transparent)]
     Stack(#[from] StackError),
+    #[error(transparent)]
+    Unpack(#[from] unpack::UnpackError),
     #[error("{} is not empty ({}): restore into an empty folder (--dir), or give --force to overwrite what is there", dir.display(), examples.join(", "))]
     NotEmpty { dir: PathBuf, examples: Vec<String> },
     #[error("{} holds project {existing}, and the archive is a backup of project {archive}: restore into an empty folder (--dir), or give `-p {existing} --force` to replace {existing}'s data with the archive's", dir.display())]
@@ -50,6 +61,16 @@ pub enum RestoreError {
     },
     #[error("restoring would overwrite {}: give --force to replace them with the archive's", .0.join("; "))]
     WouldOverwrite(Vec<String>),
+    #[error("{}: {why}. Restore it only if you know where it comes from: `--trust KEY` with the backup key of the install that made it (`difyctl backup key` there), or `--untrusted` to see what it would do to this host and decide", archive.display())]
+    Untrusted { archive: PathBuf, why: String },
+    #[error("{}: member {member}: {detail}; the archive is refused, nothing was changed", archive.display())]
+    Refused {
+        archive: PathBuf,
+        member: String,
+        detail: String,
+    },
+    #[error("the archive needs {need} bytes at {} and {free} are free: make room first", dir.display())]
+    NoRoom { dir: PathBuf, need: u64, free: u64 },
     #[error("{}: {action}", path.display())]
     Io {
         path: PathBuf,
@@ -78,6 +99,11 @@ pub struct Request {
     pub wait_timeout: Duration,
     /// Hide per-service progress (`--json`).
     pub quiet: bool,
+    /// `--trust`: backup keys of other installs whose archives are believed.
+    pub trust: Vec<PublicKey>,
+    /// `--untrusted`: an archive no trusted key signed may be restored (after its risks were
+    /// shown and accepted).
+    pub untrusted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,43 +113,140 @@ pub struct Report {
     pub from_project: String,
     pub dir: PathBuf,
     pub created_at: String,
+    /// `local`, `trusted key ...`, or why it was not believed.
+    pub trust: String,
     pub parts: Vec<String>,
     pub services: Vec<ServiceResult>,
     pub warnings: Vec<String>,
 }
 
-pub async fn restore(
+/// An archive checked and read, not yet restored.
+pub struct Prepared {
+    verified: Verified,
+    pub trust: trust::Trust,
+    /// What the archive's stack would do to this host.
+    pub risks: Vec<String>,
+    scratch: PathBuf,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Step 1: everything about the archive checked, nothing outside the state dir's scratch
+/// written.
+pub async fn prepare(
     engine: &Engine,
     req: &Request,
     meter: &Meter,
-) -> Result<Report, RestoreError> {
+) -> Result<Prepared, RestoreError> {
     meter.begin("verify");
     let verified = archive::verify(&req.archive).await?;
+    let trust = trust::decide(&verified, &req.state_dir, &req.trust);
     meter.end(&format!(
-        "{} parts, every SHA-256 matches",
-        verified.manifest.parts.len()
-    ));
-    let dir = absolute(&req.dir)?;
-    let was_empty = preflight::target_folder(&dir, &verified, req)?;
-    unpack_member(&verified, "install.tar", &dir, meter).await?;
-    // From here until the first write outside `dir`, a refusal takes the files back.
-    let checked = async {
-        let stack = load_stack(&verified, &dir, req)?;
-        let images = Progress::hidden();
-        crate::engine::images::ensure(engine, &stack, &images, false).await?;
-        preflight::overwrites(engine, &verified, &stack, req).await?;
-        Ok::<_, RestoreError>(stack)
-    }
-    .await;
-    let stack = match checked {
-        Ok(stack) => stack,
-        Err(e) => {
-            if was_empty {
-                clear_folder(&dir);
-            }
-            return Err(e);
+        "{} parts, every SHA-256 matches; {}",
+        verified.manifest.parts.len(),
+        match &trust {
+            trust::Trust::Local => "signed by this install's backup key".to_string(),
+            trust::Trust::Given(k) => format!("signed by the trusted key {k}"),
+            trust::Trust::Untrusted(why) => format!("NOT trusted: {why}"),
         }
+    ));
+    if let trust::Trust::Untrusted(why) = &trust {
+        if !req.untrusted {
+            return Err(RestoreError::Untrusted {
+                archive: req.archive.clone(),
+                why: why.clone(),
+            });
+        }
+    }
+    confine::manifest(&verified)?;
+    confine::early_members(&verified)?;
+    let scratch = req
+        .state_dir
+        .join(format!(".restore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    crate::fsutil::create_private_dir(&scratch).map_err(|source| RestoreError::Io {
+        path: scratch.clone(),
+        action: "cannot create a scratch folder".into(),
+        source,
+    })?;
+    let mut prepared = Prepared {
+        verified,
+        trust,
+        risks: Vec::new(),
+        scratch: scratch.clone(),
     };
+    let v = &prepared.verified;
+    if let Some(member) = v.member("install.tar") {
+        unpack::write(v, member, &scratch, unpack::Links::Inside, &mut Vec::new())?;
+    }
+    let stack = load_stack(v, &scratch, req, &absolute(&req.dir)?)?;
+    let outside_ok = prepared.trust.trusted() || req.untrusted;
+    let bytes = confine::parts(v, &stack, outside_ok)?;
+    confine::room(&absolute(&req.dir)?, bytes)?;
+    let mut missing = Vec::new();
+    for s in &stack.services {
+        if engine.docker.inspect_image(&s.image).await.is_err() && !missing.contains(&s.image) {
+            missing.push(s.image.clone());
+        }
+    }
+    prepared.risks = trust::risks(v, &stack, &missing);
+    Ok(prepared)
+}
+
+/// Step 2: the archive into the install folder, its parts, databases, then the stack up. A
+/// failure takes back what this restore wrote.
+pub async fn apply(
+    engine: &Engine,
+    prepared: &Prepared,
+    req: &Request,
+    meter: &Meter,
+) -> Result<Report, RestoreError> {
+    let verified = &prepared.verified;
+    let dir = absolute(&req.dir)?;
+    let was_empty = preflight::target_folder(&dir, verified, req)?;
+    let mut undo = Undo {
+        dir: dir.clone(),
+        was_empty,
+        created: Vec::new(),
+        volumes: Vec::new(),
+        project: None,
+    };
+    let result = apply_into(engine, prepared, req, meter, &dir, &mut undo).await;
+    if result.is_err() {
+        undo.run(engine).await;
+    }
+    result
+}
+
+async fn apply_into(
+    engine: &Engine,
+    prepared: &Prepared,
+    req: &Request,
+    meter: &Meter,
+    dir: &Path,
+    undo: &mut Undo,
+) -> Result<Report, RestoreError> {
+    let verified = &prepared.verified;
+    if let Some(member) = verified.member("install.tar") {
+        meter.begin("install.tar");
+        unpack::write(
+            verified,
+            member,
+            dir,
+            unpack::Links::Inside,
+            &mut undo.created,
+        )?;
+        meter.end(&format!("into {}", dir.display()));
+    }
+    let stack = load_stack(verified, dir, req, dir)?;
+    let images = Progress::hidden();
+    crate::engine::images::ensure(engine, &stack, &images, false).await?;
+    preflight::overwrites(engine, verified, &stack, req).await?;
+    undo.project = Some(stack.project.clone());
     let mut warnings = Vec::new();
     if stack.project != verified.manifest.project {
         meter.say(&format!(
@@ -133,22 +256,42 @@ pub async fn restore(
             dir.display()
         ));
     }
-    parts::write(engine, &verified, &stack, req, meter, &mut warnings).await?;
+    undo.volumes = parts::missing_volumes(engine, &stack).await;
+    let outside_ok = prepared.trust.trusted() || req.untrusted;
+    let ctx = parts::Context {
+        stack: &stack,
+        req,
+        outside_ok,
+    };
+    parts::write(
+        engine,
+        verified,
+        &ctx,
+        meter,
+        &mut warnings,
+        &mut undo.created,
+    )
+    .await?;
     let progress = if req.quiet {
         Progress::hidden()
     } else {
         Progress::new(width(&stack))
     };
-    database::load_all(engine, &verified, &stack, req, &progress, meter).await?;
-    let opts = up_options(&verified, &dir, req);
+    database::load_all(engine, verified, &stack, req, &progress, meter).await?;
+    let opts = up_options(verified, dir, req);
     let up = reconcile::up(engine, &stack, &opts, &progress).await?;
     warnings.extend(up.warnings);
     Ok(Report {
         archive: req.archive.clone(),
         project: stack.project.clone(),
         from_project: verified.manifest.project.clone(),
-        dir,
+        dir: dir.to_path_buf(),
         created_at: verified.manifest.created_at.clone(),
+        trust: match &prepared.trust {
+            trust::Trust::Local => "local".into(),
+            trust::Trust::Given(k) => format!("trusted key {k}"),
+            trust::Trust::Untrusted(why) => format!("untrusted: {why}"),
+        },
         parts: verified
             .manifest
             .parts
@@ -160,9 +303,56 @@ pub async fn restore(
     })
 }
 
+/// What a restore wrote, to take back when it fails part way.
+struct Undo {
+    dir: PathBuf,
+    was_empty: bool,
+    /// Files and folders this restore created (outside `dir` too: state, host folders).
+    created: Vec<PathBuf>,
+    /// Volumes that did not exist before.
+    volumes: Vec<String>,
+    /// The project, once its containers may have been started by this restore.
+    project: Option<String>,
+}
+
+impl Undo {
+    async fn run(&self, engine: &Engine) {
+        if let Some(project) = &self.project {
+            let _ = crate::engine::ops::down(engine, project, false, Duration::from_secs(10)).await;
+        }
+        for v in &self.volumes {
+            let _ = engine
+                .docker
+                .remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await;
+        }
+        for path in self.created.iter().rev() {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                Ok(_) => {
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(_) => {}
+            }
+        }
+        if self.was_empty {
+            clear_folder(&self.dir);
+        }
+    }
+}
+
 /// The stack as it will run in `dir`: the archive's compose files and profiles, the project
 /// name from `-p` or as compose derives it there.
-fn load_stack(v: &Verified, dir: &Path, req: &Request) -> Result<Stack, RestoreError> {
+/// `dir` holds the files; `target` is where the install will live (its name gives the project
+/// name when `-p` does not).
+fn load_stack(
+    v: &Verified,
+    dir: &Path,
+    req: &Request,
+    target: &Path,
+) -> Result<Stack, RestoreError> {
     let files: Vec<PathBuf> = v
         .manifest
         .compose_files
@@ -181,7 +371,11 @@ fn load_stack(v: &Verified, dir: &Path, req: &Request) -> Result<Stack, RestoreE
         compose_file,
         overrides,
         env_files: Vec::new(),
-        project_name: req.project_name.clone(),
+        project_name: req.project_name.clone().or_else(|| {
+            target
+                .file_name()
+                .map(|n| crate::stack::compose::normalize_project_name(&n.to_string_lossy()))
+        }),
         profiles: v.manifest.profiles.clone(),
         process_env: env,
     };
@@ -201,40 +395,6 @@ fn up_options(v: &Verified, dir: &Path, req: &Request) -> UpOptions {
             .join(","),
         retired: crate::dify::replaced(),
     }
-}
-
-/// A tar member of the archive unpacked into `dest`.
-async fn unpack_member(
-    v: &Verified,
-    name: &str,
-    dest: &Path,
-    meter: &Meter,
-) -> Result<(), RestoreError> {
-    let Some(member) = v.member(name) else {
-        return Ok(());
-    };
-    meter.begin(name);
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let handle = hosttar::unpack(dest.to_path_buf(), rx);
-    let fed = parts::feed(v, member, meter, |chunk| {
-        let tx = tx.clone();
-        async move { tx.send(chunk).await.is_ok() }
-    })
-    .await;
-    drop(tx);
-    let unpacked = handle.await.map_err(|e| RestoreError::Io {
-        path: dest.to_path_buf(),
-        action: format!("cannot unpack {name}"),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    fed?;
-    unpacked.map_err(|source| RestoreError::Io {
-        path: dest.to_path_buf(),
-        action: format!("cannot unpack {name}"),
-        source,
-    })?;
-    meter.end(&format!("into {}", dest.display()));
-    Ok(())
 }
 
 /// Empties a folder restore filled (after a refusal): back to how it was.

@@ -3,7 +3,7 @@
 //! where its service mounts it and receives the archived tree).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -12,8 +12,8 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::preflight::{folder_path, target_volume};
-use super::{unpack_member, Request, RestoreError};
+use super::unpack::{self, Links};
+use super::{confine, Request, RestoreError};
 use crate::backup::archive::{Located, Verified};
 use crate::backup::manifest::PartKind;
 use crate::backup::meter::Meter;
@@ -21,36 +21,57 @@ use crate::engine::{Engine, EngineError};
 use crate::stack::model::Stack;
 use crate::stack::mounts::Source;
 
-/// Folders, state, difyctl.toml and volumes, in the archive's order.
+/// What the parts are written for.
+pub struct Context<'a> {
+    pub stack: &'a Stack,
+    pub req: &'a Request,
+    /// Host folders outside the install folder and external volumes may be filled.
+    pub outside_ok: bool,
+}
+
+/// The stack's volumes that do not exist yet (a failed restore removes them again).
+pub async fn missing_volumes(engine: &Engine, stack: &Stack) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in stack.volumes.iter().filter(|v| !v.external) {
+        if engine.docker.inspect_volume(&v.docker_name).await.is_err() {
+            out.push(v.docker_name.clone());
+        }
+    }
+    out
+}
+
+/// Folders, state, difyctl.toml and volumes, in the archive's order; every path resolved by
+/// `confine`, every file written by `unpack` (never through a link). `created` collects what
+/// did not exist before.
 pub async fn write(
     engine: &Engine,
     v: &Verified,
-    stack: &Stack,
-    req: &Request,
+    ctx: &Context<'_>,
     meter: &Meter,
     warnings: &mut Vec<String>,
+    created: &mut Vec<PathBuf>,
 ) -> Result<(), RestoreError> {
+    let (stack, req) = (ctx.stack, ctx.req);
     crate::engine::resources::ensure_volumes(engine, stack).await?;
     for part in &v.manifest.parts {
+        let Some(member) = v.member(&part.name) else {
+            continue;
+        };
         match &part.kind {
             PartKind::Folder { path, .. } | PartKind::FolderDelta { path, .. } => {
-                let dest = folder_path(stack, path);
+                let dest = confine::folder(v, stack, &part.name, path, ctx.outside_ok)?;
                 // A single file's tar holds the file by name: it goes into the parent.
                 let into = if part_is_file(v, &part.name) {
                     dest.parent().unwrap_or(Path::new("/")).to_path_buf()
                 } else {
                     dest.clone()
                 };
-                unpack_member(v, &part.name, &into, meter).await?;
+                meter.begin(&part.name);
+                unpack::write(v, member, &into, Links::Kept, created)?;
                 if let PartKind::FolderDelta { removed, .. } = &part.kind {
-                    crate::backup::hosttar::remove_listed(&dest, removed).map_err(|source| {
-                        RestoreError::Io {
-                            path: dest.clone(),
-                            action: "cannot remove what was deleted during the backup".into(),
-                            source,
-                        }
-                    })?;
+                    remove_listed(&dest, removed)?;
                 }
+                meter.end(&format!("into {}", into.display()));
             }
             PartKind::State => {
                 crate::fsutil::create_private_dir(&req.state_dir).map_err(|source| {
@@ -60,20 +81,20 @@ pub async fn write(
                         source,
                     }
                 })?;
-                unpack_member(v, &part.name, &req.state_dir, meter).await?;
+                meter.begin(&part.name);
+                unpack::write(v, member, &req.state_dir, Links::Refused, created)?;
+                meter.end(&format!("into {}", req.state_dir.display()));
             }
-            PartKind::Config { path } => {
-                let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-                unpack_member(v, &part.name, &parent, meter).await?;
+            PartKind::Config { .. } => {
+                config_file(v, member, &stack.dir, &req.state_dir, created, warnings)?;
             }
             PartKind::Volume {
                 key,
-                docker_name,
                 target,
                 service,
                 ..
             } => {
-                let name = target_volume(stack, key, docker_name);
+                let name = confine::volume(v, stack, &part.name, key, ctx.outside_ok)?;
                 let image = image_for(stack, key)
                     .or_else(|| stack.service(service).map(|s| s.image.clone()));
                 let Some(image) = image else {
@@ -82,15 +103,84 @@ pub async fn write(
                     ));
                     continue;
                 };
-                let Some(member) = v.member(&part.name) else {
-                    continue;
-                };
                 meter.begin(&part.name);
                 upload_volume(engine, v, member, &image, &name, target, meter).await?;
                 meter.end(&format!("into volume {name}"));
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The archive's difyctl.toml (kept outside its install folder there) goes to the target's
+/// own place, `<install>/difyctl.toml`: never to the path it had on the machine it came from,
+/// where another install's settings may live.
+fn config_file(
+    v: &Verified,
+    member: &Located,
+    dir: &Path,
+    state_dir: &Path,
+    created: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<(), RestoreError> {
+    let target = dir.join("difyctl.toml");
+    if target.exists() {
+        warnings.push(format!(
+            "{} exists: the archive's difyctl.toml was not put there",
+            target.display()
+        ));
+        return Ok(());
+    }
+    let scratch = state_dir.join(format!(".restore-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    unpack::write(v, member, &scratch, Links::Refused, &mut Vec::new())?;
+    let file = std::fs::read_dir(&scratch)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file());
+    let result = match file {
+        Some(f) => std::fs::read(&f)
+            .and_then(|bytes| crate::fsutil::write_atomic(&target, &bytes, 0o644))
+            .map_err(|source| RestoreError::Io {
+                path: target.clone(),
+                action: "cannot write the archive's difyctl.toml".into(),
+                source,
+            }),
+        None => Ok(()),
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    created.push(target);
+    Ok(())
+}
+
+/// Removes what a catch-up pass listed as deleted (plain paths, checked by `confine`), never
+/// through a link: every folder on the way must be a real one.
+fn remove_listed(dest: &Path, removed: &[PathBuf]) -> Result<(), RestoreError> {
+    for rel in removed {
+        let mut at = dest.to_path_buf();
+        let parts: Vec<_> = rel.components().collect();
+        let through_real_dirs = parts.iter().take(parts.len().saturating_sub(1)).all(|c| {
+            at.push(c);
+            std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+        });
+        if !through_real_dirs {
+            continue;
+        }
+        let path = dest.join(rel);
+        let gone = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(_) => Ok(()),
+        };
+        gone.map_err(|source| RestoreError::Io {
+            path: path.clone(),
+            action: "cannot remove what was deleted during the backup".into(),
+            source,
+        })?;
     }
     Ok(())
 }

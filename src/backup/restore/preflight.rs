@@ -85,11 +85,8 @@ pub async fn overwrites(
     }
     let mut volumes = Vec::new();
     for part in &v.manifest.parts {
-        if let PartKind::Volume {
-            key, docker_name, ..
-        } = &part.kind
-        {
-            volumes.push(target_volume(stack, key, docker_name));
+        if let PartKind::Volume { key, .. } = &part.kind {
+            volumes.extend(target_volume(stack, key));
         }
     }
     for db in plan::plan(stack, &[]).databases {
@@ -172,11 +169,10 @@ async fn clear(
     Ok(())
 }
 
-/// A volume's Docker name in the restored project: by its key, which the archive names.
-pub fn target_volume(stack: &Stack, key: &str, archived_name: &str) -> String {
-    stack
-        .volume(key)
-        .map_or_else(|| archived_name.to_string(), |v| v.docker_name.clone())
+/// A volume's Docker name in the restored project: by its key, which the archive names (never
+/// the name it had there: another project's volume). `confine` refused unknown keys.
+pub fn target_volume(stack: &Stack, key: &str) -> Option<String> {
+    stack.volume(key).map(|v| v.docker_name.clone())
 }
 
 /// The named volumes that hold a database server's files.
