@@ -8,6 +8,7 @@ mod cli;
 mod dify_client;
 mod engine;
 mod export;
+mod hostile;
 mod images;
 mod pebble;
 mod pool;
