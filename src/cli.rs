@@ -217,7 +217,7 @@ pub enum Command {
         json: bool,
     },
     /// Bring the install to another Dify release, data kept; everything put back when it fails
-    #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to"])))]
+    #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to", "resume", "undo"])))]
     Upgrade {
         /// The new release's docker/ folder (downloaded from Dify)
         #[arg(long, value_name = "DIR")]
@@ -226,6 +226,13 @@ pub enum Command {
         /// install made by `difyctl init`); `difyctl releases` lists them
         #[arg(long, value_name = "VERSION", conflicts_with = "from")]
         to: Option<String>,
+        /// Run the last upgrade again, after it was interrupted
+        #[arg(long)]
+        resume: bool,
+        /// Put the release before the last upgrade back: its files, and its data from the
+        /// backup taken before the upgrade
+        #[arg(long)]
+        undo: bool,
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,

@@ -39,6 +39,9 @@ pub enum Request {
         project: String,
         services: Vec<String>,
         secs: u64,
+        /// The asking process: its notice ends when it does (a killed `up`).
+        #[serde(default)]
+        pid: Option<u32>,
     },
     /// They are done: back to what Docker says.
     Clear {
@@ -191,9 +194,10 @@ async fn answer(
             project,
             services,
             secs,
+            pid,
         }) => match expected_for(&source, &project) {
             Some(expected) => {
-                expected.expect(&services, std::time::Duration::from_secs(secs));
+                expected.expect_by(&services, std::time::Duration::from_secs(secs), pid);
                 r#"{"ok": true}"#.to_string()
             }
             None => error_reply("this difyctl does not serve that project"),
@@ -231,6 +235,7 @@ pub async fn expect(state_dir: &Path, project: &str, services: &[String], secs: 
         project: project.to_string(),
         services: services.to_vec(),
         secs,
+        pid: Some(std::process::id()),
     };
     matches!(
         ask::<serde_json::Value>(state_dir, &request).await,

@@ -47,6 +47,8 @@ impl Lock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // A symlink planted where the lock goes is not followed.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(io)?;
         // SAFETY: the descriptor is open for the duration of the call.

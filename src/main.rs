@@ -18,10 +18,22 @@ use difyctl::proxy::{Upstream, UpstreamError, Upstreams};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    // A closed pipe on stdout or stderr ends printing, never the work (a reconcile half done).
+    let _stdio = difyctl::stdio::protect();
+    // Not `get_matches`: its exit for --help or a usage error would skip the flush of `_stdio`.
+    let matches = match <Cli as clap::CommandFactory>::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
     };
     init_logging(cli.log_format);
     match run(cli, env_sourced(&matches)) {
@@ -125,6 +137,8 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Upgrade {
             from,
             to,
+            resume,
+            undo,
             dry_run,
             yes,
             profiles,
@@ -142,6 +156,8 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             let args = cmd::upgrade::UpgradeArgs {
                 from,
                 to,
+                resume,
+                undo,
                 dry_run,
                 yes,
                 opts,
@@ -201,9 +217,12 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             ))
         }
         Command::Ps { json, all: _ } => {
-            let project = cmd::project_name(&load(Vec::new()))?;
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
             let config = Config::load(&flags)?;
-            runtime()?.block_on(cmd::ps::run(&project, &config.state_dir, json))
+            let rt = runtime()?;
+            rt.block_on(cmd::heal_before(&opts, &config.state_dir))?;
+            rt.block_on(cmd::ps::run(&project, &config.state_dir, json))
         }
         Command::Logs {
             services,
@@ -232,14 +251,15 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             let opts = load(Vec::new());
             let project = cmd::project_name(&opts)?;
             let config = Config::load(&flags)?;
-            runtime()?
-                .block_on(cmd::restart::run(
-                    &project,
-                    &services,
-                    std::time::Duration::from_secs(timeout),
-                    &config.state_dir,
-                ))
-                .map_err(|e| cmd::explain_missing(e, &opts))
+            let rt = runtime()?;
+            rt.block_on(cmd::heal_before(&opts, &config.state_dir))?;
+            rt.block_on(cmd::restart::run(
+                &project,
+                &services,
+                std::time::Duration::from_secs(timeout),
+                &config.state_dir,
+            ))
+            .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Pull { profiles } => {
             let stack = cmd::load_stack(&load(profiles), &difyctl::dify::replaced())?;
@@ -265,7 +285,9 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             flags.backup_keep = keep;
             let config = Config::load(&flags)?;
             let files = absolute_files(&opts.compose_file, &opts.overrides);
-            runtime()?.block_on(cmd::backup::run(stack, files, config, json))
+            let rt = runtime()?;
+            rt.block_on(cmd::heal_before(&opts, &config.state_dir))?;
+            rt.block_on(cmd::backup::run(stack, files, config, json))
         }
         Command::Restore {
             archive,

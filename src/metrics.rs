@@ -105,6 +105,8 @@ pub struct Metrics {
     tls_failures: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Container starts seen in Docker's events since difyctl started, by compose service.
     service_starts: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Services the serving `up` brought back itself, and its failed tries, by service.
+    repairs: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     recent: Recent,
 }
 
@@ -232,6 +234,13 @@ impl Metrics {
         *map.entry(service.to_string()).or_default() += 1;
     }
 
+    /// The serving `up` brought `service` back (`ok`), or tried and failed.
+    pub fn repair(&self, service: &str, ok: bool) {
+        let mut map = self.repairs.lock().unwrap_or_else(|p| p.into_inner());
+        let result = if ok { "ok" } else { "failed" };
+        *map.entry((service.to_string(), result)).or_default() += 1;
+    }
+
     pub fn service_starts(&self, service: &str) -> u64 {
         let map = self
             .service_starts
@@ -252,6 +261,7 @@ impl Metrics {
     /// The proxy's own series in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         self.render_requests(out);
+        self.render_repairs(out);
         self.render_latency(out);
         let per_service = [
             (
@@ -369,6 +379,21 @@ impl Metrics {
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric.
+impl Metrics {
+    fn render_repairs(&self, out: &mut String) {
+        let name = "difyctl_service_repairs_total";
+        header(out, name, "Services the serving difyctl brought back itself (a container a killed difyctl removed), by result.", "counter");
+        let map = self.repairs.lock().unwrap_or_else(|p| p.into_inner());
+        for ((service, result), n) in map.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{}\",result=\"{result}\"}} {n}",
+                label(service)
+            );
+        }
+    }
+}
+
 pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

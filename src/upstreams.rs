@@ -19,18 +19,29 @@ use crate::stack::model::Stack;
 /// Services another difyctl is about to restart or recreate (`difyctl restart`, `up
 /// --no-proxy`), told over the control socket: until then, or until cleared, they count as
 /// coming back whatever Docker says in between.
+/// Until when a service is expected back, and by which process (pid, start time).
+type Notice = (Instant, Option<(u32, u64)>);
+
 #[derive(Clone, Default)]
 pub struct Expected {
-    until: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Service -> until when, and the process bringing it back (its pid and start time): a
+    /// notice whose process is gone (killed) ends at once, not when its time runs out.
+    until: Arc<Mutex<HashMap<String, Notice>>>,
     /// Wakes the follower so the table is rebuilt at once.
     pub poke: Arc<Notify>,
 }
 
 impl Expected {
     pub fn expect(&self, services: &[String], within: Duration) {
+        self.expect_by(services, within, None);
+    }
+
+    /// As `expect`, for as long as process `pid` runs.
+    pub fn expect_by(&self, services: &[String], within: Duration, pid: Option<u32>) {
+        let owner = pid.map(|p| (p, crate::journal::start_time(p).unwrap_or(0)));
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         for s in services {
-            map.insert(s.clone(), Instant::now() + within);
+            map.insert(s.clone(), (Instant::now() + within, owner));
         }
         drop(map);
         self.poke.notify_one();
@@ -50,7 +61,10 @@ impl Expected {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(service)
-            .is_some_and(|t| Instant::now() < *t)
+            .is_some_and(|(t, owner)| {
+                Instant::now() < *t
+                    && owner.is_none_or(|(pid, start)| crate::journal::alive(pid, start))
+            })
     }
 }
 
@@ -104,7 +118,15 @@ pub struct View {
     ports: Ports,
     last: BTreeMap<String, IpAddr>,
     expected: Expected,
+    /// Since when each service has been "coming back" on Docker's word alone: one that has not
+    /// come back within `COMING_LIMIT` is not waited for any more (a killed difyctl's notice is
+    /// gone, a container that will not start).
+    coming_since: HashMap<String, Instant>,
 }
+
+/// How long a service counts as coming back on Docker's word alone (a restart policy, a
+/// container being created), with nothing live bringing it back.
+pub const COMING_LIMIT: Duration = Duration::from_secs(60);
 
 impl View {
     pub fn new(ports: Ports, expected: Expected) -> View {
@@ -112,6 +134,7 @@ impl View {
             ports,
             last: BTreeMap::new(),
             expected,
+            coming_since: HashMap::new(),
         }
     }
 
@@ -130,15 +153,32 @@ impl View {
     }
 
     fn one(
-        &self,
+        &mut self,
         service: &str,
         port: u16,
         states: &BTreeMap<String, ServiceState>,
     ) -> Option<Upstream> {
         let expected = self.expected.has(service);
         let last = self.last.get(service).copied();
+        let coming = matches!(states.get(service), Some(ServiceState::Coming)) && !expected;
+        if !coming {
+            self.coming_since.remove(service);
+        }
+        let since = coming.then(|| {
+            *self
+                .coming_since
+                .entry(service.to_string())
+                .or_insert_with(Instant::now)
+        });
         let (ip, availability) = match states.get(service) {
             Some(ServiceState::Running(ip)) => (*ip, Availability::Ready),
+            Some(ServiceState::Coming) if since.is_some_and(|t| t.elapsed() > COMING_LIMIT) => (
+                last?,
+                Availability::Down(format!(
+                    "not back after {}s (its container does not start)",
+                    COMING_LIMIT.as_secs()
+                )),
+            ),
             Some(ServiceState::Coming) => (last?, Availability::Coming),
             Some(ServiceState::Down(_)) | None if expected => (last?, Availability::Coming),
             // Never connected to: any address will do, but only a loopback one is safe.

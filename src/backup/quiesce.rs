@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerStateStatusEnum;
 
 use crate::engine::{Engine, EngineError};
+use crate::journal::Journal;
 
 /// The paused containers of one copy.
 pub struct Paused {
@@ -23,8 +24,14 @@ impl Paused {
     }
 }
 
-/// Pauses each `(service, container)` that is running now.
-pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paused, EngineError> {
+/// Pauses each `(service, container)` that is running now. Each id goes into the journal
+/// before it is paused: a backup killed while they are paused leaves the list for the next
+/// difyctl, which unpauses them.
+pub async fn pause(
+    engine: &Engine,
+    targets: &[(String, String)],
+    journal: &mut Journal,
+) -> Result<Paused, EngineError> {
     let mut paused = Paused {
         containers: Vec::new(),
         since: Instant::now(),
@@ -41,8 +48,10 @@ pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paus
         if !running {
             continue;
         }
+        journal.record.paused.push(id.clone());
+        let _ = journal.save();
         if let Err(e) = pause_one(engine, id).await {
-            resume(engine, paused).await;
+            resume(engine, paused, journal).await;
             return Err(EngineError::Api {
                 object: format!("service {service}"),
                 action: "cannot pause it for a consistent copy".into(),
@@ -52,6 +61,9 @@ pub async fn pause(engine: &Engine, targets: &[(String, String)]) -> Result<Paus
         paused.containers.push((service.clone(), id.clone()));
     }
     paused.since = Instant::now();
+    let names: Vec<String> = paused.services();
+    let _ = journal.step(&format!("paused {}", names.join(", ")));
+    crate::journal::failpoint("backup:paused");
     Ok(paused)
 }
 
@@ -72,7 +84,7 @@ async fn pause_one(engine: &Engine, id: &str) -> Result<(), bollard::errors::Err
 }
 
 /// Unpauses them; how long they were paused. A failure is logged: it is not the copy's.
-pub async fn resume(engine: &Engine, paused: Paused) -> Duration {
+pub async fn resume(engine: &Engine, paused: Paused, journal: &mut Journal) -> Duration {
     let took = paused.since.elapsed();
     for (service, id) in &paused.containers {
         if let Err(e) = engine.docker.unpause_container(id).await {
@@ -82,7 +94,29 @@ pub async fn resume(engine: &Engine, paused: Paused) -> Duration {
             );
         }
     }
+    journal.record.paused.clear();
+    let _ = journal.step("copying");
     took
+}
+
+/// Unpauses the containers a killed backup's journal lists (those still paused); names them.
+pub async fn unpause_ids(engine: &Engine, ids: &[String]) -> Vec<String> {
+    let mut done = Vec::new();
+    for id in ids {
+        let Ok(info) = engine.docker.inspect_container(id, None).await else {
+            continue;
+        };
+        let paused = info.state.as_ref().and_then(|s| s.paused).unwrap_or(false);
+        if paused && engine.docker.unpause_container(id).await.is_ok() {
+            done.push(
+                info.name
+                    .unwrap_or_else(|| id.clone())
+                    .trim_start_matches('/')
+                    .to_string(),
+            );
+        }
+    }
+    done
 }
 
 /// Unpauses the project's containers a killed backup left paused; names them.

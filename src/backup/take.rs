@@ -21,6 +21,7 @@ use super::plan::{self, DbKind, Plan};
 use super::{databases, hosttar, names, quiesce, BackupError};
 use crate::engine::reconcile::{project_containers, service_label};
 use crate::engine::Engine;
+use crate::journal::{Journal, Op};
 use crate::stack::model::Stack;
 
 /// What to back up and where.
@@ -180,11 +181,20 @@ async fn write_archive(
             }
         }
     }
+    let journal =
+        Journal::begin(&req.state_dir, &stack.project, Op::Backup, "copying").map_err(|e| {
+            BackupError::Io {
+                path: e.path.clone(),
+                action: "cannot write the backup's journal".into(),
+                source: e.source,
+            }
+        })?;
     let mut w = Copier {
         writer: ArchiveWriter::create(partial).await?,
         meter,
         stop,
         parts: Vec::new(),
+        journal,
     };
     install_parts(&mut w, req, &plan, &mut warnings).await?;
     for db in &plan.databases {
@@ -213,12 +223,12 @@ async fn write_archive(
             continue;
         };
         let writers = running_writers(&v.writers, &plan, &container_of);
-        let paused = quiesce::pause(engine, &writers).await?;
+        let paused = quiesce::pause(engine, &writers, &mut w.journal).await?;
         let services = paused.services();
         let name = format!("volumes/{}.tar", crate::fsutil::safe_name(&v.docker_name));
         w.meter.begin(&name);
         let copied = w.volume(engine, &name, &id, &v.target).await;
-        let took = quiesce::resume(engine, paused).await;
+        let took = quiesce::resume(engine, paused, &mut w.journal).await;
         let sum = copied?;
         let kind = PartKind::Volume {
             key: v.key.clone(),
@@ -307,7 +317,7 @@ async fn folder_parts(
     let how = "tar of the folder on this host while its services ran (the .delta part brings it up to date)";
     w.push(sum, kind, how.into(), Vec::new(), Duration::ZERO, "");
     let delta = names::delta_member(&name);
-    let paused = quiesce::pause(engine, writers).await?;
+    let paused = quiesce::pause(engine, writers, &mut w.journal).await?;
     let services = paused.services();
     w.meter.begin(&delta);
     let copied = w
@@ -318,7 +328,7 @@ async fn folder_parts(
             Mode::Changed(Arc::new(stats.index)),
         )
         .await;
-    let took = quiesce::resume(engine, paused).await;
+    let took = quiesce::resume(engine, paused, &mut w.journal).await;
     let (sum, stats) = copied?;
     note_changed(&stats, warnings);
     let note = paused_note(&services, took);
@@ -436,6 +446,8 @@ struct Copier<'a> {
     meter: &'a Meter,
     stop: watch::Receiver<bool>,
     parts: Vec<Part>,
+    /// What is paused right now, for whoever comes after a killed backup.
+    journal: Journal,
 }
 
 impl Copier<'_> {

@@ -27,6 +27,18 @@ pub async fn run(
         }
     }
     let report = ops::down(&engine, project, volumes, timeout).await?;
+    // Taken down on purpose: nothing of it is to be brought back, nothing a killed `up` or
+    // backup left is to be finished.
+    difyctl::journal::set_down(state_dir, project, true);
+    for j in difyctl::journal::of_project(state_dir, project) {
+        let leftover = matches!(
+            j.op,
+            difyctl::journal::Op::Reconcile | difyctl::journal::Op::Backup
+        );
+        if leftover && !j.owner_alive() {
+            j.remove();
+        }
+    }
     for c in &report.containers {
         eprintln!("removed container {c}");
     }

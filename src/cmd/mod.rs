@@ -124,6 +124,62 @@ pub async fn engine() -> anyhow::Result<Engine> {
     Ok(Engine::connect().await?)
 }
 
+/// What a killed difyctl left on this project (its journal) finished or undone before this
+/// command goes on; each thing done is said (`difyctl::heal`).
+pub async fn heal_project(
+    opts: &LoadOptions,
+    settings: &up::UpSettings,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let project = project_name(opts)?;
+    if difyctl::journal::of_project(state_dir, &project)
+        .iter()
+        .all(|j| j.owner_alive())
+    {
+        return Ok(());
+    }
+    let stack = load_stack(opts, &settings.replace)?;
+    let engine = engine().await?;
+    for note in difyctl::heal::heal(&engine, state_dir, &stack, &settings.up_options()).await {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// The journals of operations under way (or left by a killed difyctl) on `project`, one line
+/// each, for `ps` and `status`.
+pub fn pending_lines(state_dir: &std::path::Path, project: &str) -> Vec<String> {
+    difyctl::journal::of_project(state_dir, project)
+        .into_iter()
+        .map(|j| {
+            let who = if j.owner_alive() {
+                format!("running (pid {})", j.record.pid)
+            } else {
+                format!(
+                    "left by a killed difyctl (pid {}): the next command finishes or undoes it",
+                    j.record.pid
+                )
+            };
+            format!("pending: {:?} at step {}, {who}", j.op, j.record.step).to_lowercase()
+        })
+        .collect()
+}
+
+/// `heal_project` for commands that have no `up` settings of their own.
+pub async fn heal_before(opts: &LoadOptions, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let settings = up::UpSettings {
+        wait_timeout: std::time::Duration::from_secs(300),
+        replace: difyctl::dify::replaced(),
+        json: false,
+        compose_files: std::iter::once(&opts.compose_file)
+            .chain(&opts.overrides)
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+            .collect(),
+        state_dir: state_dir.to_path_buf(),
+    };
+    heal_project(opts, &settings, state_dir).await
+}
+
 /// Rows in columns as wide as their widest cell, two spaces apart (`ps`, `status`).
 pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let header = header.map(String::from);

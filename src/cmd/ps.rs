@@ -58,6 +58,9 @@ pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<
             "last backup: none recorded (`difyctl backup`, or `[backup] schedule` in difyctl.toml)"
         ),
     }
+    for line in super::pending_lines(state_dir, project) {
+        println!("{line}");
+    }
     let rows: Vec<[String; 5]> = entries.iter().map(row).collect();
     print!(
         "{}",

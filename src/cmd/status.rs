@@ -27,6 +27,11 @@ pub async fn run(project: Option<&str>, state_dir: &Path, json: bool) -> anyhow:
         return Ok(());
     }
     print!("{}", screen(&o));
+    if let Some(p) = o.project.as_deref() {
+        for line in super::pending_lines(state_dir, p) {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 

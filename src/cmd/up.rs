@@ -19,6 +19,16 @@ pub struct UpSettings {
 }
 
 impl UpSettings {
+    /// The reconcile's options, without a journal.
+    pub fn up_options(&self) -> UpOptions {
+        UpOptions {
+            timeout: self.wait_timeout,
+            config_file: self.config_files_label(),
+            retired: self.replace.clone(),
+            journal: None,
+        }
+    }
+
     /// `com.docker.compose.project.config_files`: the files, absolute and comma-separated, as
     /// docker compose writes it.
     fn config_files_label(&self) -> String {
@@ -37,15 +47,55 @@ pub async fn reconcile_stack(
 ) -> anyhow::Result<Vec<reconcile::ServiceResult>> {
     let engine = super::engine().await?;
     let _lock = project_lock(&settings.state_dir, &stack.project).await?;
+    // What a killed difyctl left is finished first, and a backup's pause waited for.
+    for note in
+        difyctl::heal::heal(&engine, &settings.state_dir, stack, &settings.up_options()).await
+    {
+        eprintln!("{note}");
+    }
+    let notes = difyctl::heal::wait_for_pauses(
+        &engine,
+        &settings.state_dir,
+        &stack.project,
+        settings.wait_timeout,
+        |m| eprintln!("{m}"),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    for note in notes {
+        eprintln!("{note}");
+    }
+    difyctl::journal::set_down(&settings.state_dir, &stack.project, false);
     // A difyctl serving this project is told what may restart, so requests wait for it.
     let services: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
     let secs = settings.wait_timeout.as_secs() + 60;
     let told = difyctl::control::expect(&settings.state_dir, &stack.project, &services, secs).await;
-    let result = reconcile_locked(&engine, stack, settings).await;
+    let result = finish_on_ctrl_c(reconcile_locked(&engine, stack, settings)).await;
     if told {
         difyctl::control::clear(&settings.state_dir, &stack.project, &services).await;
     }
     result
+}
+
+/// Ctrl-C while containers are being changed: the changes under way are finished (a service
+/// is never left without its container by an impatient key), a second Ctrl-C stops at once
+/// and the next difyctl finishes the job from the journal.
+async fn finish_on_ctrl_c<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::signal::ctrl_c() => {
+                if asked {
+                    eprintln!("stopped: the next `difyctl up` (or the serving one) finishes what was left");
+                    std::process::exit(130);
+                }
+                asked = true;
+                eprintln!("Ctrl-C: finishing this `up` first, so no service is left without its container; Ctrl-C again to stop at once");
+            }
+        }
+    }
 }
 
 /// One reconcile of a project at a time: two at once created two `<project>_default`
@@ -83,10 +133,17 @@ async fn reconcile_locked(
     } else {
         Progress::new(width)
     };
+    let journal = difyctl::journal::Journal::begin(
+        &settings.state_dir,
+        &stack.project,
+        difyctl::journal::Op::Reconcile,
+        "reconciling",
+    )?;
     let opts = UpOptions {
         timeout: settings.wait_timeout,
         config_file: settings.config_files_label(),
         retired: settings.replace.clone(),
+        journal: Some(std::sync::Arc::new(std::sync::Mutex::new(journal))),
     };
     let report = reconcile::up(engine, stack, &opts, &progress).await?;
     for w in &report.warnings {
@@ -140,7 +197,14 @@ pub async fn run(
             backups_stop,
         ))
     });
-    let project = difyctl::server::Project::of(engine, &stack);
+    let project =
+        difyctl::server::Project::of(engine, &stack).with_repair(difyctl::server::repair::Repair {
+            stack: stack.clone(),
+            state_dir: settings.state_dir.clone(),
+            timeout: settings.wait_timeout,
+            config_file: settings.config_files_label(),
+            retired: settings.replace.clone(),
+        });
     let served = super::proxy::serve(difyctl::server::Server::for_project(config, project)).await;
     // A backup in progress is abandoned cleanly: its paused services unpaused, its partial
     // file removed (dropping it with the runtime would leave them paused).

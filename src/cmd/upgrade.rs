@@ -21,6 +21,10 @@ use difyctl::upgrade::plan::{self, Plan, What};
 use difyctl::upgrade::release::Release;
 use difyctl::upgrade::{apply, migration};
 
+use difyctl::heal;
+use difyctl::journal::{Journal, Op};
+use difyctl::upgrade::last::Last;
+
 use super::release_dir;
 use super::up::UpSettings;
 
@@ -28,13 +32,45 @@ pub struct UpgradeArgs {
     pub from: Option<PathBuf>,
     /// A release difyctl embeds.
     pub to: Option<String>,
+    pub resume: bool,
+    pub undo: bool,
     pub dry_run: bool,
     pub yes: bool,
     pub opts: LoadOptions,
     pub settings: UpSettings,
 }
 
-pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
+pub async fn run(mut args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
+    if args.undo {
+        return undo(&args, &config).await;
+    }
+    if args.resume {
+        let project = super::project_name(&args.opts)?;
+        super::heal_project(&args.opts, &args.settings, &config.state_dir).await?;
+        let last = Last::read(&config.state_dir, &project)
+            .filter(|l| l.state == "writing" || l.state == "switching");
+        let Some(last) = last else {
+            return Err(super::UsageError(format!(
+                "project {project} has no interrupted upgrade to resume"
+            ))
+            .into());
+        };
+        if last.state == "switching" {
+            return resume_switch(&args, &config, last).await;
+        }
+        println!(
+            "resuming the upgrade {} -> {}",
+            last.from.as_deref().unwrap_or("?"),
+            last.to.as_deref().unwrap_or("?")
+        );
+        args.from = last.from_dir.clone();
+        args.to = if last.from_dir.is_some() {
+            None
+        } else {
+            last.to.clone()
+        };
+        args.yes = true;
+    }
     // Release folders written out for this upgrade, removed at its end.
     let mut keep: Vec<release_dir::ReleaseDir> = Vec::new();
     let stack = super::load_stack(&args.opts, &args.settings.replace)?;
@@ -104,12 +140,61 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
         stack.project,
         difyctl::timefmt::compact_utc(now())
     ));
+    // From here a killed upgrade is finished or undone by whoever comes next (`heal`), and
+    // `--undo` / `--resume` know what it was.
+    let mut journal = Journal::begin(
+        &config.state_dir,
+        &stack.project,
+        Op::Upgrade,
+        "upgrade:preparing",
+    )?;
+    journal
+        .record
+        .facts
+        .insert(heal::TO.into(), plan.to.clone().unwrap_or_default());
+    journal
+        .record
+        .facts
+        .insert(heal::ROLLBACK.into(), rollback.display().to_string());
+    let mut last = Last {
+        project: stack.project.clone(),
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        from_dir: args.from.clone(),
+        rollback: rollback.clone(),
+        backup: backup.archive.clone(),
+        new_services: target
+            .services
+            .iter()
+            .filter(|s| stack.service(s).is_none())
+            .cloned()
+            .collect(),
+        new_networks: target
+            .networks
+            .iter()
+            .filter(|n| !stack.networks.iter().any(|b| &b.docker_name == *n))
+            .cloned()
+            .collect(),
+        new_volumes: target
+            .volumes
+            .iter()
+            .filter(|v| !stack.volumes.iter().any(|b| &b.docker_name == *v))
+            .cloned()
+            .collect(),
+        state: "writing".into(),
+    };
+    last.write(&config.state_dir)?;
+    journal.step("upgrade:writing")?;
     let applied = apply::apply(&stack.dir, &plan, &rollback)?;
     println!("      previous files kept in {}", rollback.display());
+    last.set_state("switching", &config.state_dir)?;
+    journal.step("upgrade:switching")?;
 
     let outcome = switch(&engine, &args, &config, &target).await;
     match outcome {
         Ok(()) => {
+            last.set_state("done", &config.state_dir)?;
+            journal.end();
             if let Some(version) = &release.version {
                 if let Err(e) = difyctl::upgrade::base::record(
                     &config.state_dir,
@@ -132,19 +217,22 @@ pub async fn run(args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => {
+            journal.step("upgrade:rolling back")?;
             eprintln!("upgrade failed: {}", difyctl::error_chain(e.as_ref()));
             eprintln!(
                 "putting back {}: files, images and the database (from {})",
                 plan.from.as_deref().unwrap_or("the previous release"),
                 backup.archive.display()
             );
-            roll_back(&engine, &args, &config, &applied, &backup.archive, (&stack, &target)).await.with_context(|| {
+            roll_back(&engine, &args, &config, &applied, &backup.archive, &last).await.with_context(|| {
                 format!(
                     "the upgrade failed ({e:#}) and so did putting the previous release back: the previous files are in {}, the backup is {}",
                     rollback.display(),
                     backup.archive.display()
                 )
             })?;
+            last.set_state("undone", &config.state_dir)?;
+            journal.end();
             anyhow::bail!(
                 "upgrade to {} failed and was undone: {} runs again with the data of before; backup: {}",
                 plan.to.as_deref().unwrap_or("the new release"),
@@ -267,16 +355,17 @@ async fn roll_back(
     config: &Config,
     applied: &apply::Applied,
     archive: &Path,
-    (before, target): (&Stack, &Target),
+    last: &Last,
 ) -> anyhow::Result<()> {
     apply::undo(applied)?;
-    remove_new(engine, before, target).await;
+    remove_new(engine, last).await;
     let stack = super::load_stack(&args.opts, &args.settings.replace)?;
     let verified = difyctl::backup::archive::verify(archive).await?;
     let opts = difyctl::engine::reconcile::UpOptions {
         timeout: args.settings.wait_timeout,
         config_file: String::new(),
         retired: args.settings.replace.clone(),
+        journal: None,
     };
     let progress = Progress::new(20);
     let meter = Meter::new(false);
@@ -293,43 +382,140 @@ async fn roll_back(
 
 /// What the new release created that the previous one does not have: its containers, then
 /// its networks and named volumes (which hold nothing of before the upgrade).
-async fn remove_new(engine: &difyctl::engine::Engine, before: &Stack, target: &Target) {
-    let new_services: Vec<String> = target
-        .services
-        .iter()
-        .filter(|s| before.service(s).is_none())
-        .cloned()
-        .collect();
-    if !new_services.is_empty() {
+async fn remove_new(engine: &difyctl::engine::Engine, last: &Last) {
+    if !last.new_services.is_empty() {
         if let Err(e) =
-            difyctl::engine::ops::remove_services(engine, &before.project, &new_services).await
+            difyctl::engine::ops::remove_services(engine, &last.project, &last.new_services).await
         {
             eprintln!("warning: cannot remove the new release's containers: {e:#}");
         }
     }
-    for net in target
-        .networks
-        .iter()
-        .filter(|n| !before.networks.iter().any(|b| &b.docker_name == *n))
-    {
+    for net in &last.new_networks {
         if engine.docker.remove_network(net).await.is_ok() {
             println!("      removed network {net} (new in the release)");
         }
     }
-    for vol in target
-        .volumes
-        .iter()
-        .filter(|v| !before.volumes.iter().any(|b| &b.docker_name == *v))
-    {
-        if engine
-            .docker
-            .remove_volume(vol, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-            .is_ok()
-        {
+    for vol in &last.new_volumes {
+        let none = None::<bollard::query_parameters::RemoveVolumeOptions>;
+        if engine.docker.remove_volume(vol, none).await.is_ok() {
             println!("      removed volume {vol} (new in the release)");
         }
     }
+}
+
+/// `upgrade --resume` of an upgrade killed after its files were written (and rolled forward):
+/// the switch again, the migration checked, and on failure the previous release put back.
+async fn resume_switch(args: &UpgradeArgs, config: &Config, mut last: Last) -> anyhow::Result<()> {
+    let engine = super::engine().await?;
+    let stack = super::load_stack(&args.opts, &args.settings.replace)?;
+    println!(
+        "resuming the upgrade {} -> {}: its files are in place",
+        last.from.as_deref().unwrap_or("?"),
+        last.to.as_deref().unwrap_or("?")
+    );
+    let target = Target::read(&engine, &stack).await?;
+    let mut journal = Journal::begin(
+        &config.state_dir,
+        &stack.project,
+        Op::Upgrade,
+        "upgrade:switching",
+    )?;
+    journal
+        .record
+        .facts
+        .insert(heal::TO.into(), last.to.clone().unwrap_or_default());
+    journal
+        .record
+        .facts
+        .insert(heal::ROLLBACK.into(), last.rollback.display().to_string());
+    journal.save()?;
+    match switch(&engine, args, config, &target).await {
+        Ok(()) => {
+            last.set_state("done", &config.state_dir)?;
+            journal.end();
+            println!(
+                "upgraded {} -> {}",
+                last.from.as_deref().unwrap_or("?"),
+                last.to.as_deref().unwrap_or("?")
+            );
+            Ok(())
+        }
+        Err(e) => {
+            journal.step("upgrade:rolling back")?;
+            eprintln!("upgrade failed: {}", difyctl::error_chain(e.as_ref()));
+            let applied = apply::read_applied(&last.rollback)?;
+            roll_back(&engine, args, config, &applied, &last.backup, &last).await?;
+            last.set_state("undone", &config.state_dir)?;
+            journal.end();
+            anyhow::bail!("upgrade failed and was undone: the previous release runs again with the data of before")
+        }
+    }
+}
+
+/// `upgrade --undo`: the last upgrade's previous release back, whatever became of it (done,
+/// rolled forward after it was killed): its files, the database from the backup taken before
+/// it, what only the new release had removed, the previous release's containers up.
+pub async fn undo(args: &UpgradeArgs, config: &Config) -> anyhow::Result<()> {
+    let project = super::project_name(&args.opts)?;
+    let Some(mut last) = Last::read(&config.state_dir, &project) else {
+        return Err(super::UsageError(format!(
+            "project {project} has no upgrade to undo (none recorded in {})",
+            config.state_dir.display()
+        ))
+        .into());
+    };
+    if last.state == "undone" {
+        return Err(super::UsageError(format!(
+            "the last upgrade of project {project} ({} -> {}) was already undone",
+            last.from.as_deref().unwrap_or("?"),
+            last.to.as_deref().unwrap_or("?")
+        ))
+        .into());
+    }
+    let engine = super::engine().await?;
+    let stack = super::load_stack(&args.opts, &args.settings.replace)?;
+    let pending = difyctl::journal::of_project(&config.state_dir, &project);
+    if let Some(j) = pending.iter().find(|j| j.owner_alive()) {
+        anyhow::bail!(
+            "a difyctl (pid {}) is working on project {project} ({:?}): wait for it to finish",
+            j.record.pid,
+            j.op
+        );
+    }
+    for j in pending.iter().filter(|j| j.op == Op::Upgrade) {
+        j.remove();
+    }
+    drop(stack);
+    println!(
+        "putting back {} (files, database from {}) in place of {}",
+        last.from.as_deref().unwrap_or("the previous release"),
+        last.backup.display(),
+        last.to.as_deref().unwrap_or("the new release")
+    );
+    let applied = apply::read_applied(&last.rollback)?;
+    let mut journal = Journal::begin(
+        &config.state_dir,
+        &project,
+        Op::Upgrade,
+        "upgrade:rolling back",
+    )?;
+    journal
+        .record
+        .facts
+        .insert(heal::TO.into(), last.to.clone().unwrap_or_default());
+    journal
+        .record
+        .facts
+        .insert(heal::ROLLBACK.into(), last.rollback.display().to_string());
+    journal.save()?;
+    roll_back(&engine, args, config, &applied, &last.backup, &last).await?;
+    last.set_state("undone", &config.state_dir)?;
+    journal.end();
+    println!(
+        "undone: {} runs again with the data of before the upgrade",
+        last.from.as_deref().unwrap_or("the previous release")
+    );
+    Ok(())
 }
 
 /// A copy of the install's configuration with the plan applied, to read the new stack from

@@ -11,7 +11,7 @@ use bollard::query_parameters::{
 use super::adopt::differences;
 use super::labels::{self, config_hash};
 use super::progress::Line;
-use super::reconcile::{display_name, service_label, Action, ServiceResult, UpOptions};
+use super::reconcile::{display_name, note, service_label, Action, Note, ServiceResult, UpOptions};
 use super::{create, Engine, EngineError};
 use crate::stack::model::Stack;
 use crate::stack::service::ServiceSpec;
@@ -73,12 +73,18 @@ pub async fn ensure_container(
         let grace = spec
             .stop_grace_period
             .map_or(10, |d| d.as_secs().min(600) as i32);
+        if keep.is_none() {
+            note(&opts.journal, &spec.name, Note::Removing);
+        }
         stop_and_remove(engine, &id, grace)
             .await
             .map_err(EngineError::api(
                 &spec.name,
                 "cannot remove its old container",
             ))?;
+        if keep.is_none() {
+            note(&opts.journal, &spec.name, Note::Removed);
+        }
     }
     let container = mine
         .iter()
@@ -164,6 +170,7 @@ pub async fn ensure_container(
     }
     line.set("starting");
     start(engine, &spec.name, &created.id).await?;
+    note(&opts.journal, &spec.name, Note::Created);
     Ok(ServiceResult {
         service: spec.name.clone(),
         container: name,

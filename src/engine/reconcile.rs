@@ -29,6 +29,48 @@ pub struct UpOptions {
     /// Services whose containers are stopped when found (nginx, certbot: difyctl does their
     /// job and needs their ports).
     pub retired: Vec<String>,
+    /// Where the services whose container is removed and not yet created again are written
+    /// down (a killed `up` leaves the list for the next difyctl to finish).
+    pub journal: Option<Shared>,
+}
+
+/// A journal shared by the services' tasks.
+pub type Shared = std::sync::Arc<std::sync::Mutex<crate::journal::Journal>>;
+
+/// Notes a step of `service` in the journal (and stops there for a failpoint of that name).
+pub fn note(journal: &Option<Shared>, service: &str, what: Note) {
+    let Some(j) = journal else { return };
+    let step = {
+        let mut j = j.lock().unwrap_or_else(|p| p.into_inner());
+        match what {
+            Note::Removing => j.record.removed.push(service.to_string()),
+            Note::Created => j.record.removed.retain(|s| s != service),
+            Note::Removed | Note::Health => {}
+        }
+        let step = format!("reconcile:{}:{service}", what.name());
+        let _ = j.step(&step);
+        step
+    };
+    let _ = step;
+}
+
+#[derive(Clone, Copy)]
+pub enum Note {
+    Removing,
+    Removed,
+    Created,
+    Health,
+}
+
+impl Note {
+    fn name(self) -> &'static str {
+        match self {
+            Note::Removing => "removing",
+            Note::Removed => "removed",
+            Note::Created => "created",
+            Note::Health => "health",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,6 +200,7 @@ pub async fn up(
                     healthy_for,
                     timeout: opts.timeout,
                 };
+                note(&opts.journal, &spec.name, Note::Health);
                 health::follow(engine, &watch, tx, &line).await?;
                 Ok(result)
             }

@@ -22,6 +22,8 @@ pub struct Project {
     pub ports: Ports,
     /// Restarts announced over the control socket (shared with the route view).
     pub expected: Expected,
+    /// Under `up`: the stack kept whole (`repair`).
+    pub repair: Option<super::repair::Repair>,
 }
 
 impl Project {
@@ -36,7 +38,14 @@ impl Project {
                 .collect(),
             ports: Ports::of(stack),
             expected: Expected::default(),
+            repair: None,
         }
+    }
+
+    /// Brings back what goes missing (`repair`), as `up` would.
+    pub fn with_repair(mut self, repair: super::repair::Repair) -> Project {
+        self.repair = Some(repair);
+        self
     }
 }
 

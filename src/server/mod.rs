@@ -8,6 +8,7 @@ pub mod admin;
 pub mod certs;
 pub mod follow;
 pub mod live;
+pub mod repair;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -131,6 +132,17 @@ impl Server {
             (Some(project), _) => follow::start(project, metrics.clone(), stop_rx.clone()).await?,
             (None, routes) => routes.unwrap_or_else(no_routes),
         };
+        let repairing = self.project.as_ref().and_then(|p| {
+            p.repair.clone().map(|r| {
+                tokio::spawn(repair::run(
+                    p.engine.clone(),
+                    r,
+                    p.expected.clone(),
+                    metrics.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+        });
         let shared = Arc::new(Shared {
             config: config.proxy.clone(),
             metrics: metrics.clone(),
@@ -166,6 +178,7 @@ impl Server {
             tasks: Vec::new(),
         };
         running.spawn_parts(certs, control, admin, self.renew_in_background);
+        running.tasks.extend(repairing);
         Ok(running)
     }
 }

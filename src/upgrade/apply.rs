@@ -61,8 +61,25 @@ pub fn apply(install: &Path, plan: &Plan, rollback: &Path) -> Result<Applied, Up
         record(&applied)?;
         crate::fsutil::write_atomic(&target, bytes, mode_for(rel))
             .map_err(io(&target, "cannot write it"))?;
+        if applied.written.len() == 1 {
+            crate::journal::failpoint("upgrade:wrote-one");
+        }
     }
     Ok(applied)
+}
+
+/// What `apply` wrote, from its record in the rollback folder.
+pub fn read_applied(rollback: &Path) -> Result<Applied, UpgradeError> {
+    let path = rollback.join("applied.json");
+    let bytes = std::fs::read(&path).map_err(|source| UpgradeError::Io {
+        path: path.clone(),
+        action: "cannot read what the upgrade wrote".into(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| UpgradeError::Env {
+        path,
+        detail: e.to_string(),
+    })
 }
 
 /// Puts every written file back as it was.

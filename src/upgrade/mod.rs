@@ -9,6 +9,7 @@
 //! - `renames`: settings Dify renamed, carried over
 //! - `plan`: every file change, decided before anything is touched (`--dry-run`)
 //! - `apply`: writing the plan, with the previous files kept to put back
+//! - `last`: the last upgrade of a project (`--undo`, `--resume`)
 //! - `migration`: the database migration, judged by `alembic_version` against the image's head
 //! - `stores`: data stores that cannot skip versions (Weaviate), refused before any change
 //!
@@ -21,6 +22,7 @@ pub mod base;
 pub mod diff;
 pub mod embedded;
 pub mod envsync;
+pub mod last;
 pub mod migration;
 pub mod plan;
 pub mod release;

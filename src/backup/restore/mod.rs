@@ -36,6 +36,8 @@ use super::BackupError;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::{self, ServiceResult, UpOptions};
 use crate::engine::{Engine, EngineError};
+use crate::heal;
+use crate::journal::{Journal, Op};
 use crate::stack::compose::{LoadOptions, Project, StackError};
 use crate::stack::model::Stack;
 
@@ -215,10 +217,32 @@ pub async fn apply(
         volumes: Vec::new(),
         project: None,
     };
-    let result = apply_into(engine, prepared, req, meter, &dir, &mut undo).await;
+    // A restore killed part way is taken back by whoever comes next (`heal`).
+    let project = req.project_name.clone().unwrap_or_else(|| {
+        crate::stack::compose::normalize_project_name(
+            &dir.file_name().unwrap_or_default().to_string_lossy(),
+        )
+    });
+    let mut journal = Journal::begin(&req.state_dir, &project, Op::Restore, "restore:writing")
+        .map_err(|e| RestoreError::Io {
+            path: e.path,
+            action: "cannot write the restore's journal".into(),
+            source: e.source,
+        })?;
+    journal
+        .record
+        .facts
+        .insert(heal::DIR.into(), dir.display().to_string());
+    journal
+        .record
+        .facts
+        .insert(heal::WAS_EMPTY.into(), was_empty.to_string());
+    let _ = journal.save();
+    let result = apply_into(engine, prepared, req, meter, &dir, &mut undo, &mut journal).await;
     if result.is_err() {
         undo.run(engine).await;
     }
+    journal.end();
     result
 }
 
@@ -229,6 +253,7 @@ async fn apply_into(
     meter: &Meter,
     dir: &Path,
     undo: &mut Undo,
+    journal: &mut Journal,
 ) -> Result<Report, RestoreError> {
     let verified = &prepared.verified;
     if let Some(member) = verified.member("install.tar") {
@@ -257,6 +282,11 @@ async fn apply_into(
         ));
     }
     undo.volumes = parts::missing_volumes(engine, &stack).await;
+    journal
+        .record
+        .facts
+        .insert(heal::VOLUMES.into(), undo.volumes.join(","));
+    let _ = journal.step("restore:parts");
     let outside_ok = prepared.trust.trusted() || req.untrusted;
     let ctx = parts::Context {
         stack: &stack,
@@ -394,6 +424,7 @@ fn up_options(v: &Verified, dir: &Path, req: &Request) -> UpOptions {
             .collect::<Vec<_>>()
             .join(","),
         retired: crate::dify::replaced(),
+        journal: None,
     }
 }
 
