@@ -68,6 +68,13 @@ impl Lock {
     }
 }
 
+/// The lock of reconciles of `project` (`up`, the serving `up`'s repairs, heals).
+pub fn project_path(state_dir: &Path, project: &str) -> PathBuf {
+    state_dir
+        .join("locks")
+        .join(format!("{}.lock", crate::fsutil::safe_name(project)))
+}
+
 /// Takes the lock at `path`, waiting while another process holds it; `waiting` is called
 /// once, with the holder's pid, when it has to wait.
 pub async fn acquire(

@@ -140,6 +140,7 @@ pub async fn heal_project(
     }
     let stack = load_stack(opts, &settings.replace)?;
     let engine = engine().await?;
+    let _lock = up::project_lock(state_dir, &project).await?;
     for note in difyctl::heal::heal(&engine, state_dir, &stack, &settings.up_options()).await {
         eprintln!("{note}");
     }

@@ -100,13 +100,11 @@ async fn finish_on_ctrl_c<T>(work: impl std::future::Future<Output = T>) -> T {
 
 /// One reconcile of a project at a time: two at once created two `<project>_default`
 /// networks, and every later `up` failed on the ambiguous name. The second waits.
-async fn project_lock(
+pub async fn project_lock(
     state_dir: &std::path::Path,
     project: &str,
 ) -> anyhow::Result<difyctl::lock::Lock> {
-    let path = state_dir
-        .join("locks")
-        .join(format!("{}.lock", difyctl::fsutil::safe_name(project)));
+    let path = difyctl::lock::project_path(state_dir, project);
     let what = format!("a difyctl reconciling project {project}");
     Ok(difyctl::lock::acquire(&path, &what, |pid| {
         eprintln!(

@@ -68,11 +68,17 @@ pub async fn run(
         // Notices of processes that are gone end now, not when their time runs out.
         expected.poke.notify_one();
         let project = &repair.stack.project;
+        // Only while nobody else reconciles the project (they heal it themselves first).
+        let Ok(lock) = crate::lock::Lock::try_acquire(&lock_path(&repair), "a difyctl reconciling")
+        else {
+            continue;
+        };
         for note in
             crate::heal::heal(&engine, &repair.state_dir, &repair.stack, &repair.options()).await
         {
             tracing::warn!(project = %project, "{note}");
         }
+        drop(lock);
         let busy = journal::of_project(&repair.state_dir, project)
             .iter()
             .any(|j| j.op != Op::Backup && j.owner_alive());
@@ -97,6 +103,11 @@ pub async fn run(
             .await;
         }
     }
+}
+
+/// The lock every reconcile of the project takes (`up`'s).
+fn lock_path(repair: &Repair) -> PathBuf {
+    crate::lock::project_path(&repair.state_dir, &repair.stack.project)
 }
 
 /// Services whose container is missing, or created and never started.
@@ -129,13 +140,9 @@ async fn bring_back(
     service: &str,
     backoff: &mut HashMap<String, Backoff>,
 ) {
-    let project = &repair.stack.project;
-    let lock_path = repair
-        .state_dir
-        .join("locks")
-        .join(format!("{}.lock", crate::fsutil::safe_name(project)));
     // Someone else is reconciling: their work, not ours.
-    let Ok(_lock) = crate::lock::Lock::try_acquire(&lock_path, "a difyctl reconciling") else {
+    let Ok(_lock) = crate::lock::Lock::try_acquire(&lock_path(repair), "a difyctl reconciling")
+    else {
         return;
     };
     let names = vec![service.to_string()];

@@ -10,6 +10,7 @@ mod engine;
 mod export;
 mod hostile;
 mod images;
+mod interrupted;
 mod pebble;
 mod pool;
 mod proxy;

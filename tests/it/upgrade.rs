@@ -176,7 +176,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A release folder of the stand-in stack: its api at `tag`, migrating to `revision`.
-fn release(root: &Path, name: &str, tag: &str, revision: &str, fail: bool) -> PathBuf {
+pub fn release(root: &Path, name: &str, tag: &str, revision: &str, fail: bool) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let compose = stand_in()
@@ -215,7 +215,7 @@ fn release(root: &Path, name: &str, tag: &str, revision: &str, fail: bool) -> Pa
     dir
 }
 
-async fn tag_app(tag: &str) {
+pub async fn tag_app(tag: &str) {
     let docker = crate::engine::docker().await;
     docker
         .tag_image(
@@ -229,7 +229,7 @@ async fn tag_app(tag: &str) {
         .unwrap();
 }
 
-async fn psql(project: &str, sql: &str) -> String {
+pub async fn psql(project: &str, sql: &str) -> String {
     let (code, out) = exec(
         &format!("{project}-db_postgres-1"),
         &["psql", "-U", "postgres", "-d", "dify", "-Atc", sql],
