@@ -12,7 +12,9 @@ if [ ! -f "$cases/run.py" ]; then
 fi
 bin=${DIFYCTL:-$PWD/target/debug/difyctl}
 [ -n "${DIFYCTL:-}" ] || cargo build --quiet --bin difyctl
-out=$(mktemp -d /tmp/difyctl-conformance.XXXXXX)
+# The last run's report, replaced by the next one (nothing piles up in /tmp).
+out=$PWD/target/conformance
+rm -rf "$out" && mkdir -p "$out"
 CONFORMANCE_OUT=$out DIFYCTL=$bin python3 "$cases/run.py" >"$out/run.log" 2>&1 || true
 total=$(grep '^TOTAL' "$out/run.log" || true)
 if [ -z "$total" ]; then

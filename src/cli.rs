@@ -183,9 +183,10 @@ pub enum Command {
     Restore {
         /// The archive (`difyctl-<project>-<time>.tar`)
         archive: PathBuf,
-        /// The install folder to restore into [default: the current folder]
-        #[arg(long, default_value = ".", value_name = "DIR")]
-        dir: PathBuf,
+        /// The install folder to restore into [default: the folder of -f, else the current
+        /// folder]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// Overwrite a non-empty folder, volumes, database files or state
         #[arg(long)]
         force: bool,

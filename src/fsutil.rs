@@ -36,7 +36,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 
 /// Creates `dir` (and parents) readable by the owner only, as state directories must be.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
+    // Every folder made on the way is 0700 too: the state dir made for `<state>/locks` must
+    // not come out 0755.
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 

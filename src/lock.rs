@@ -39,7 +39,7 @@ impl Lock {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::fsutil::create_private_dir(dir).map_err(io)?;
         }
         let mut file = OpenOptions::new()
             .read(true)

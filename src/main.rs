@@ -128,10 +128,17 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             runtime()?.block_on(cmd::up::run(stack, config, &settings))
         }
         Command::Export(cli::ExportTarget::Kubernetes(mut args)) => {
-            let stack = cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;
+            let mut stack =
+                cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;
             flags.domains = std::mem::take(&mut args.domain.domains);
             set_acme_flags(&mut flags, std::mem::take(&mut args.acme));
             let config = Config::load(&flags)?;
+            // What `up` runs: the URL settings derived from the domain (served on 443 there).
+            if let Some(domain) = config.domains.first() {
+                for note in difyctl::stack::urls::apply_public_urls(&mut stack, domain, 443) {
+                    eprintln!("{note}");
+                }
+            }
             cmd::export::kubernetes(&stack, &config, &args)
         }
         Command::Upgrade {
@@ -300,6 +307,14 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             json,
         } => {
             let config = Config::load(&flags)?;
+            // `-f` names the install, as in compose: its folder is where it is restored.
+            let dir = dir.unwrap_or_else(|| match cli.file.first() {
+                Some(f) => f
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| ".".into(), std::path::Path::to_path_buf),
+                None => ".".into(),
+            });
             runtime()?.block_on(cmd::restore::run(cmd::restore::RestoreArgs {
                 archive,
                 dir,

@@ -75,9 +75,14 @@ impl Meter {
     pub fn end(&self, note: &str) {
         let (what, start, _) = self.part.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let bytes = self.part_bytes.load(Ordering::Relaxed);
+        // A part that moves no bytes itself (verify reads the archive) shows only its time.
+        let size = if bytes == 0 {
+            String::new()
+        } else {
+            format!("{} in ", HumanBytes(bytes))
+        };
         let line = format!(
-            "{what}: {} in {:.1} s{}{note}",
-            HumanBytes(bytes),
+            "{what}: {size}{:.1} s{}{note}",
             start.elapsed().as_secs_f64(),
             if note.is_empty() { "" } else { ", " },
         );

@@ -107,7 +107,11 @@ pub async fn take(
         let _ = std::fs::remove_file(&partial);
         return Err(e.into());
     }
-    meter.end("every member's SHA-256 matches");
+    let read = std::fs::metadata(&partial).map_or(0, |m| m.len());
+    meter.end(&format!(
+        "{} read back, every member's SHA-256 matches",
+        indicatif::HumanBytes(read)
+    ));
     std::fs::rename(&partial, &final_path)
         .and_then(|()| std::fs::File::open(&req.to)?.sync_all())
         .map_err(|source| BackupError::Io {

@@ -103,9 +103,19 @@ impl FileConfig {
                 })
             }
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Toml {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        // The parser's own report quotes the offending line: a file given by mistake
+        // (`--config /etc/shadow`) must not have its content printed. Line and problem only.
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError::Toml {
+                path: path.to_path_buf(),
+                message: match line {
+                    Some(l) => format!("line {l}: {}", e.message().trim_end()),
+                    None => e.message().trim_end().to_string(),
+                },
+            }
         })
     }
 }

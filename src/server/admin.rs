@@ -27,18 +27,82 @@ pub fn router(live: Arc<Live>) -> Router {
         .with_state(live)
 }
 
-/// Serves `router` on `listener` until `stop`.
+/// Connections held at once in all, and from one client address: a local user must not be
+/// able to exhaust difyctl's file descriptors through it (the proxy has its own, larger,
+/// limits).
+const MAX_CONNECTIONS: usize = 512;
+const MAX_PER_CLIENT: usize = 32;
+/// A connection must send its request head within this, also between keep-alive requests.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `stop`, with the limits above.
 pub async fn run(
     listener: tokio::net::TcpListener,
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let addr = listener.local_addr().ok();
-    let served = axum::serve(listener, router(live))
-        .with_graceful_shutdown(async move { crate::stopped(&mut stop).await })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(?addr, "admin listener stopped: {e}");
+    let app = router(live);
+    let held: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Default::default();
+    let mut last_warning: Option<std::time::Instant> = None;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = crate::stopped(&mut stop) => return,
+        };
+        let ip = peer.ip();
+        let admitted = {
+            let mut map = held.lock().unwrap_or_else(|p| p.into_inner());
+            let total: usize = map.values().sum();
+            let mine = map.entry(ip).or_default();
+            let ok = total < MAX_CONNECTIONS && *mine < MAX_PER_CLIENT;
+            if ok {
+                *mine += 1;
+            }
+            ok
+        };
+        if !admitted {
+            if last_warning.is_none_or(|t| t.elapsed().as_secs() >= 10) {
+                tracing::warn!(client = %ip, "admin listener: too many connections (at most {MAX_PER_CLIENT} per client, {MAX_CONNECTIONS} in all): closed");
+                last_warning = Some(std::time::Instant::now());
+            }
+            continue;
+        }
+        let (app, held, stop) = (app.clone(), held.clone(), stop.clone());
+        tokio::spawn(async move {
+            serve_one(tcp, app, stop).await;
+            let mut map = held.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&ip);
+                }
+            }
+        });
+    }
+}
+
+async fn serve_one(tcp: tokio::net::TcpStream, app: Router, mut stop: watch::Receiver<bool>) {
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = crate::stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        }
     }
 }
 
@@ -49,7 +113,12 @@ pub async fn bind(
     explicit: bool,
 ) -> Result<Option<tokio::net::TcpListener>, super::ServerError> {
     match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => Ok(Some(l)),
+        Ok(l) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "the admin listener answers /status and /metrics to anyone who reaches {addr}, without authentication: keep it on a monitoring network (or on 127.0.0.1)");
+            }
+            Ok(Some(l))
+        }
         Err(error) if explicit => Err(super::ServerError::Admin { addr, error }),
         Err(e) => {
             tracing::warn!(%addr, "no admin listener (/metrics, /readyz): cannot listen: {e}; set [admin] listen to another address, or `off`");

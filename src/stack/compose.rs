@@ -288,30 +288,11 @@ fn project_name(
 }
 
 fn check_top_level(document: &Value, path: &Path) -> Result<(), StackError> {
-    let invalid = |key: String, message: String| StackError::Invalid {
+    super::keys::check_document(document).map_err(|(key, message)| StackError::Invalid {
         path: path.to_path_buf(),
         key,
         message,
-    };
-    for (key, value) in document.as_object().into_iter().flatten() {
-        if let Some(message) = super::keys::check(key, super::keys::TOP_LEVEL) {
-            return Err(invalid(key.clone(), message));
-        }
-        // Named resources: a mapping of names, each a mapping (or empty: all defaults).
-        if ["networks", "volumes", "secrets", "configs", "models"].contains(&key.as_str()) {
-            let entries = match value {
-                Value::Null => continue,
-                Value::Object(map) => map,
-                _ => return Err(invalid(key.clone(), "must be a mapping of names".into())),
-            };
-            for (name, def) in entries {
-                if !def.is_object() && !def.is_null() {
-                    return Err(invalid(format!("{key}.{name}"), "must be a mapping".into()));
-                }
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// COMPOSE_PROFILES, then `--profile`.

@@ -37,6 +37,24 @@ pub struct Entry {
     pub inherited: bool,
 }
 
+/// The file's text; a byte that is not UTF-8 (a file saved as Latin-1) is named by line, with
+/// the way to convert it, rather than read wrongly.
+pub fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, EnvFileError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        EnvFileError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "byte 0x{byte:02X} is not UTF-8 (the file was saved in another encoding, such as Latin-1): convert it, e.g. `iconv -f latin1 -t utf-8 {p} > {p}.utf8 && mv {p}.utf8 {p}`",
+                byte = bytes.get(at).copied().unwrap_or(0),
+                p = path.display()
+            ),
+        }
+    })
+}
+
 /// The entries of an env file, in file order; a key set twice keeps its last value.
 #[derive(Debug, Clone, Default)]
 pub struct EnvFile {
@@ -47,8 +65,8 @@ pub struct EnvFile {
 impl EnvFile {
     /// Reads `path`; a missing file is `Ok(None)` because `.env` is optional everywhere.
     pub fn read_optional(path: &Path) -> Result<Option<EnvFile>, EnvFileError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(path, &text).map(Some),
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(path, utf8(path, &bytes)?).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(EnvFileError::Read {
                 path: path.to_path_buf(),

@@ -112,6 +112,14 @@ fn load(
     let loaded = super::files::load_all(&entry.paths, &inner, ctx);
     ctx.including.pop();
     let mut imported = loaded?;
+    // An included file is a compose file too: one that is not is refused, not ignored.
+    if let Err((key, message)) = super::keys::check_document(&imported) {
+        return Err(StackError::Invalid {
+            path: entry.paths.first().cloned().unwrap_or_default(),
+            key,
+            message,
+        });
+    }
     super::paths::resolve_document(&mut imported, &entry.project_directory);
     Ok(imported)
 }

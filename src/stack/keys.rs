@@ -103,6 +103,61 @@ pub const SERVICE: &[&str] = &[
     "working_dir",
 ];
 
+/// A compose document's top level: known keys only, named resources as mappings. A file that
+/// has no compose key at all is called that, without quoting it (`-f /etc/shadow` must not
+/// print a line of it). `Err((key, message))`.
+pub fn check_document(document: &serde_json::Value) -> Result<(), (String, String)> {
+    use serde_json::Value;
+    let keys: Vec<&String> = document
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    let compose_like = keys.iter().any(|k| {
+        k.starts_with("x-")
+            || TOP_LEVEL.contains(&k.as_str())
+            || TOP_LEVEL.iter().any(|t| distance(k, t) <= 2)
+    });
+    if !keys.is_empty() && !compose_like {
+        return Err((
+            "(top level)".into(),
+            format!(
+                "not a compose file: none of its top-level keys is one of {}",
+                TOP_LEVEL.join(", ")
+            ),
+        ));
+    }
+    for (key, value) in document.as_object().into_iter().flatten() {
+        if let Some(message) = check(key, TOP_LEVEL) {
+            return Err((shown(key), message));
+        }
+        // Named resources: a mapping of names, each a mapping (or empty: all defaults).
+        if ["networks", "volumes", "secrets", "configs", "models"].contains(&key.as_str()) {
+            let entries = match value {
+                Value::Null => continue,
+                Value::Object(map) => map,
+                _ => return Err((key.clone(), "must be a mapping of names".into())),
+            };
+            for (name, def) in entries {
+                if !def.is_object() && !def.is_null() {
+                    return Err((format!("{key}.{name}"), "must be a mapping".into()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A key as an error message shows it: at most 40 printable characters.
+fn shown(key: &str) -> String {
+    let mut out: String = key.chars().filter(|c| !c.is_control()).take(40).collect();
+    if key.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
+}
+
 /// `None` when `key` is allowed; else a message, with the closest allowed key when one is near.
 pub fn check(key: &str, allowed: &[&str]) -> Option<String> {
     if key.starts_with("x-") || allowed.contains(&key) {
@@ -114,8 +169,11 @@ pub fn check(key: &str, allowed: &[&str]) -> Option<String> {
         .filter(|(d, _)| *d <= 2)
         .min();
     Some(match closest {
-        Some((_, k)) => format!("`{key}` is not a compose key (did you mean `{k}`?)"),
-        None => format!("`{key}` is not a compose key"),
+        Some((_, k)) => format!(
+            "`{}` is not a compose key (did you mean `{k}`?)",
+            shown(key)
+        ),
+        None => format!("`{}` is not a compose key", shown(key)),
     })
 }
 

@@ -105,11 +105,20 @@ pub fn sync(
     };
     let user_env = EnvFile::parse(path, user)?;
     let mut out = Synced::default();
+    // The user's line endings are kept (a file edited on Windows stays CRLF).
+    let eol = if user.contains("\r\n") { "\r\n" } else { "\n" };
     let mut lines: Vec<String> = user.lines().map(str::to_string).collect();
+    let original = lines.len();
     for r in renames {
         r.apply(&user_env, &mut lines, &mut out.renamed);
     }
-    let have = |k: &str| user_env.get(k).is_some() || lines.iter().any(|l| line_key(l) == Some(k));
+    // What the file sets, as parsed (a `KEY=` line inside a multi-line quoted value sets
+    // nothing), and what the renames just added.
+    let renamed: Vec<String> = lines[original..]
+        .iter()
+        .filter_map(|l| line_key(l).map(str::to_string))
+        .collect();
+    let have = |k: &str| user_env.get(k).is_some() || renamed.iter().any(|r| r == k);
     let mut block = Vec::new();
     for e in &example_env.entries {
         if have(&e.key) || block.iter().any(|(k, _): &(String, String)| *k == e.key) {
@@ -136,7 +145,7 @@ pub fn sync(
         ));
         lines.extend(block.into_iter().map(|(_, l)| l));
     }
-    out.text = lines.join("\n") + "\n";
+    out.text = lines.join(eol) + eol;
     Ok(out)
 }
 
@@ -297,5 +306,48 @@ mod tests {
         assert!(s.created);
         assert!(s.text.starts_with("# api\nSECRET_KEY=sk-") && s.text.ends_with("MODE=api\n"));
         assert!(!s.text.contains("9f73s3lj"));
+    }
+
+    /// Regression (rough edges #5): CRLF became LF, and a `NEW_KEY=` line inside a quoted
+    /// multi-line value hid the release's real NEW_KEY.
+    #[test]
+    fn line_endings_and_quoted_lines_stay_the_users() {
+        let user =
+            "A=1\r\nCERT=\"-----BEGIN-----\r\nNEW_SETTING=not-a-setting\r\n-----END-----\"\r\n";
+        let example = "A=2\nNEW_SETTING=from-the-release\n";
+        let s = sync(
+            Path::new(".env"),
+            Some(user),
+            example,
+            &[],
+            "x",
+            &mut Secrets::default(),
+        )
+        .unwrap();
+        assert!(s.text.starts_with(user), "{:?}", s.text);
+        assert!(
+            s.text.ends_with("NEW_SETTING=from-the-release\r\n"),
+            "{:?}",
+            s.text
+        );
+        assert!(
+            !s.text.replace("\r\n", "").contains('\n'),
+            "only CRLF: {:?}",
+            s.text
+        );
+        let parsed = EnvFile::parse(Path::new(".env"), &s.text).unwrap();
+        assert_eq!(parsed.get("NEW_SETTING").unwrap().value, "from-the-release");
+    }
+
+    #[test]
+    fn a_latin1_file_is_named_by_line_not_mangled() {
+        let bytes = b"A=1\nNAME=Jos\xe9\n";
+        let err = crate::stack::envfile::utf8(Path::new(".env"), bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(".env:2: byte 0xE9 is not UTF-8") && err.contains("iconv"),
+            "{err}"
+        );
     }
 }

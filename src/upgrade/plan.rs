@@ -110,7 +110,18 @@ pub fn plan(
     let mut secrets = envsync::Secrets::default();
     for (target, example) in release.env_examples() {
         let example_text = text(read(&example)?.unwrap_or_default());
-        let user = read(&install.join(&target))?.map(text);
+        // The user's bytes stay theirs: a file that is not UTF-8 is refused, not mangled.
+        let user = match read(&install.join(&target))? {
+            Some(bytes) => Some(
+                crate::stack::envfile::utf8(&install.join(&target), &bytes)
+                    .map_err(|e| UpgradeError::Env {
+                        path: install.join(&target),
+                        detail: crate::error_chain(&e),
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
         if user.is_none() && target != Path::new(".env") && !required.contains(&target) {
             continue;
         }

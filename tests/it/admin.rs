@@ -274,3 +274,30 @@ async fn a_busy_admin_address_that_was_asked_for_fails_the_start() {
     assert_eq!(running.admin, None);
     running.stop().await;
 }
+
+/// Regression (rough edges #4): the admin listener had no per-client cap or idle timeout: a
+/// local user held thousands of idle connections and exhausted difyctl's file descriptors. One
+/// client gets 32 at most (more are closed at once), a silent one is closed after the header
+/// timeout, and others are still answered.
+#[tokio::test]
+async fn the_admin_listener_caps_each_client_and_closes_silent_connections() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::with_admin(&ups, |_| {}).await;
+    let admin = proxy.admin.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(tokio::net::TcpStream::connect(admin).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let mut buf = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the 33rd connection is closed at once");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(admin_get(admin, "/healthz").await.0, 200);
+    // Silent: closed within the header timeout (10 s).
+    let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a silent connection is closed");
+}

@@ -746,3 +746,31 @@ fn compose_habits_and_init_mistakes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a URL"));
 }
+
+/// Regression (rough edges #6): a file that is not YAML or TOML given by mistake (`-f
+/// /etc/shadow`, `--config FILE`) had its first line printed in the error; an `include` of one
+/// was accepted silently. The file and the problem are named, never its content.
+#[test]
+fn a_file_that_is_not_compose_or_toml_is_named_without_its_content() {
+    let dir = Scratch::new("notyaml");
+    let secret = "root:$y$j9T$verysecrethash:19000:0:99999:7:::\n";
+    let shadow = dir.path("shadow");
+    std::fs::write(&shadow, secret).unwrap();
+    let include = dir.path("docker-compose.yaml");
+    std::fs::write(
+        &include,
+        format!("services:\n  a:\n    image: x\ninclude:\n  - {}\n", shadow.display()),
+    )
+    .unwrap();
+    for args in [
+        vec!["-f".to_string(), shadow.display().to_string(), "config".into()],
+        vec!["--config".to_string(), shadow.display().to_string(), "config".into()],
+        vec!["-f".to_string(), include.display().to_string(), "config".into()],
+    ] {
+        let out = difyctl().current_dir(&dir.0).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&shadow.display().to_string()), "{args:?}: {err}");
+        assert!(!err.contains("verysecrethash"), "{args:?} printed the content: {err}");
+    }
+}

@@ -425,3 +425,32 @@ fn replicas_of_a_service_that_does_not_scale_are_refused() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("holds other files"), "{stderr}");
 }
+
+/// Regression (rough edges #1): the export left the URL settings empty or on localhost where
+/// `up` (and `config`) derive them from the domain: the cluster ran Dify with broken links.
+#[test]
+fn export_carries_the_url_settings_up_derives_from_the_domain() {
+    let Some(fixture) = fixtures().into_iter().find(|f| f.ends_with("dify-1.16.0")) else {
+        return;
+    };
+    let scratch = Scratch::new("export-urls");
+    let dir = scratch.path("dify");
+    copy_dir(&fixture, &dir);
+    std::fs::copy(fixture.join(".env.example"), dir.join(".env")).unwrap();
+    let out = scratch.path("k8s");
+    let (code, stderr) = export_cli(&dir, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut all = String::new();
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    for expected in [
+        "CONSOLE_API_URL: https://dify.example.com",
+        "FILES_URL: https://dify.example.com",
+        "ENDPOINT_URL_TEMPLATE: https://dify.example.com/e/{hook_id}",
+        "NEXT_PUBLIC_SOCKET_URL: wss://dify.example.com",
+    ] {
+        assert!(all.contains(expected), "{expected} missing");
+    }
+    assert!(!all.contains("ws://localhost") && !all.contains("http://localhost/e/"));
+}

@@ -696,3 +696,29 @@ async fn restoring_into_a_second_folder_leaves_the_first_install_as_it_was() {
         "the archive's settings in the new install's own place"
     );
 }
+
+/// Regression (rough edges #2): `restore ARCHIVE -f /opt/dify/docker/docker-compose.yaml`
+/// restored into the current folder; `-f` names the install, as in compose.
+#[tokio::test]
+async fn restore_with_f_goes_into_the_compose_files_folder() {
+    let root = Scratch::new("restore-f");
+    let _project = Project::of(&root.0);
+    let key = BackupKey::load_or_create(&root.path("source-state")).unwrap();
+    let archive = root.path("a.tar");
+    craft(&archive, vec![install(&[])], Some(&key)).await;
+    let target = root.path("target");
+    let out = difyctl()
+        .current_dir("/")
+        .args(["-p", &_project.0, "--state-dir"])
+        .arg(root.path("state"))
+        .arg("-f")
+        .arg(target.join("docker-compose.yaml"))
+        .arg("restore")
+        .arg(&archive)
+        .args(["--trust", &key.public().to_string(), "--wait-timeout", "60"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(target.join("docker-compose.yaml").is_file(), "{err}");
+}

@@ -166,9 +166,9 @@ pub async fn prepare(
     }
     confine::manifest(&verified)?;
     confine::early_members(&verified)?;
-    let scratch = req
-        .state_dir
-        .join(format!(".restore-{}", std::process::id()));
+    // Private scratch outside the target and the state dir (which may be inside the target:
+    // `--state-dir state`, and must not make it look filled).
+    let scratch = std::env::temp_dir().join(format!("difyctl-restore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     crate::fsutil::create_private_dir(&scratch).map_err(|source| RestoreError::Io {
         path: scratch.clone(),
