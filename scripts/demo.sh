@@ -10,6 +10,15 @@ cd "$(dirname "$0")/.."
 HTTP_PORT=${HTTP_PORT:-8080}
 HTTPS_PORT=${HTTPS_PORT:-8443}
 DOMAIN=${DOMAIN:-dify.demo.test}
+# A project of its own per run: a demo left running elsewhere is not touched.
+PROJECT=difyctl-demo-$$
+
+for pair in "HTTP_PORT:$HTTP_PORT" "HTTPS_PORT:$HTTPS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/${pair#*:}") 2>/dev/null; then
+    echo "port ${pair#*:} is in use: run with another, e.g. ${pair%%:*}=$((${pair#*:} + 1000)) make demo" >&2
+    exit 1
+  fi
+done
 
 { command -v pebble && command -v pebble-challtestsrv; } >/dev/null 2>&1 || {
   echo "installing pebble..." >&2
@@ -31,10 +40,12 @@ cleanup() {
   { echo; echo "stopping: difyctl, the stack (down -v), Pebble"; } >&2 2>/dev/null
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  (cd "$work/dify" && "$DIFYCTL" -p difyctl-demo down -v --timeout 2 >/dev/null 2>&1) || true
+  (cd "$work/dify" && "$DIFYCTL" -p "$PROJECT" --state-dir "$work/state" down -v --timeout 2 >/dev/null 2>&1) || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Ctrl-C is how the demo ends: a clean exit, not make's "Error 130".
+trap 'cleanup; exit 0' INT TERM
 
 # Pebble: its own TLS certificate, a DNS server that answers 127.0.0.1 for every name, and
 # validation against difyctl's ports.
@@ -87,7 +98,7 @@ services:
 YAML
 
 cd "$work/dify"
-"$DIFYCTL" -p difyctl-demo --state-dir "$work/state" up --domain "$DOMAIN" \
+"$DIFYCTL" -p "$PROJECT" --state-dir "$work/state" up --domain "$DOMAIN" \
   --http "127.0.0.1:$HTTP_PORT" --https "127.0.0.1:$HTTPS_PORT" \
   --acme-directory "https://localhost:$ACME/dir" --acme-ca-root "$PEBBLE_CERT" --email ops@example.com &
 pids+=($!)
@@ -107,8 +118,9 @@ Try (in another terminal):
   curl $R https://$DOMAIN:$HTTPS_PORT/console/api/apps          # api: a JSON echo of what it received
   curl $R -N "https://$DOMAIN:$HTTPS_PORT/v1/chat-messages/sse?n=10&gap_ms=500"   # SSE, event by event
   curl $R https://$DOMAIN:$HTTPS_PORT/e/hook-1                  # plugin daemon, with Dify-Hook-Url
-  (cd $work/dify && $DIFYCTL -p difyctl-demo --state-dir $work/state ps)   # what difyctl serves, the containers
-  (cd $work/dify && $DIFYCTL -p difyctl-demo --state-dir $work/state restart api)   # requests wait for api meanwhile
+  (cd $work/dify && $DIFYCTL -p $PROJECT --state-dir $work/state ps)   # what difyctl serves, the containers
+  (cd $work/dify && $DIFYCTL -p $PROJECT --state-dir $work/state status)   # one screen: URL, certificate, traffic
+  (cd $work/dify && $DIFYCTL -p $PROJECT --state-dir $work/state restart api)   # requests wait for api meanwhile
   (cd $work/dify && $DIFYCTL --state-dir $work/state certs status)
 Ctrl-C stops difyctl and removes the demo stack, its volumes and Pebble.
 MSG

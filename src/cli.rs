@@ -77,11 +77,14 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(display_order = 40)]
     /// Run only the HTTPS reverse proxy (and its certificates) in front of running Dify services
     Proxy(Box<ProxyArgs>),
+    #[command(display_order = 41)]
     /// Certificates: where they stand, and renewal on demand
     #[command(subcommand)]
     Certs(CertsCommand),
+    #[command(display_order = 1)]
     /// A new install in a folder: Dify's stack, a .env with fresh secrets, difyctl.toml
     Init {
         /// The domain Dify is served on (Let's Encrypt certificate)
@@ -98,8 +101,10 @@ pub enum Command {
         #[arg(long, value_name = "V")]
         version: Option<String>,
     },
+    #[command(display_order = 10)]
     /// Start the stack (create, recreate or keep each service's container, in dependency order)
     Up(UpArgs),
+    #[command(display_order = 11)]
     /// Stop and remove the stack's containers and networks; volumes (your data) only with -v
     Down {
         /// Also remove the project's named volumes, and with them their data
@@ -109,12 +114,14 @@ pub enum Command {
         #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
         timeout: u64,
     },
+    #[command(display_order = 13)]
     /// One screen from the running difyctl: URL, certificate, services, last minute's traffic
     Status {
         /// JSON instead of text (what the admin listener's /status serves)
         #[arg(long)]
         json: bool,
     },
+    #[command(display_order = 12)]
     /// The stack's containers: state, health, ports, uptime
     Ps {
         /// JSON instead of a table
@@ -124,6 +131,7 @@ pub enum Command {
         #[arg(short = 'a', long = "all", hide = true)]
         all: bool,
     },
+    #[command(display_order = 14)]
     /// Containers' output, prefixed with their service like compose
     Logs {
         /// Services to show [default: all]
@@ -137,20 +145,53 @@ pub enum Command {
         /// Prefix each line with its time
         #[arg(short = 't', long)]
         timestamps: bool,
+        /// Only output since: 10m, 2h, an RFC 3339 time or Unix seconds
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
     },
+    #[command(display_order = 15)]
     /// Restart services' containers (all with none named)
     Restart {
+        /// Services to restart [default: all]
         services: Vec<String>,
         /// Seconds each container gets to stop before it is killed
         #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
         timeout: u64,
     },
+    /// Stop services' containers, keeping them (all with none named); `start` starts them again
+    #[command(display_order = 16)]
+    Stop {
+        /// Services to stop [default: all]
+        services: Vec<String>,
+        /// Seconds each container gets to stop before it is killed
+        #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Start services' stopped containers (all with none named)
+    #[command(display_order = 17)]
+    Start {
+        /// Services to start [default: all]
+        services: Vec<String>,
+    },
+    /// Run a command in a service's running container, e.g. `exec api flask reset-password`
+    #[command(display_order = 18)]
+    Exec {
+        /// The service
+        service: String,
+        /// The command and its arguments
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    #[command(display_order = 19)]
     /// Pull the images of the services `up` would start
     Pull {
+        /// Services whose images to pull [default: all]
+        services: Vec<String>,
         /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
         #[arg(long = "profile", value_name = "P")]
         profiles: Vec<String>,
     },
+    #[command(display_order = 2)]
     /// Preflight: Docker, ports 80/443, DNS of each domain, disk, state directory, clock
     Doctor {
         /// JSON instead of text
@@ -160,6 +201,7 @@ pub enum Command {
         #[arg(long = "domain", value_name = "D")]
         domains: Vec<String>,
     },
+    #[command(display_order = 30)]
     /// One verified archive of the install: database dumps, volumes and data folders, env and
     /// compose files, difyctl.toml and difyctl's state
     #[command(args_conflicts_with_subcommands = true)]
@@ -179,6 +221,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(display_order = 31)]
     /// Put a backup archive back into an empty install (this machine or another), then start it
     Restore {
         /// The archive (`difyctl-<project>-<time>.tar`)
@@ -208,15 +251,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(display_order = 33)]
     /// The same install as manifests for a cluster (kubectl apply -k DIR)
     #[command(subcommand)]
     Export(ExportTarget),
+    #[command(display_order = 3)]
     /// Dify's releases: which exist, which this install runs, which is newest
     Releases {
         /// JSON for scripts
         #[arg(long)]
         json: bool,
     },
+    #[command(display_order = 32)]
     /// Bring the install to another Dify release, data kept; everything put back when it fails
     #[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to", "resume", "undo"])))]
     Upgrade {
@@ -252,11 +298,13 @@ pub enum Command {
         )]
         wait_timeout: u64,
     },
+    #[command(display_order = 50)]
     /// Shell completions: `difyctl completions bash > /etc/bash_completion.d/difyctl`
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    #[command(display_order = 20)]
     /// The resolved compose project (interpolated, profiles applied), like `docker compose config`
     Config {
         /// Only the names of the services `up` would start
@@ -276,6 +324,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    /// Only these services (and what they depend on) [default: all]
+    pub services: Vec<String>,
     /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
     #[arg(long = "profile", value_name = "P")]
     pub profiles: Vec<String>,
@@ -382,7 +432,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub domain: DomainArgs,
     #[command(flatten)]
-    pub acme: AcmeArgs,
+    pub acme: AcmeContact,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -425,18 +475,25 @@ pub struct AdminArgs {
 /// Where certificates come from (else from difyctl.toml's [acme] section).
 #[derive(Debug, Args, Default)]
 pub struct AcmeArgs {
-    /// Contact e-mail for the ACME account [default: `email`, or CERTBOT_EMAIL]
-    #[arg(long, env = "DIFYCTL_EMAIL", value_name = "E")]
-    pub email: Option<String>,
-    /// ACME directory: letsencrypt, letsencrypt-staging or a URL [default: letsencrypt]
-    #[arg(long, env = "DIFYCTL_ACME_DIRECTORY", value_name = "URL")]
-    pub acme_directory: Option<String>,
+    #[command(flatten)]
+    pub contact: AcmeContact,
     /// Extra PEM root to trust for the ACME directory's TLS (a private CA)
     #[arg(long, env = "DIFYCTL_ACME_CA_ROOT", value_name = "PEM")]
     pub acme_ca_root: Option<PathBuf>,
     /// Challenge type: http-01 or tls-alpn-01 (the other is tried when one fails) [default: http-01]
     #[arg(long, env = "DIFYCTL_CHALLENGE", value_name = "TYPE")]
     pub challenge: Option<String>,
+}
+
+/// Who the ACME account is and which CA: all `export kubernetes` needs (cert-manager's issuer).
+#[derive(Debug, Default, Args)]
+pub struct AcmeContact {
+    /// Contact e-mail for the ACME account [default: `email`, or CERTBOT_EMAIL]
+    #[arg(long, env = "DIFYCTL_EMAIL", value_name = "E")]
+    pub email: Option<String>,
+    /// ACME directory: letsencrypt, letsencrypt-staging or a URL [default: letsencrypt]
+    #[arg(long, env = "DIFYCTL_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     match run(cli, env_sourced(&matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            // `exec`: the command's own exit code, its output already said why.
+            if let Some(cmd::exec::ExitStatus(code)) = err.downcast_ref::<cmd::exec::ExitStatus>() {
+                return ExitCode::from(u8::try_from(*code).unwrap_or(1));
+            }
             eprintln!("error: {err:#}");
             let usage = err.downcast_ref::<ConfigError>().is_some()
                 || err.downcast_ref::<UpstreamError>().is_some()
@@ -94,7 +98,8 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => {
             let opts = load(args.profiles.clone());
-            let mut stack = cmd::load_stack(&opts, &args.replace)?;
+            let stack = cmd::load_stack(&opts, &args.replace)?;
+            let mut stack = cmd::named_services(stack, &args.services, true)?;
             flags.domains = args.domain.domains;
             flags.http = args.http;
             flags.https = args.https;
@@ -131,7 +136,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             let mut stack =
                 cmd::load_stack(&load(args.profiles.clone()), &difyctl::dify::replaced())?;
             flags.domains = std::mem::take(&mut args.domain.domains);
-            set_acme_flags(&mut flags, std::mem::take(&mut args.acme));
+            set_contact_flags(&mut flags, std::mem::take(&mut args.acme));
             let config = Config::load(&flags)?;
             // What `up` runs: the URL settings derived from the domain (served on 443 there).
             if let Some(domain) = config.domains.first() {
@@ -195,14 +200,7 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
         Command::Doctor { json, domains } => {
             flags.domains = domains;
             let config = Config::load(&flags)?;
-            let dir = compose_file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(
-                    || std::path::PathBuf::from("."),
-                    std::path::Path::to_path_buf,
-                );
-            runtime()?.block_on(cmd::doctor::run(&config, &dir, json))
+            runtime()?.block_on(cmd::doctor::run(&config, &compose_file, json))
         }
         Command::Down { volumes, timeout } => {
             let project = cmd::project_name(&load(Vec::new()))?;
@@ -236,7 +234,13 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             follow,
             tail,
             timestamps,
+            since,
         } => {
+            let since = since
+                .as_deref()
+                .map(cmd::logs::since)
+                .transpose()
+                .map_err(|m| cmd::UsageError(format!("--since: {m}")))?;
             let opts = load(Vec::new());
             let project = cmd::project_name(&opts)?;
             if services.iter().any(|s| s == "difyctl") {
@@ -248,10 +252,14 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
                     tail,
                 ));
             }
+            let view = difyctl::engine::logs::View {
+                follow,
+                tail,
+                timestamps,
+                since,
+            };
             runtime()?
-                .block_on(cmd::logs::run(
-                    &project, &services, follow, tail, timestamps,
-                ))
+                .block_on(cmd::logs::run(&project, &services, view))
                 .map_err(|e| cmd::explain_missing(e, &opts))
         }
         Command::Restart { services, timeout } => {
@@ -268,9 +276,41 @@ fn run(cli: Cli, from_env: Vec<(String, String)>) -> anyhow::Result<()> {
             ))
             .map_err(|e| cmd::explain_missing(e, &opts))
         }
-        Command::Pull { profiles } => {
+        Command::Pull { services, profiles } => {
             let stack = cmd::load_stack(&load(profiles), &difyctl::dify::replaced())?;
+            let stack = cmd::named_services(stack, &services, false)?;
             runtime()?.block_on(cmd::pull::run(&stack))
+        }
+        Command::Stop { services, timeout } => {
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
+            runtime()?
+                .block_on(cmd::restart::stop(
+                    &project,
+                    &services,
+                    std::time::Duration::from_secs(timeout),
+                ))
+                .map_err(|e| cmd::explain_missing(e, &opts))
+        }
+        Command::Start { services } => {
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
+            let config = Config::load(&flags)?;
+            let rt = runtime()?;
+            rt.block_on(cmd::heal_before(&opts, &config.state_dir))?;
+            rt.block_on(cmd::restart::start(&project, &services))
+                .map_err(|e| cmd::explain_missing(e, &opts))
+        }
+        Command::Exec { service, command } => {
+            let opts = load(Vec::new());
+            let project = cmd::project_name(&opts)?;
+            let code = runtime()?
+                .block_on(cmd::exec::run(&project, &service, &command))
+                .map_err(|e| cmd::explain_missing(e, &opts))?;
+            if code != 0 {
+                return Err(cmd::exec::ExitStatus(code).into());
+            }
+            Ok(())
         }
         Command::Backup {
             action: Some(cli::BackupAction::Key),
@@ -439,9 +479,13 @@ fn absolute_files(
         .collect()
 }
 
+fn set_contact_flags(flags: &mut Flags, contact: cli::AcmeContact) {
+    flags.email = contact.email;
+    flags.acme_directory = contact.acme_directory;
+}
+
 fn set_acme_flags(flags: &mut Flags, acme: cli::AcmeArgs) {
-    flags.email = acme.email;
-    flags.acme_directory = acme.acme_directory;
+    set_contact_flags(flags, acme.contact);
     flags.acme_ca_root = acme.acme_ca_root;
     flags.challenge = acme.challenge;
 }

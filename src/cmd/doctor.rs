@@ -25,7 +25,7 @@ pub struct Finding {
     pub fix: String,
 }
 
-fn finding(check: &str, status: Status, detail: String, fix: &str) -> Finding {
+pub fn finding(check: &str, status: Status, detail: String, fix: &str) -> Finding {
     Finding {
         check: check.to_string(),
         status,
@@ -34,8 +34,12 @@ fn finding(check: &str, status: Status, detail: String, fix: &str) -> Finding {
     }
 }
 
-pub async fn run(config: &Config, compose_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let mut findings = vec![docker().await];
+pub async fn run(config: &Config, compose_file: &Path, json: bool) -> anyhow::Result<()> {
+    let compose_dir = compose_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut findings = vec![docker().await, compose(compose_file)];
     let running = tokio::net::UnixStream::connect(difyctl::control::socket_path(&config.state_dir))
         .await
         .is_ok();
@@ -56,6 +60,12 @@ pub async fn run(config: &Config, compose_dir: &Path, json: bool) -> anyhow::Res
     findings.extend(dns(&config.domains).await);
     findings.push(disk("disk", compose_dir));
     findings.push(state_dir(&config.state_dir));
+    findings.push(backup_dir(&config.backup.dir));
+    findings.extend(super::doctor_systemd::checks(
+        &config.backup.dir,
+        config.backup.hook.as_deref(),
+        &config.state_dir,
+    ));
     findings.push(clock());
 
     if json {
@@ -91,11 +101,67 @@ async fn docker() -> Finding {
             ),
             "",
         ),
-        Err(e) => finding(
-            "docker",
+        Err(e) => {
+            let chain = difyctl::error_chain(&e);
+            let endpoint = match &e {
+                difyctl::engine::EngineError::Unreachable { endpoint, .. } => endpoint.clone(),
+                _ => "the Docker socket".into(),
+            };
+            let (detail, fix) = if chain.contains("Permission denied") {
+                (
+                    format!("{endpoint} refuses this user (permission denied)"),
+                    "run difyctl as root (sudo), or add this user to the docker group (root-equivalent)",
+                )
+            } else {
+                (
+                    format!("no Docker engine answers at {endpoint}"),
+                    "install Docker and start it (systemctl enable --now docker), or set DOCKER_HOST",
+                )
+            };
+            finding("docker", Status::Fail, detail, fix)
+        }
+    }
+}
+
+/// The compose file `up` would read.
+fn compose(file: &Path) -> Finding {
+    match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => finding("compose", Status::Ok, format!("{} is here", file.display()), ""),
+        _ => finding(
+            "compose",
             Status::Fail,
-            difyctl::error_chain(&e),
-            "install Docker and start it (systemctl enable --now docker), or set DOCKER_HOST",
+            format!("no compose file at {}", file.display()),
+            "run difyctl in Dify's docker/ folder, give -f FILE, or make an install with `difyctl init`",
+        ),
+    }
+}
+
+/// The backup folder can be written (made when missing, as a backup would).
+fn backup_dir(dir: &Path) -> Finding {
+    let existing = dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let probe = existing.join(format!(".difyctl-doctor-{}", std::process::id()));
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map(|_| {
+            let _ = std::fs::remove_file(&probe);
+        });
+    match writable {
+        Ok(()) => finding(
+            "backups",
+            Status::Ok,
+            format!("{} can be written", dir.display()),
+            "",
+        ),
+        Err(e) => finding(
+            "backups",
+            Status::Fail,
+            format!("{} cannot be written ({e})", existing.display()),
+            "choose another [backup] dir, or fix its permissions",
         ),
     }
 }

@@ -12,7 +12,9 @@ pub struct UsageError(pub String);
 
 pub mod backup;
 pub mod doctor;
+pub mod doctor_systemd;
 pub mod down;
+pub mod exec;
 pub mod export;
 pub mod init;
 pub mod logs;
@@ -29,6 +31,26 @@ pub mod upgrade;
 use difyctl::engine::Engine;
 use difyctl::stack::compose::{LoadOptions, Project};
 use difyctl::stack::model::Stack;
+
+/// `up SERVICE...`, `pull SERVICE...`: the stack kept to the named services (with what they
+/// depend on, when `with_dependencies`); a name the stack does not have is a usage error.
+pub fn named_services(
+    stack: Stack,
+    services: &[String],
+    with_dependencies: bool,
+) -> anyhow::Result<Stack> {
+    if services.is_empty() {
+        return Ok(stack);
+    }
+    if let Some(unknown) = services.iter().find(|s| stack.service(s).is_none()) {
+        return Err(difyctl::engine::EngineError::UnknownService(unknown.clone()).into());
+    }
+    let mut kept = stack.only(services);
+    if !with_dependencies {
+        kept.services.retain(|s| services.contains(&s.name));
+    }
+    Ok(kept)
+}
 
 /// Loads the compose project and types the services `up` starts (minus `replaced`); prints
 /// its warnings once.
@@ -98,13 +120,45 @@ pub fn explain_missing(err: anyhow::Error, opts: &LoadOptions) -> anyhow::Error 
 /// Dify's URL settings from the first domain, when there is one (see stack::urls); prints
 /// what was set, once.
 pub fn public_urls(stack: &mut Stack, config: &difyctl::config::Config) {
-    if let Some(domain) = config.domains.first() {
-        for note in
-            difyctl::stack::urls::apply_public_urls(stack, domain, config.proxy.https.port())
+    let served = served_path(&config.state_dir, &stack.project);
+    let (domain, port) = match config.domains.first() {
+        Some(d) => (d.clone(), config.proxy.https.port()),
+        // No domain given here, but the serving `up` was given one (`up --domain`): the same
+        // URL settings, so a later `up --no-proxy` does not recreate containers without them.
+        None => match std::fs::read_to_string(&served)
+            .ok()
+            .and_then(|t| serde_json::from_str::<(String, u16)>(&t).ok())
         {
-            eprintln!("{note}");
-        }
+            Some((d, p)) => {
+                eprintln!("using the domain the serving `difyctl up` was given: {d} (port {p})");
+                (d, p)
+            }
+            None => return,
+        },
+    };
+    for note in difyctl::stack::urls::apply_public_urls(stack, &domain, port) {
+        eprintln!("{note}");
     }
+}
+
+/// Where the serving `up` remembers the domain it serves a project on.
+fn served_path(state_dir: &std::path::Path, project: &str) -> std::path::PathBuf {
+    state_dir
+        .join("served")
+        .join(format!("{}.json", difyctl::fsutil::safe_name(project)))
+}
+
+/// The serving `up` remembers its domain and HTTPS port for later commands (`public_urls`).
+pub fn remember_served(config: &difyctl::config::Config, project: &str) {
+    let Some(domain) = config.domains.first() else {
+        return;
+    };
+    let path = served_path(&config.state_dir, project);
+    if let Some(dir) = path.parent() {
+        let _ = difyctl::fsutil::create_private_dir(dir);
+    }
+    let json = serde_json::to_vec(&(domain, config.proxy.https.port())).unwrap_or_default();
+    let _ = difyctl::fsutil::write_atomic(&path, &json, 0o600);
 }
 
 /// Says loudly when Dify's public default secrets (from `.env.example`) are in use.

@@ -1,4 +1,5 @@
-//! `difyctl restart [SERVICE...]`: restart containers in place (same container, same volumes).
+//! `difyctl restart|stop|start [SERVICE...]`: containers restarted, stopped or started in
+//! place (same container, same volumes).
 //! A running `difyctl up` is told first, so requests to them wait instead of getting a 502
 //! while they are down.
 
@@ -26,6 +27,25 @@ pub async fn run(
     }
     for name in result? {
         eprintln!("restarted {name}");
+    }
+    Ok(())
+}
+
+/// `difyctl stop [SERVICE...]`: the containers stop and stay (a serving `up` answers their
+/// routes with a 502 naming them, and does not bring them back).
+pub async fn stop(project: &str, services: &[String], timeout: Duration) -> anyhow::Result<()> {
+    let engine = super::engine().await?;
+    for name in ops::stop(&engine, project, services, timeout).await? {
+        eprintln!("stopped {name}");
+    }
+    Ok(())
+}
+
+/// `difyctl start [SERVICE...]`: stopped containers started again.
+pub async fn start(project: &str, services: &[String]) -> anyhow::Result<()> {
+    let engine = super::engine().await?;
+    for name in ops::start(&engine, project, services).await? {
+        eprintln!("started {name}");
     }
     Ok(())
 }

@@ -175,6 +175,7 @@ pub async fn run(
     settings: &UpSettings,
 ) -> anyhow::Result<()> {
     reconcile_stack(&stack, settings).await?;
+    super::remember_served(&config, &stack.project);
     let host = config.domains.first().map_or("localhost", String::as_str);
     let port = config.proxy.https.port();
     let url = if port == 443 {

@@ -12,14 +12,28 @@ use super::labels;
 use super::reconcile::{containers_of_services, project_containers, service_label};
 use super::{Engine, EngineError};
 
+/// How much of the output, and how (`logs` flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    pub follow: bool,
+    pub tail: Option<u64>,
+    pub timestamps: bool,
+    /// Only output since this Unix time (`--since`).
+    pub since: Option<i64>,
+}
+
 pub async fn logs(
     engine: &Engine,
     project: &str,
     services: &[String],
-    follow: bool,
-    tail: Option<u64>,
-    timestamps: bool,
+    view: View,
 ) -> Result<impl Stream<Item = String> + use<>, EngineError> {
+    let View {
+        follow,
+        tail,
+        timestamps,
+        since: from,
+    } = view;
     let containers = containers_of_services(engine, project, services).await?;
     let mut chosen: Vec<(String, String, String)> = containers
         .iter()
@@ -55,6 +69,7 @@ pub async fn logs(
                 follow,
                 timestamps,
                 since: None,
+                from,
                 inner: None,
                 partial: String::new(),
                 done: false,
@@ -79,6 +94,8 @@ struct Follower {
     timestamps: bool,
     /// Unix seconds of the last output seen: where a re-attached stream starts.
     since: Option<i64>,
+    /// `--since`: where the first stream starts.
+    from: Option<i64>,
     inner:
         Option<BoxStream<'static, Result<bollard::container::LogOutput, bollard::errors::Error>>>,
     /// Docker frames are not lines: an unfinished line waits for the next frame.
@@ -110,7 +127,10 @@ impl Follower {
                 } else {
                     self.tail.clone()
                 },
-                since: self.since.map_or(0, |s| i32::try_from(s).unwrap_or(0)),
+                since: self
+                    .since
+                    .or(self.from)
+                    .map_or(0, |s| i32::try_from(s).unwrap_or(0)),
                 timestamps: self.timestamps,
                 ..Default::default()
             };

@@ -229,6 +229,72 @@ pub async fn restart(
     Ok(done)
 }
 
+/// Stops the named services' containers (all with an empty list), in parallel; they stay.
+pub async fn stop(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, EngineError> {
+    let containers = containers_of_services(engine, project, services).await?;
+    let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+    let stops = containers
+        .iter()
+        .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+        .filter(|c| {
+            services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
+        })
+        .map(|c| async move {
+            let name = display_name(c);
+            let options = bollard::query_parameters::StopContainerOptions {
+                t: Some(t),
+                ..Default::default()
+            };
+            engine
+                .docker
+                .stop_container(&name, Some(options))
+                .await
+                .map_err(EngineError::api(
+                    format!("container {name}"),
+                    "cannot stop it",
+                ))?;
+            Ok::<_, EngineError>(name)
+        });
+    futures_util::future::try_join_all(stops).await
+}
+
+/// Starts the named services' stopped containers (all with an empty list).
+pub async fn start(
+    engine: &Engine,
+    project: &str,
+    services: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let containers = containers_of_services(engine, project, services).await?;
+    let mut started = Vec::new();
+    for c in containers.iter().filter(|c| {
+        services.is_empty() || service_label(c).is_some_and(|s| services.iter().any(|n| n == s))
+    }) {
+        use bollard::models::ContainerSummaryStateEnum as S;
+        if matches!(c.state, Some(S::RUNNING) | Some(S::PAUSED)) {
+            continue;
+        }
+        let name = display_name(c);
+        engine
+            .docker
+            .start_container(
+                &name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(EngineError::api(
+                format!("container {name}"),
+                "cannot start it",
+            ))?;
+        started.push(name);
+    }
+    Ok(started)
+}
+
 /// Whether the container's depends_on label names one of `services` with restart `true`.
 fn restarts_with(c: &ContainerSummary, services: &[String]) -> bool {
     let Some(label) = c.labels.as_ref().and_then(|l| l.get(labels::DEPENDS_ON)) else {

@@ -3,8 +3,10 @@
 //! resolved (`/e/../console/api` is `/console/api`), repeated slashes merged. Routing on the raw
 //! path would send `/e/../console/api/x` to the plugin daemon with a hook header, and
 //! `/%2e%2e/console/api` to web; the normalised path is also what is forwarded, so the
-//! upstream reads the request exactly as it was routed. Reserved characters stay encoded
-//! (`%2F` is not a separator). Most paths need none of this and are returned borrowed.
+//! upstream reads the request exactly as it was routed. `%2F` is a separator too: nginx
+//! decodes it before matching a location (so Dify's nginx sends `/console%2fapi/x` to the api,
+//! whose Flask decodes it the same way), and so does difyctl. Other reserved characters stay
+//! encoded. Most paths need none of this and are returned borrowed.
 
 use std::borrow::Cow;
 
@@ -48,7 +50,8 @@ pub fn normalize(path: &str) -> Cow<'_, str> {
     Cow::Owned(result)
 }
 
-/// Decodes `%XX` where XX is an unreserved character (RFC 3986: letters, digits, `-._~`);
+/// Decodes `%XX` where XX is an unreserved character (RFC 3986: letters, digits, `-._~`) or
+/// `/` (as nginx does before matching a location);
 /// everything else stays as written (uppercased hex for the others is not needed).
 fn decode_unreserved(path: &str) -> String {
     let b = path.as_bytes();
@@ -59,7 +62,7 @@ fn decode_unreserved(path: &str) -> String {
             let hex = |c: u8| (c as char).to_digit(16);
             if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
                 let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/') {
                     out.push(c as char);
                     i += 3;
                     continue;
@@ -88,7 +91,7 @@ mod tests {
             ("//api///x", "/api/x"),
             ("/a/b/..", "/a/"),
             ("/../../etc/passwd", "/etc/passwd"),
-            ("/files/%2Fetc", "/files/%2Fetc"),
+            ("/files/%2Fetc", "/files/etc"),
             ("/files/a%20b", "/files/a%20b"),
             ("/e/./hook", "/e/hook"),
             ("/", "/"),
@@ -99,5 +102,18 @@ mod tests {
             assert_eq!(normalize(raw), want, "{raw}");
         }
         assert!(matches!(normalize("/v1/chat-messages"), Cow::Borrowed(_)));
+    }
+
+    /// Regression (rough edges #12): `%2F` stayed encoded and `/console%2fapi/x` went to web,
+    /// where Dify's nginx decodes it and sends it to the api.
+    #[test]
+    fn an_encoded_slash_separates_as_nginx_decodes_it() {
+        assert_eq!(normalize("/console%2fapi/x"), "/console/api/x");
+        assert_eq!(normalize("/e/..%2Fconsole/api"), "/console/api");
+        assert_eq!(
+            normalize("/files/a%20b"),
+            "/files/a%20b",
+            "a space stays encoded"
+        );
     }
 }

@@ -85,7 +85,13 @@ pub async fn run(
         if busy || journal::is_down(&repair.state_dir, project) {
             continue;
         }
-        for service in needing(&engine, &repair.stack).await {
+        let needed = needing(&engine, &repair.stack).await;
+        // Every container gone at once is a `down` (from another state dir, say), not a
+        // crash: not brought back behind the operator's back.
+        if !needed.is_empty() && needed.len() == repair.stack.services.len() {
+            continue;
+        }
+        for service in needed {
             if backoff
                 .get(&service)
                 .is_some_and(|b| Instant::now() < b.next)

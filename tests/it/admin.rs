@@ -292,12 +292,18 @@ async fn the_admin_listener_caps_each_client_and_closes_silent_connections() {
     let mut extra = tokio::net::TcpStream::connect(admin).await.unwrap();
     let mut buf = [0u8; 1];
     let closed = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
-    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the 33rd connection is closed at once");
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the 33rd connection is closed at once"
+    );
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(admin_get(admin, "/healthz").await.0, 200);
     // Silent: closed within the header timeout (10 s).
     let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
     let closed = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf)).await;
-    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a silent connection is closed");
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent connection is closed"
+    );
 }

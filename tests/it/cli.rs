@@ -462,6 +462,13 @@ fn doctor_reports_a_taken_port_and_checks_dns() {
     );
     assert_eq!(by("dns localhost")["status"], "ok");
     assert_eq!(by("state")["status"], "ok");
+    // Regression (rough edges #7): in a folder with no compose file it reported all ok.
+    assert_eq!(by("compose")["status"], "fail");
+    assert!(by("compose")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("difyctl init"));
+    assert_eq!(by("backups")["status"], "ok");
     drop(taken);
 }
 
@@ -759,18 +766,39 @@ fn a_file_that_is_not_compose_or_toml_is_named_without_its_content() {
     let include = dir.path("docker-compose.yaml");
     std::fs::write(
         &include,
-        format!("services:\n  a:\n    image: x\ninclude:\n  - {}\n", shadow.display()),
+        format!(
+            "services:\n  a:\n    image: x\ninclude:\n  - {}\n",
+            shadow.display()
+        ),
     )
     .unwrap();
     for args in [
-        vec!["-f".to_string(), shadow.display().to_string(), "config".into()],
-        vec!["--config".to_string(), shadow.display().to_string(), "config".into()],
-        vec!["-f".to_string(), include.display().to_string(), "config".into()],
+        vec![
+            "-f".to_string(),
+            shadow.display().to_string(),
+            "config".into(),
+        ],
+        vec![
+            "--config".to_string(),
+            shadow.display().to_string(),
+            "config".into(),
+        ],
+        vec![
+            "-f".to_string(),
+            include.display().to_string(),
+            "config".into(),
+        ],
     ] {
         let out = difyctl().current_dir(&dir.0).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(&shadow.display().to_string()), "{args:?}: {err}");
-        assert!(!err.contains("verysecrethash"), "{args:?} printed the content: {err}");
+        assert!(
+            err.contains(&shadow.display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("verysecrethash"),
+            "{args:?} printed the content: {err}"
+        );
     }
 }

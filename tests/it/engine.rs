@@ -885,3 +885,72 @@ async fn restart_true_dependents_follow_their_dependency() {
     assert!(!err.contains(&format!("restarted {web}")), "{err}");
     assert!(started_at(&inspect(&api).await) > before);
 }
+
+/// Compose habits (rough edges #10): `up SERVICE`, `stop`, `start`, `exec` (its output and
+/// exit code), `pull SERVICE` and `logs --since`.
+#[tokio::test]
+async fn compose_habits_up_service_stop_start_exec_logs_since() {
+    let compose = r#"services:
+  api:
+    image: ${IMAGE}
+    command: ["api=0.0.0.0:5001"]
+    depends_on: [db]
+  db:
+    image: ${IMAGE}
+    command: ["db=0.0.0.0:5432"]
+  web:
+    image: ${IMAGE}
+    command: ["web=0.0.0.0:3000"]
+"#;
+    let stack = TestStack::new("habits", compose, "");
+    let up = stack.up(&["api"]);
+    assert_eq!(
+        up.keys().cloned().collect::<Vec<_>>(),
+        ["api", "db"],
+        "api and what it needs"
+    );
+    let c = |s: &str| format!("{}-{s}-1", stack.project);
+    assert!(docker()
+        .await
+        .inspect_container(&c("web"), None)
+        .await
+        .is_err());
+    let (code, _, err) = stack.difyctl(&["up", "--no-proxy", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no service named nosuch"), "{err}");
+
+    let (code, _, err) = stack.difyctl(&["stop", "db"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(inspect(&c("db")).await.state.unwrap().running, Some(false));
+    let (code, _, err) = stack.difyctl(&["start", "db"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("started"), "{err}");
+    assert_eq!(inspect(&c("db")).await.state.unwrap().running, Some(true));
+
+    let (code, _, err) = stack.difyctl(&["exec", "api", "/testserver", "write", "/tmp/x", "hello"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = stack.difyctl(&["exec", "api", "/testserver", "cat", "/tmp/x"]);
+    assert_eq!((code, out.as_str()), (0, "hello"), "{err}");
+    let (code, _, _) = stack.difyctl(&["exec", "api", "/testserver", "cat", "/nonexistent"]);
+    assert_ne!(code, 0, "the command's exit code is difyctl's");
+    let (code, _, err) = stack.difyctl(&["exec", "web", "/testserver", "cat", "/x"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("service web has no container"), "{err}");
+
+    let (code, out, err) = stack.difyctl(&["logs", "api", "--since", "10m"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("api"), "{out}");
+    let (code, out, _) =
+        stack.difyctl(&["logs", "api", "--since", &(now_secs() + 3600).to_string()]);
+    assert_eq!(code, 0);
+    assert!(out.trim().is_empty(), "nothing since the future: {out}");
+    let (code, _, err) = stack.difyctl(&["logs", "--since", "yesterday-ish"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -547,6 +547,8 @@ async fn two_host_headers_and_dot_segment_paths_are_not_misrouted() {
         ("/%2e%2e/console/api/apps", "api", "/console/api/apps"),
         ("//v1//chat-messages", "api", "/v1/chat-messages"),
         ("/console/api/../../e/h", "plugin_daemon", "/e/h"),
+        // Regression (rough edges #12): Dify's nginx decodes %2F before it matches a location.
+        ("/console%2fapi/x", "api", "/console/api/x"),
     ] {
         let json = body_json(h1.send_request(get(raw)).await.unwrap()).await;
         assert_eq!(json["service"], service, "{raw}");
