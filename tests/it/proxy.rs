@@ -6,6 +6,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -444,6 +445,44 @@ async fn json_is_gzipped_when_the_client_accepts_it() {
     let resp = h1.send_request(get("/console/api/apps")).await.unwrap();
     assert!(resp.headers().get("content-encoding").is_none());
     body_json(resp).await;
+}
+
+#[tokio::test]
+async fn zstd_and_brotli_are_negotiated_and_decode_to_json() {
+    let ups = dify_upstreams().await;
+    let proxy = TestProxy::start(&ups, |_| {}).await;
+    let mut h1 = proxy.h1().await;
+    // The echo upstream answers the request it saw: the same JSON but for the header sent.
+    let plain = |accept: &str| json!({"path": "/console/api/apps", "accept": accept});
+    let seen = |body: &[u8]| {
+        let got: serde_json::Value = serde_json::from_slice(body).expect("JSON once decoded");
+        json!({"path": got["path"], "accept": got["headers"]["accept-encoding"]})
+    };
+    let mut fetch = |accept: &'static str| {
+        let mut req = get("/console/api/apps");
+        req.headers_mut()
+            .insert("accept-encoding", accept.parse().unwrap());
+        h1.send_request(req)
+    };
+    // What browsers send today: every coding at the same weight; zstd wins the tie.
+    let resp = fetch("gzip, deflate, br, zstd").await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "zstd");
+    let zipped = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = zstd::stream::decode_all(&zipped[..]).expect("a real zstd stream");
+    assert_eq!(seen(&json), plain("gzip, deflate, br, zstd"));
+    // The client's weights are honoured over the server's preference.
+    let resp = fetch("zstd;q=0.5, br;q=1.0").await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "br");
+    let zipped = resp.into_body().collect().await.unwrap().to_bytes();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(
+        &mut brotli_decompressor::Decompressor::new(&zipped[..], 4096),
+        &mut json,
+    )
+    .expect("a real brotli stream");
+    assert_eq!(seen(&json), plain("zstd;q=0.5, br;q=1.0"));
+    let resp = fetch("zstd;q=0, br;q=0.1, gzip").await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
 }
 
 #[tokio::test]
