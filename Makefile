@@ -18,6 +18,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	python3 scripts/imports.py
 
 fmt:
 	$(CARGO) fmt --all

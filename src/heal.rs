@@ -18,16 +18,9 @@ use std::time::{Duration, Instant};
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::{self, UpOptions};
 use crate::engine::Engine;
+use crate::journal::fact::{DIR, ROLLBACK, TO, VOLUMES, WAS_EMPTY};
 use crate::journal::{self, Found, Op};
 use crate::stack::model::Stack;
-
-/// Facts an upgrade's journal carries.
-pub const ROLLBACK: &str = "rollback";
-pub const TO: &str = "to";
-/// Facts a restore's journal carries.
-pub const DIR: &str = "dir";
-pub const WAS_EMPTY: &str = "was_empty";
-pub const VOLUMES: &str = "volumes";
 
 /// Heals every journal of `stack`'s project whose owner is gone; what was done, for a person.
 pub async fn heal(

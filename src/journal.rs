@@ -227,6 +227,17 @@ pub fn failpoint(step: &str) {
     }
 }
 
+/// The facts a journal carries, by the operation that writes them.
+pub mod fact {
+    /// An upgrade's: the rollback copy and the release it goes to.
+    pub const ROLLBACK: &str = "rollback";
+    pub const TO: &str = "to";
+    /// A restore's: its target folder, whether that was empty, the volumes it made.
+    pub const DIR: &str = "dir";
+    pub const WAS_EMPTY: &str = "was_empty";
+    pub const VOLUMES: &str = "volumes";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

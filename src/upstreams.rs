@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::engine::addresses::ServiceState;
 use crate::proxy::{Availability, RouteTable, Upstream, Upstreams};
-use crate::stack::model::Stack;
+pub use crate::stack::fronted::Ports;
 
 /// Services another difyctl is about to restart or recreate (`difyctl restart`, `up
 /// --no-proxy`), told over the control socket: until then, or until cleared, they count as
@@ -68,50 +68,6 @@ impl Expected {
     }
 }
 
-/// The ports Dify's services listen on inside their containers: Dify's defaults unless the
-/// service's environment moves them (api: DIFY_PORT, web: PORT, plugin_daemon: SERVER_PORT).
-#[derive(Clone, Copy, Debug)]
-pub struct Ports {
-    web: u16,
-    api: u16,
-    plugin: u16,
-    socket: u16,
-}
-
-impl Ports {
-    /// The port `service` listens on, for the services the proxy fronts.
-    pub fn get(&self, service: &str) -> Option<u16> {
-        match service {
-            crate::dify::WEB => Some(self.web),
-            crate::dify::API => Some(self.api),
-            crate::dify::PLUGIN_DAEMON => Some(self.plugin),
-            crate::dify::API_WEBSOCKET => Some(self.socket),
-            _ => None,
-        }
-    }
-
-    pub fn of(stack: &Stack) -> Ports {
-        let port = |service: &str| {
-            let (_, key, default) = crate::dify::PORTS
-                .into_iter()
-                .find(|(s, _, _)| *s == service)
-                .unwrap_or(("", "", 0));
-            stack
-                .service(service)
-                .and_then(|s| s.environment.get(key))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        use crate::dify::{API, API_WEBSOCKET, PLUGIN_DAEMON, WEB};
-        Ports {
-            web: port(WEB),
-            api: port(API),
-            plugin: port(PLUGIN_DAEMON),
-            socket: port(API_WEBSOCKET),
-        }
-    }
-}
-
 /// Builds the upstreams from what the engine sees, remembering each service's last address
 /// (where a restarting service will most likely be again).
 pub struct View {
@@ -145,10 +101,10 @@ impl View {
             }
         }
         Upstreams {
-            web: self.one(crate::dify::WEB, self.ports.web, states),
-            api: self.one(crate::dify::API, self.ports.api, states),
-            plugin: self.one(crate::dify::PLUGIN_DAEMON, self.ports.plugin, states),
-            socket: self.one(crate::dify::API_WEBSOCKET, self.ports.socket, states),
+            web: self.one(crate::dify::WEB, self.ports.web(), states),
+            api: self.one(crate::dify::API, self.ports.api(), states),
+            plugin: self.one(crate::dify::PLUGIN_DAEMON, self.ports.plugin(), states),
+            socket: self.one(crate::dify::API_WEBSOCKET, self.ports.socket(), states),
         }
     }
 

@@ -13,7 +13,7 @@
 //! - `meter`: bytes and rate on a terminal, plain lines otherwise
 //! - `names`: archive names and `--keep` pruning
 //! - `status`: the last outcome (for `ps`), and `[backup] hook`
-//! - `schedule`: cron expressions for `[backup] schedule`
+//! - the cron expressions of `[backup] schedule` are `crate::cron`
 
 pub mod archive;
 pub mod databases;
@@ -25,7 +25,6 @@ pub mod names;
 pub mod plan;
 pub mod quiesce;
 pub mod restore;
-pub mod schedule;
 pub mod status;
 pub mod take;
 

@@ -76,7 +76,7 @@ pub async fn scheduled(
     stack: Stack,
     compose_files: Vec<PathBuf>,
     config: Config,
-    schedule: difyctl::backup::schedule::Schedule,
+    schedule: difyctl::cron::Schedule,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {

@@ -124,7 +124,7 @@ pub async fn renew(config: Config, force: bool, domain: Option<String>) -> anyho
             .into());
         }
     }
-    let outcome = match difyctl::control::request_renew(&config.state_dir, force).await? {
+    let outcome = match difyctl::server::control::request_renew(&config.state_dir, force).await? {
         Some(outcome) => outcome,
         None => renew_here(config, force).await?,
     };

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use difyctl::config::Config;
+use difyctl::releases::release::Release;
 use difyctl::upgrade::embedded::{self, Embedded};
-use difyctl::upgrade::release::Release;
 
 pub struct InitArgs<'a> {
     pub dir: &'a Path,

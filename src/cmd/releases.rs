@@ -107,7 +107,7 @@ fn print(r: &Report) {
     }
     match (&r.installed, &r.newest) {
         (Some(i), Some(n))
-            if difyctl::upgrade::release::compare(n, i) == Some(std::cmp::Ordering::Greater) =>
+            if difyctl::releases::release::compare(n, i) == Some(std::cmp::Ordering::Greater) =>
         {
             println!("This install runs {i}; the newest is {n}: `difyctl upgrade --to {n} --dry-run` shows what changes.");
         }

@@ -10,7 +10,7 @@ use difyctl::server::live::{CertView, Overview, ServiceView};
 use difyctl::timefmt::rfc3339;
 
 pub async fn run(project: Option<&str>, state_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let overview = difyctl::control::request_overview(state_dir).await?;
+    let overview = difyctl::server::control::request_overview(state_dir).await?;
     let Some(o) = overview else {
         anyhow::bail!(
             "no difyctl is serving with state directory {} (`difyctl up` serves the stack; `difyctl ps` shows the containers)",

@@ -15,13 +15,13 @@ use difyctl::backup::meter::Meter;
 use difyctl::backup::take::{self, dify_version};
 use difyctl::config::Config;
 use difyctl::engine::progress::Progress;
+use difyctl::releases::release::Release;
 use difyctl::stack::compose::LoadOptions;
 use difyctl::stack::model::Stack;
 use difyctl::upgrade::plan::{self, Plan, What};
-use difyctl::upgrade::release::Release;
 use difyctl::upgrade::{apply, migration};
 
-use difyctl::heal;
+use difyctl::journal::fact;
 use difyctl::journal::{Journal, Op};
 use difyctl::upgrade::last::Last;
 
@@ -151,11 +151,11 @@ pub async fn run(mut args: UpgradeArgs, config: Config) -> anyhow::Result<()> {
     journal
         .record
         .facts
-        .insert(heal::TO.into(), plan.to.clone().unwrap_or_default());
+        .insert(fact::TO.into(), plan.to.clone().unwrap_or_default());
     journal
         .record
         .facts
-        .insert(heal::ROLLBACK.into(), rollback.display().to_string());
+        .insert(fact::ROLLBACK.into(), rollback.display().to_string());
     let mut last = Last {
         project: stack.project.clone(),
         from: plan.from.clone(),
@@ -423,11 +423,11 @@ async fn resume_switch(args: &UpgradeArgs, config: &Config, mut last: Last) -> a
     journal
         .record
         .facts
-        .insert(heal::TO.into(), last.to.clone().unwrap_or_default());
+        .insert(fact::TO.into(), last.to.clone().unwrap_or_default());
     journal
         .record
         .facts
-        .insert(heal::ROLLBACK.into(), last.rollback.display().to_string());
+        .insert(fact::ROLLBACK.into(), last.rollback.display().to_string());
     journal.save()?;
     match switch(&engine, args, config, &target).await {
         Ok(()) => {
@@ -502,11 +502,11 @@ pub async fn undo(args: &UpgradeArgs, config: &Config) -> anyhow::Result<()> {
     journal
         .record
         .facts
-        .insert(heal::TO.into(), last.to.clone().unwrap_or_default());
+        .insert(fact::TO.into(), last.to.clone().unwrap_or_default());
     journal
         .record
         .facts
-        .insert(heal::ROLLBACK.into(), last.rollback.display().to_string());
+        .insert(fact::ROLLBACK.into(), last.rollback.display().to_string());
     journal.save()?;
     roll_back(&engine, args, config, &applied, &last.backup, &last).await?;
     last.set_state("undone", &config.state_dir)?;

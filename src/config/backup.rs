@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::BackupFile;
 use super::{ConfigError, Flags};
-use crate::backup::schedule::Schedule;
+use crate::cron::Schedule;
 
 #[derive(Debug, Clone)]
 pub struct BackupConfig {

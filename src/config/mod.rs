@@ -19,7 +19,7 @@ pub use file::{AcmeFile, AdminFile, BackupFile, FileConfig, ProxyFile};
 use acme::acme_config;
 
 use crate::cidr::Cidr;
-use crate::stack::envfile::{EnvFile, EnvFileError};
+use crate::envfile::{EnvFile, EnvFileError};
 use crate::units::{parse_duration, parse_size};
 
 #[derive(Debug, thiserror::Error)]
@@ -484,7 +484,7 @@ fn releases_url(flags: &Flags, file: Option<String>) -> Result<String, ConfigErr
     let Some((url, origin)) =
         from_env.or_else(|| file.map(|u| (u, "difyctl.toml (releases.url)".to_string())))
     else {
-        return Ok(crate::releases::DEFAULT_URL.to_string());
+        return Ok(crate::dify::version::RELEASE_ARCHIVES.to_string());
     };
     if !url.starts_with("https://") || url.parse::<http::Uri>().is_err() {
         return Err(ConfigError::Invalid {

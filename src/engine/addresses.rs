@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::labels;
-use super::reconcile::{project_containers, service_label};
+use super::listing::{project_containers, service_label};
 use super::{Engine, EngineError};
 
 /// What the proxy needs to know of one service's container.

@@ -10,8 +10,9 @@ use bollard::query_parameters::{
 
 use super::adopt::differences;
 use super::labels::{self, config_hash};
+use super::listing::{display_name, service_label};
+use super::outcome::{note, Action, Note, ServiceResult, UpOptions};
 use super::progress::Line;
-use super::reconcile::{display_name, note, service_label, Action, Note, ServiceResult, UpOptions};
 use super::{create, Engine, EngineError};
 use crate::stack::model::Stack;
 use crate::stack::service::ServiceSpec;

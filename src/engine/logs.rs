@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 
 use super::labels;
-use super::reconcile::{containers_of_services, project_containers, service_label};
+use super::listing::{containers_of_services, project_containers, service_label};
 use super::{Engine, EngineError};
 
 /// How much of the output, and how (`logs` flags).

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::container::stop_and_remove;
 use super::labels;
-use super::reconcile::{containers_of_services, display_name, project_containers, service_label};
+use super::listing::{containers_of_services, display_name, project_containers, service_label};
 use super::{Engine, EngineError};
 
 #[derive(Debug, Default, Serialize)]

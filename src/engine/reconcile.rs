@@ -7,98 +7,17 @@
 //! recreated otherwise. Volumes are never touched, so their data survives recreation.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::ListContainersOptions;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use super::health::{self, Status, Watch};
-use super::labels;
+pub use super::listing::{containers_of_services, display_name, project_containers, service_label};
+pub use super::outcome::{note, Action, Note, ServiceResult, Shared, UpOptions, UpReport};
 use super::progress::Progress;
 use super::{container, images, resources, Engine, EngineError};
 use crate::stack::depends::Condition;
 use crate::stack::model::Stack;
-
-pub struct UpOptions {
-    /// How long one service may take to become healthy (or complete).
-    pub timeout: Duration,
-    /// The compose file, for the config_files label.
-    pub config_file: String,
-    /// Services whose containers are stopped when found (nginx, certbot: difyctl does their
-    /// job and needs their ports).
-    pub retired: Vec<String>,
-    /// Where the services whose container is removed and not yet created again are written
-    /// down (a killed `up` leaves the list for the next difyctl to finish).
-    pub journal: Option<Shared>,
-}
-
-/// A journal shared by the services' tasks.
-pub type Shared = std::sync::Arc<std::sync::Mutex<crate::journal::Journal>>;
-
-/// Notes a step of `service` in the journal (and stops there for a failpoint of that name).
-pub fn note(journal: &Option<Shared>, service: &str, what: Note) {
-    let Some(j) = journal else { return };
-    let step = {
-        let mut j = j.lock().unwrap_or_else(|p| p.into_inner());
-        match what {
-            Note::Removing => j.record.removed.push(service.to_string()),
-            Note::Created => j.record.removed.retain(|s| s != service),
-            Note::Removed | Note::Health => {}
-        }
-        let step = format!("reconcile:{}:{service}", what.name());
-        let _ = j.step(&step);
-        step
-    };
-    let _ = step;
-}
-
-#[derive(Clone, Copy)]
-pub enum Note {
-    Removing,
-    Removed,
-    Created,
-    Health,
-}
-
-impl Note {
-    fn name(self) -> &'static str {
-        match self {
-            Note::Removing => "removing",
-            Note::Removed => "removed",
-            Note::Created => "created",
-            Note::Health => "health",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Running and matching: left alone.
-    Unchanged,
-    /// Matching but stopped: started.
-    Started,
-    Created,
-    Recreated,
-    /// Running and matching, but a dependency it names with `restart: true` was recreated.
-    Restarted,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceResult {
-    pub service: String,
-    pub container: String,
-    pub id: String,
-    pub action: Action,
-}
-
-#[derive(Debug, Default)]
-pub struct UpReport {
-    pub services: Vec<ServiceResult>,
-    pub warnings: Vec<String>,
-}
 
 pub async fn up(
     engine: &Engine,
@@ -280,58 +199,4 @@ async fn restart_after(
         ))?;
     result.action = Action::Restarted;
     Ok(result)
-}
-
-/// The container's name without Docker's leading `/` (its ID when it has none).
-pub fn display_name(c: &ContainerSummary) -> String {
-    c.names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| c.id.clone().unwrap_or_default())
-}
-
-pub fn service_label(c: &ContainerSummary) -> Option<&str> {
-    c.labels
-        .as_ref()
-        .and_then(|l| l.get(labels::SERVICE))
-        .map(String::as_str)
-}
-
-/// All the project's containers, stopped ones too, once every name in `services` is known
-/// to have one (`logs api wokrer` fails on the typo instead of showing less).
-pub async fn containers_of_services(
-    engine: &Engine,
-    project: &str,
-    services: &[String],
-) -> Result<Vec<ContainerSummary>, EngineError> {
-    let containers = project_containers(engine, project, true).await?;
-    if let Some(unknown) = services.iter().find(|s| {
-        !containers
-            .iter()
-            .any(|c| service_label(c) == Some(s.as_str()))
-    }) {
-        return Err(EngineError::UnknownService(unknown.clone()));
-    }
-    Ok(containers)
-}
-
-/// The project's containers (`all`: stopped ones too).
-pub async fn project_containers(
-    engine: &Engine,
-    project: &str,
-    all: bool,
-) -> Result<Vec<ContainerSummary>, EngineError> {
-    engine
-        .docker
-        .list_containers(Some(ListContainersOptions {
-            all,
-            filters: Some(labels::project_filter(project)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(EngineError::api(
-            format!("project {project}"),
-            "cannot list its containers",
-        ))
 }

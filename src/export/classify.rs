@@ -20,53 +20,7 @@ pub enum Kind {
     Job,
 }
 
-/// Dify's data services (any profile): StatefulSets with their own volume claims.
-const STATEFUL: &[&str] = &[
-    "db",
-    "db_postgres",
-    "db_mysql",
-    "redis",
-    "weaviate",
-    "qdrant",
-    "pgvector",
-    "pgvecto-rs",
-    "milvus-standalone",
-    "etcd",
-    "minio",
-    "opensearch",
-    "elasticsearch",
-    "chroma",
-    "oceanbase",
-    "couchbase-server",
-    "myscale",
-    "matrixone",
-    "opengauss",
-    "vastbase",
-    "iris",
-    "tidb",
-];
-
-/// Ports Dify's services listen on (compose does not say unless a port is published).
-const KNOWN_PORTS: &[(&str, &[u16])] = &[
-    ("db", &[5432]),
-    ("db_postgres", &[5432]),
-    ("db_mysql", &[3306]),
-    ("redis", &[6379]),
-    ("sandbox", &[8194]),
-    ("ssrf_proxy", &[3128]),
-    ("weaviate", &[8080, 50051]),
-    ("qdrant", &[6333, 6334]),
-    ("pgvector", &[5432]),
-    ("pgvecto-rs", &[5432]),
-    ("milvus-standalone", &[19530]),
-    ("etcd", &[2379]),
-    ("minio", &[9000]),
-    ("opensearch", &[9200]),
-    ("elasticsearch", &[9200]),
-    ("chroma", &[8000]),
-    ("agent_backend", &[5050]),
-    ("local_sandbox", &[5004]),
-];
+use crate::dify::services::{KNOWN_PORTS, STATEFUL};
 
 pub struct Plan {
     pub kinds: BTreeMap<String, Kind>,
@@ -142,7 +96,7 @@ fn ports(stack: &Stack, s: &ServiceSpec) -> Vec<u16> {
         .find(|(n, _)| *n == s.name)
         .map(|(_, p)| p.to_vec())
         .unwrap_or_default();
-    if let Some(p) = crate::upstreams::Ports::of(stack).get(&s.name) {
+    if let Some(p) = crate::stack::fronted::Ports::of(stack).get(&s.name) {
         out.insert(0, p);
     }
     out.extend(

@@ -81,8 +81,7 @@ pub struct Export {
     pub unmapped: Vec<Unmapped>,
 }
 
-/// The services that scale with replicas (stateless, behind a Service, no leader).
-pub const SCALABLE: [&str; 3] = ["api", "worker", "web"];
+pub use crate::dify::services::SCALABLE;
 
 pub fn kubernetes(stack: &Stack, opts: &Options) -> Result<Export, ExportError> {
     check(stack, opts)?;

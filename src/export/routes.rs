@@ -17,7 +17,7 @@ pub const ISSUER: &str = "dify-acme";
 /// there is no api_websocket service (as the proxy does); a location whose service is not in
 /// the stack is left out (the proxy answers 503 there).
 pub fn backends(stack: &Stack) -> Vec<(Location, String, u16)> {
-    let ports = crate::upstreams::Ports::of(stack);
+    let ports = crate::stack::fronted::Ports::of(stack);
     LOCATIONS
         .iter()
         .filter_map(|l| {

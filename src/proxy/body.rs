@@ -29,14 +29,14 @@ pub enum BodyError {
 
 /// An idle timer that only costs something when the body actually waits: the sleep is created
 /// on the first `Pending` and re-armed only after data arrived in between.
-struct Idle {
-    timeout: Duration,
+pub(super) struct Idle {
+    pub(super) timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
-    progressed: bool,
+    pub(super) progressed: bool,
 }
 
 impl Idle {
-    fn new(timeout: Duration) -> Idle {
+    pub(super) fn new(timeout: Duration) -> Idle {
         Idle {
             timeout,
             sleep: None,
@@ -45,7 +45,7 @@ impl Idle {
     }
 
     /// Call when the inner body is pending; true when it has been idle for too long.
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(super) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let sleep = match &mut self.sleep {
             Some(sleep) => {
@@ -233,53 +233,4 @@ pub fn drain(mut body: ClientBody) {
         })
         .await;
     });
-}
-
-/// An upstream response body on its way to the client, ended with an error (which aborts the
-/// client's stream) when the upstream sends nothing for `idle`. There is no total deadline:
-/// an SSE stream may run for an hour as long as it keeps sending.
-pub struct ResponseBody {
-    inner: super::client::PooledBody,
-    idle: Idle,
-}
-
-impl ResponseBody {
-    pub fn new(inner: super::client::PooledBody, idle: Duration) -> ResponseBody {
-        ResponseBody {
-            inner,
-            idle: Idle::new(idle),
-        }
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle.progressed = true;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending if this.idle.expired(cx) => {
-                Poll::Ready(Some(Err(Box::new(BodyError::Idle(this.idle.timeout)))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

@@ -8,8 +8,8 @@ use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Request, Version};
 
+use super::conn::ConnInfo;
 use super::failure::Failure;
-use super::forward::ConnInfo;
 
 /// The host the client asked for (a valid authority, visible ASCII), or why the request is
 /// refused.

@@ -4,18 +4,18 @@
 //! back, retry, time out), `upgrade` (WebSocket hand-over). A stage that refuses returns a
 //! `Failure`, turned into a response in one place (`failure.rs`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::access_log::AccessEntry;
-use super::body::{drain, ResponseBody};
+use super::body::drain;
+use super::conn::ConnInfo;
 use super::failure::Failure;
 use super::headers::strip_hop_by_hop;
+use super::response_body::ResponseBody;
 use super::{attempt, checks, rewrite, route, upgrade};
 use super::{Body, ClientBody, Shared};
 
@@ -25,32 +25,6 @@ pub use super::client::Client;
 /// and no lock is shared between workers.
 pub fn client(connect_timeout: Duration) -> Client {
     Client::new(connect_timeout)
-}
-
-/// The client side of a connection, fixed for all its requests.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub scheme: &'static str,
-    /// The HTTP/1 framing guard's findings (see `framing.rs`); none on HTTP/2.
-    pub framing: Option<Arc<super::framing::FramingFlags>>,
-    /// The peer's address and the local port as header values, formatted once per connection
-    /// rather than for every request's forwarding headers.
-    pub peer_value: HeaderValue,
-    pub port_value: HeaderValue,
-}
-
-impl ConnInfo {
-    pub fn new(peer: SocketAddr, local_port: u16, scheme: &'static str) -> ConnInfo {
-        ConnInfo {
-            peer,
-            scheme,
-            framing: None,
-            peer_value: HeaderValue::from_maybe_shared(bytes::Bytes::from(peer.ip().to_string()))
-                .unwrap_or(HeaderValue::from_static("-")),
-            port_value: HeaderValue::from(local_port),
-        }
-    }
 }
 
 #[derive(Clone)]

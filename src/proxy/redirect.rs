@@ -16,7 +16,7 @@ use super::access_log::AccessEntry;
 use super::challenge::ChallengeTokens;
 #[cfg(test)]
 use super::challenge::CHALLENGE_PREFIX;
-use super::forward::ConnInfo;
+use super::conn::ConnInfo;
 use super::pages::{self, plain};
 use super::Body;
 use crate::config::LogFormat;

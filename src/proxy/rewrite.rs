@@ -6,8 +6,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Uri, Version};
 
+use super::conn::ConnInfo;
 use super::failure::Failure;
-use super::forward::ConnInfo;
 use super::headers::{set_forwarding, strip_hop_by_hop, ClientSide};
 use super::route::Routed;
 use crate::cidr::Cidr;

@@ -21,7 +21,8 @@ use tower::ServiceBuilder;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use super::access_log::{AccessEntry, Logged};
-use super::forward::{self, ConnInfo, Forwarder};
+use super::conn::ConnInfo;
+use super::forward::{self, Forwarder};
 use super::framing::{FramingFlags, Guarded};
 use super::graceful::{Drain, Graceful, Watcher};
 use super::idle::{Activity, Busy};

@@ -6,7 +6,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use super::forward::ConnInfo;
+use super::conn::ConnInfo;
 use super::{pages, Body};
 use crate::metrics::Metrics;
 

@@ -30,7 +30,7 @@ pub fn versions(state_dir: &Path) -> Vec<String> {
         .filter(|n| !n.starts_with('.') && super::version(n).is_ok())
         .filter(|n| cached(state_dir, n).is_some())
         .collect();
-    out.sort_by(|a, b| crate::upgrade::release::compare(a, b).unwrap_or(a.cmp(b)));
+    out.sort_by(|a, b| crate::dify::version::compare(a, b).unwrap_or(a.cmp(b)));
     out
 }
 
@@ -88,7 +88,7 @@ async fn fetch_into(scratch: &Path, base: &str, version: &str) -> Result<PathBuf
             url: url.clone(),
             detail: format!("unpacking stopped: {e}"),
         })??;
-    let found = crate::upgrade::release::Release::read(&docker)
+    let found = crate::releases::release::Release::read(&docker)
         .map_err(|e| ReleasesError::NotAnArchive {
             url: url.clone(),
             detail: crate::error_chain(&e),

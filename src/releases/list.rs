@@ -6,7 +6,8 @@
 
 use serde::Deserialize;
 
-use super::{download, ReleasesError, DEFAULT_URL};
+use super::{download, ReleasesError};
+use crate::dify::version::RELEASE_ARCHIVES;
 
 const GITHUB_LIST: &str = "https://api.github.com/repos/langgenius/dify/releases?per_page=100";
 
@@ -31,7 +32,7 @@ struct Entry {
 
 /// The URL the release list is read from.
 pub fn list_url(base: &str) -> String {
-    if base.trim_end_matches('/') == DEFAULT_URL {
+    if base.trim_end_matches('/') == RELEASE_ARCHIVES {
         GITHUB_LIST.to_string()
     } else {
         format!("{}/releases.json", base.trim_end_matches('/'))
@@ -72,7 +73,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Listed>, String> {
 }
 
 pub fn newest_first(a: &str, b: &str) -> std::cmp::Ordering {
-    crate::upgrade::release::compare(b, a).unwrap_or_else(|| b.cmp(a))
+    crate::dify::version::compare(b, a).unwrap_or_else(|| b.cmp(a))
 }
 
 #[cfg(test)]

@@ -13,12 +13,10 @@
 pub mod cache;
 pub mod download;
 pub mod list;
+pub mod release;
 pub mod unpack;
 
 use std::path::PathBuf;
-
-/// Where Dify publishes its tag archives.
-pub const DEFAULT_URL: &str = "https://github.com/langgenius/dify/archive/refs/tags";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleasesError {

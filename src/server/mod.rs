@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod certs;
+pub mod control;
 pub mod follow;
 pub mod live;
 pub mod repair;
@@ -119,7 +120,7 @@ impl Server {
             None => certs::Certificates::install(&config, resolver.clone(), challenges.clone())?,
         };
         let control = match self.control {
-            true => Some(crate::control::bind(&config.state_dir).await?),
+            true => Some(control::bind(&config.state_dir).await?),
             false => None,
         };
         let admin = match config.admin.listen {
@@ -234,7 +235,7 @@ impl Running {
         }
         if let Some(listener) = control {
             let live = self.live.clone();
-            let task = crate::control::serve(listener, renew, live, stop.clone());
+            let task = control::serve(listener, renew, live, stop.clone());
             self.tasks.push(tokio::spawn(task));
         }
         if let Some(listener) = admin {

@@ -10,35 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::envfile::{EnvFile, EnvFileError};
-use super::interpolate::{interpolate, InterpolateError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StackError {
-    #[error("cannot read compose file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    Yaml { path: PathBuf, message: String },
-    #[error("{}: {key}", path.display())]
-    Interpolate {
-        path: PathBuf,
-        key: String,
-        #[source]
-        source: InterpolateError,
-    },
-    #[error(transparent)]
-    EnvFile(#[from] EnvFileError),
-    #[error("{}: {key}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
-}
+pub use super::error::StackError;
+use crate::envfile::EnvFile;
+use crate::interpolate::interpolate;
 
 /// How to find and read the project.
 #[derive(Debug, Clone, Default)]
@@ -103,11 +77,12 @@ impl Project {
         let name = project_name(opts, &vars, &files, &dir, path)?;
         // Compose sets it for interpolation, whatever the environment says.
         vars.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-        let scope = super::files::Scope {
+        let scope = super::loading::Scope {
+            loader: &super::files::Files,
             vars: &vars,
             working_dir: &dir,
         };
-        let mut ctx = super::files::Ctx::default();
+        let mut ctx = super::loading::Ctx::default();
         let mut document = super::files::load_all(&files, &scope, &mut ctx)?;
         let unset = ctx.unset;
         check_top_level(&document, path)?;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::compose::StackError;
-use super::files::{Ctx, Scope, Steps};
+use super::error::StackError;
+use super::loading::{Ctx, Scope, Steps};
 use super::yaml::Tagged;
 
 /// Resolves the `extends` of every service in `doc`, a document read from `file`.
@@ -127,7 +127,10 @@ impl Resolver<'_, '_> {
             extends: false,
             include: false,
         };
-        let its_tags = super::files::load_file(&path, self.scope, self.ctx, steps, &mut dict)?;
+        let its_tags = self
+            .scope
+            .loader
+            .load_file(&path, self.scope, self.ctx, steps, &mut dict)?;
         let ref_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         super::paths::resolve_document(&mut dict, &ref_dir);
         let mut services = match dict.get_mut("services").map(std::mem::take) {

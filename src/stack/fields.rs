@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
-
-use super::service::{Healthcheck, Restart};
 
 /// A scalar as a string (compose accepts numbers and booleans wherever a string goes).
 pub fn scalar(v: &Value) -> Option<String> {
@@ -294,6 +293,28 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         rest = &rest[unit_end..];
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Healthcheck {
+    /// Docker's form: `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+    /// Checks during the start period (Docker API 1.44+). Left out of the config hash when
+    /// unset, so containers created before it existed are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure(u32),
 }
 
 #[cfg(test)]

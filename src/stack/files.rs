@@ -9,38 +9,33 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::compose::StackError;
+use super::error::StackError;
+use super::loading::{Ctx, Loader, Scope, Steps, ALL};
 use super::yaml::Tagged;
 
-/// What the files of one project are read with.
-pub struct Scope<'a> {
-    /// The interpolation environment.
-    pub vars: &'a HashMap<String, String>,
-    /// The project's folder: `include` paths are relative to it.
-    pub working_dir: &'a Path,
-}
+/// The loader `extends` and `include` call back into (they read files too).
+pub struct Files;
 
-/// State shared by every file read for one load, included projects' files too.
-#[derive(Default)]
-pub struct Ctx {
-    /// Variables used while unset (compose: "defaulting to a blank string").
-    pub unset: Vec<String>,
-    /// The files whose `include` is being read, outermost first: a cycle is refused.
-    pub including: Vec<PathBuf>,
+impl Loader for Files {
+    fn load_all(
+        &self,
+        files: &[PathBuf],
+        scope: &Scope,
+        ctx: &mut Ctx,
+    ) -> Result<Value, StackError> {
+        load_all(files, scope, ctx)
+    }
+    fn load_file(
+        &self,
+        file: &Path,
+        scope: &Scope,
+        ctx: &mut Ctx,
+        steps: Steps,
+        dict: &mut Value,
+    ) -> Result<Tagged, StackError> {
+        load_file(file, scope, ctx, steps, dict)
+    }
 }
-
-/// Which of the per-file steps run: a file read for `extends` has neither (compose-go resolves
-/// its extends service by service and ignores its includes).
-#[derive(Clone, Copy)]
-pub struct Steps {
-    pub extends: bool,
-    pub include: bool,
-}
-
-pub const ALL: Steps = Steps {
-    extends: true,
-    include: true,
-};
 
 /// All `files` merged in order.
 pub fn load_all(files: &[PathBuf], scope: &Scope, ctx: &mut Ctx) -> Result<Value, StackError> {
@@ -111,7 +106,7 @@ fn interpolate_tree(
     Ok(match value {
         Value::String(s) => {
             let lookup = |name: &str| vars.get(name).cloned();
-            let done = super::interpolate::interpolate(&s, &lookup).map_err(|source| {
+            let done = crate::interpolate::interpolate(&s, &lookup).map_err(|source| {
                 StackError::Interpolate {
                     path: path.to_path_buf(),
                     key: key.trim_start_matches('.').to_string(),

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::compose::StackError;
-use super::envfile::EnvFile;
-use super::files::{Ctx, Scope};
+use super::error::StackError;
+use super::loading::{Ctx, Scope};
+use crate::envfile::EnvFile;
 
 /// Imports every `include` entry of `doc` (read from `file`) into it and removes the key.
 pub fn apply(doc: &mut Value, file: &Path, scope: &Scope, ctx: &mut Ctx) -> Result<(), StackError> {
@@ -106,10 +106,11 @@ fn load(
     let vars = variables(entry, scope.vars)?;
     ctx.including.push(file.to_path_buf());
     let inner = Scope {
+        loader: scope.loader,
         vars: &vars,
         working_dir: &entry.project_directory,
     };
-    let loaded = super::files::load_all(&entry.paths, &inner, ctx);
+    let loaded = inner.loader.load_all(&entry.paths, &inner, ctx);
     ctx.including.pop();
     let mut imported = loaded?;
     // An included file is a compose file too: one that is not is refused, not ignored.

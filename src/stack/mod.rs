@@ -6,13 +6,14 @@
 pub mod cast;
 pub mod compose;
 pub mod depends;
-pub mod envfile;
+pub mod error;
 pub mod extends;
 pub mod fields;
 pub mod files;
+pub mod fronted;
 pub mod include;
-pub mod interpolate;
 pub mod keys;
+pub mod loading;
 pub mod merge;
 pub mod model;
 pub mod mounts;

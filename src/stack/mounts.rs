@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::service::scalar;
+use super::fields::scalar;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Source {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::service::scalar;
+use super::fields::scalar;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Port {

@@ -14,14 +14,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::envfile::EnvFile;
 use super::fields::{
     as_i64, command, env_files, flag, healthcheck, key_values, list, opt_duration, restart, size,
     str_of, strings,
 };
-pub use super::fields::{parse_go_duration, scalar, shell_split};
+pub use super::fields::{parse_go_duration, scalar, shell_split, Healthcheck, Restart};
 use super::mounts::{parse_mount, Mount};
 use super::ports::{parse_port, Port};
+use crate::envfile::EnvFile;
 
 /// What the engine creates for one service. Serialised (sorted, stable) for the config hash.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,28 +61,6 @@ pub struct ServiceSpec {
     pub sysctls: BTreeMap<String, String>,
     pub tmpfs: Vec<String>,
     pub security_opt: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Healthcheck {
-    /// Docker's form: `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
-    pub test: Vec<String>,
-    pub interval: Option<Duration>,
-    pub timeout: Option<Duration>,
-    pub retries: Option<u32>,
-    pub start_period: Option<Duration>,
-    /// Checks during the start period (Docker API 1.44+). Left out of the config hash when
-    /// unset, so containers created before it existed are kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_interval: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Restart {
-    No,
-    Always,
-    UnlessStopped,
-    OnFailure(u32),
 }
 
 /// A problem with one service's definition: `key` is the dotted path below `services.<name>`.

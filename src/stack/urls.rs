@@ -6,39 +6,7 @@
 
 use super::model::Stack;
 
-/// (variable, Dify's defaults that mean "not set", what difyctl derives from `base`).
-const SETTINGS: &[(&str, &[&str], Derive)] = &[
-    ("CONSOLE_API_URL", &["", "http://localhost"], Derive::Base),
-    ("CONSOLE_WEB_URL", &["", "http://localhost"], Derive::Base),
-    ("SERVICE_API_URL", &["", "http://localhost"], Derive::Base),
-    ("APP_API_URL", &["", "http://localhost"], Derive::Base),
-    ("APP_WEB_URL", &["", "http://localhost"], Derive::Base),
-    ("FILES_URL", &["", "http://localhost"], Derive::Base),
-    ("TRIGGER_URL", &["", "http://localhost"], Derive::Base),
-    (
-        "ENDPOINT_URL_TEMPLATE",
-        &["", "http://localhost/e/{hook_id}"],
-        Derive::Endpoint,
-    ),
-    (
-        "NEXT_PUBLIC_SOCKET_URL",
-        &["", "ws://localhost"],
-        Derive::Socket,
-    ),
-    (
-        "RESPECT_XFORWARD_HEADERS_ENABLED",
-        &["", "false"],
-        Derive::True,
-    ),
-];
-
-#[derive(Clone, Copy)]
-enum Derive {
-    Base,
-    Endpoint,
-    Socket,
-    True,
-}
+use crate::dify::urls::{Derive, SETTINGS};
 
 /// Sets the URL variables from `domain` (served on `https_port`) in every service that reads
 /// them and has no value of its own. Returns one line per variable set, naming the services.

@@ -14,8 +14,8 @@
 
 use std::path::Path;
 
-use super::renames::Rename;
-use crate::stack::envfile::EnvFile;
+use crate::dify::renames::Rename;
+use crate::envfile::{line_key, EnvFile};
 use crate::stack::secrets;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Synced {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
-    Env(#[from] crate::stack::envfile::EnvFileError),
+    Env(#[from] crate::envfile::EnvFileError),
     #[error(transparent)]
     Random(#[from] secrets::RandomError),
 }
@@ -178,18 +178,6 @@ fn from_example(
     Ok(out)
 }
 
-/// The key a `KEY=value` (or `export KEY=value`) line sets.
-pub fn line_key(line: &str) -> Option<&str> {
-    let t = line.trim_start();
-    let t = t.strip_prefix("export ").unwrap_or(t).trim_start();
-    let (k, _) = t.split_once('=')?;
-    let k = k.trim();
-    (!k.is_empty()
-        && !k.starts_with('#')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    .then_some(k)
-}
-
 /// The example's own line for `key` (1-based `line`), when the entry is that one line.
 fn raw_line(text: &str, line: usize, key: &str) -> Option<String> {
     let raw = text.lines().nth(line.checked_sub(1)?)?;
@@ -248,7 +236,7 @@ mod tests {
     fn user_values_stay_new_keys_come_with_defaults_and_public_secrets_are_replaced() {
         let user = "# mine\nDB_PASSWORD=s3cret\nDB_HOST=db\nLOG_LEVEL=DEBUG\n";
         let example = "DB_PASSWORD=difyai123456\nDB_HOST=db_postgres\nLOG_LEVEL=INFO\nNEW_TIMEOUT=30\nDIFY_AGENT_SERVER_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\n";
-        let renames = super::super::renames::table();
+        let renames = crate::dify::renames::table();
         let s = sync(
             Path::new(".env"),
             Some(user),
@@ -342,7 +330,7 @@ mod tests {
     #[test]
     fn a_latin1_file_is_named_by_line_not_mangled() {
         let bytes = b"A=1\nNAME=Jos\xe9\n";
-        let err = crate::stack::envfile::utf8(Path::new(".env"), bytes)
+        let err = crate::envfile::utf8(Path::new(".env"), bytes)
             .unwrap_err()
             .to_string();
         assert!(

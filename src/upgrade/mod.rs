@@ -25,8 +25,6 @@ pub mod envsync;
 pub mod last;
 pub mod migration;
 pub mod plan;
-pub mod release;
-pub mod renames;
 pub mod stores;
 
 use std::path::PathBuf;
@@ -34,7 +32,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
     #[error(transparent)]
-    Release(#[from] release::ReleaseError),
+    Release(#[from] crate::releases::release::ReleaseError),
     #[error("{}: {action}", path.display())]
     Io {
         path: PathBuf,

@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use super::envsync::{self, Synced};
-use super::release::{self, Release};
-use super::renames;
 use super::UpgradeError;
+use crate::dify::renames;
+use crate::releases::release::{self, Release};
 
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -113,7 +113,7 @@ pub fn plan(
         // The user's bytes stay theirs: a file that is not UTF-8 is refused, not mangled.
         let user = match read(&install.join(&target))? {
             Some(bytes) => Some(
-                crate::stack::envfile::utf8(&install.join(&target), &bytes)
+                crate::envfile::utf8(&install.join(&target), &bytes)
                     .map_err(|e| UpgradeError::Env {
                         path: install.join(&target),
                         detail: crate::error_chain(&e),
@@ -127,7 +127,7 @@ pub fn plan(
         }
         // The user's own values for Dify's public ones, from every file first.
         if let Some(u) = &user {
-            let parse = |t: &str| crate::stack::envfile::EnvFile::parse(&target, t);
+            let parse = |t: &str| crate::envfile::EnvFile::parse(&target, t);
             if let (Ok(u), Ok(x)) = (parse(u), parse(&example_text)) {
                 secrets.learn(&u, &x);
             }

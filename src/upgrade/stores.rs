@@ -63,7 +63,7 @@ fn is_weaviate(image: &str) -> bool {
 
 /// `(major, minor)` of an image's tag.
 fn minor(image: &str) -> Option<(u64, u64)> {
-    let tag = super::release::tag(image)?;
+    let tag = crate::dify::version::tag(image)?;
     let mut parts = tag.trim_start_matches('v').split('.');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }

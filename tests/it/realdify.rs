@@ -103,7 +103,7 @@ fn set_env(path: &Path, key: &str, value: &str) {
 
 fn env_value(path: &Path, key: &str) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    difyctl::stack::envfile::EnvFile::parse(path, &text)
+    difyctl::envfile::EnvFile::parse(path, &text)
         .unwrap()
         .get(key)
         .map(|e| e.value.clone())

@@ -250,7 +250,7 @@ fn init_version_fetches_dify_s_own_release_and_releases_lists_them() {
     );
     let env = std::fs::read_to_string(install.join(".env")).unwrap();
     let example = std::fs::read_to_string(install.join(".env.example")).unwrap();
-    let parse = |t: &str| difyctl::stack::envfile::EnvFile::parse(Path::new(".env"), t).unwrap();
+    let parse = |t: &str| difyctl::envfile::EnvFile::parse(Path::new(".env"), t).unwrap();
     let (env, example) = (parse(&env), parse(&example));
     for e in &example.entries {
         if difyctl::stack::secrets::is_credential(&e.key, &e.value) {
@@ -411,7 +411,8 @@ fn hostile_or_wrong_release_archives_are_refused_and_not_cached() {
 /// release's version beside it, and `--dry-run` shows the difference.
 #[test]
 fn dify_s_own_folder_upgrades_1_13_to_1_16_1_three_way() {
-    use difyctl::upgrade::{apply, base, plan, release::Release};
+    use difyctl::releases::release::Release;
+    use difyctl::upgrade::{apply, base, plan};
     let Some(fx) = fixtures() else { return };
     let dir = Scratch::new("releases-chain");
     let server = ReleaseServer::start(&dir.0);
@@ -517,8 +518,7 @@ fn dify_s_own_folder_upgrades_1_13_to_1_16_1_three_way() {
             "{next}: the user's value"
         );
         let example = std::fs::read_to_string(release_dir.join(".env.example")).unwrap();
-        let parse =
-            |t: &str| difyctl::stack::envfile::EnvFile::parse(Path::new(".env"), t).unwrap();
+        let parse = |t: &str| difyctl::envfile::EnvFile::parse(Path::new(".env"), t).unwrap();
         let (now, ex) = (parse(&env), parse(&example));
         for e in &ex.entries {
             let have = now

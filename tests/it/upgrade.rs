@@ -22,7 +22,7 @@ fn fixtures() -> Option<PathBuf> {
 }
 
 fn env_keys(text: &str) -> Vec<(String, String)> {
-    difyctl::stack::envfile::EnvFile::parse(Path::new(".env"), text)
+    difyctl::envfile::EnvFile::parse(Path::new(".env"), text)
         .unwrap()
         .entries
         .into_iter()
@@ -102,7 +102,7 @@ fn dify_1_15_install_upgrades_to_1_16_files_with_user_values_kept() {
         "a dry run writes nothing"
     );
 
-    let release = difyctl::upgrade::release::Release::read(&fx.join("dify-1.16.0")).unwrap();
+    let release = difyctl::releases::release::Release::read(&fx.join("dify-1.16.0")).unwrap();
     let plan = difyctl::upgrade::plan::plan(&install, &release, Some("1.15.0"), None).unwrap();
     difyctl::upgrade::apply::apply(&install, &plan, &dir.path("rollback")).unwrap();
     let new_env = std::fs::read_to_string(install.join(".env")).unwrap();

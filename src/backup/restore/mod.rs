@@ -36,7 +36,7 @@ use super::BackupError;
 use crate::engine::progress::Progress;
 use crate::engine::reconcile::{self, ServiceResult, UpOptions};
 use crate::engine::{Engine, EngineError};
-use crate::heal;
+use crate::journal::fact;
 use crate::journal::{Journal, Op};
 use crate::stack::compose::{LoadOptions, Project, StackError};
 use crate::stack::model::Stack;
@@ -232,11 +232,11 @@ pub async fn apply(
     journal
         .record
         .facts
-        .insert(heal::DIR.into(), dir.display().to_string());
+        .insert(fact::DIR.into(), dir.display().to_string());
     journal
         .record
         .facts
-        .insert(heal::WAS_EMPTY.into(), was_empty.to_string());
+        .insert(fact::WAS_EMPTY.into(), was_empty.to_string());
     let _ = journal.save();
     let result = apply_into(engine, prepared, req, meter, &dir, &mut undo, &mut journal).await;
     if result.is_err() {
@@ -285,7 +285,7 @@ async fn apply_into(
     journal
         .record
         .facts
-        .insert(heal::VOLUMES.into(), undo.volumes.join(","));
+        .insert(fact::VOLUMES.into(), undo.volumes.join(","));
     let _ = journal.step("restore:parts");
     let outside_ok = prepared.trust.trusted() || req.untrusted;
     let ctx = parts::Context {

@@ -143,7 +143,7 @@ impl EnvFile {
                 e.value.clone()
             } else {
                 let lookup = |name: &str| process.get(name).or_else(|| vars.get(name)).cloned();
-                super::interpolate::interpolate(&e.value, &lookup)
+                crate::interpolate::interpolate(&e.value, &lookup)
                     .map_err(|err| EnvFileError::Syntax {
                         path: self.path.clone(),
                         line: e.line,
@@ -363,6 +363,18 @@ fn unescape(raw: &str) -> String {
         }
     }
     out
+}
+
+/// The key a `KEY=value` (or `export KEY=value`) line sets.
+pub fn line_key(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("export ").unwrap_or(t).trim_start();
+    let (k, _) = t.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty()
+        && !k.starts_with('#')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(k)
 }
 
 #[cfg(test)]

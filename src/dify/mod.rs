@@ -1,6 +1,17 @@
 //! What difyctl knows of Dify, in one place: the services it fronts, the ports they listen on
 //! (and the variables that move them), the route table of Dify's nginx, and the services
 //! difyctl replaces. Dify's release files are the source (see `../shared/notes/dify.md`).
+//! One file per further kind of fact: `version` (release names, where archives are),
+//! `renames` (settings Dify renamed), `urls` (its public URL settings), `secrets` (its
+//! published defaults and the credential rule), `services` (data services, ports, scaling),
+//! `dotenv` (what its nginx and certbot read from `.env`, honoured by difyctl's settings).
+
+pub mod dotenv;
+pub mod renames;
+pub mod secrets;
+pub mod services;
+pub mod urls;
+pub mod version;
 
 pub const WEB: &str = "web";
 pub const API: &str = "api";

@@ -89,7 +89,7 @@ impl Release {
             let Ok(text) = std::fs::read_to_string(&example) else {
                 continue;
             };
-            if let Ok(env) = crate::stack::envfile::EnvFile::parse(&target, &text) {
+            if let Ok(env) = crate::envfile::EnvFile::parse(&target, &text) {
                 keys.extend(env.entries.into_iter().map(|e| e.key));
             }
         }
@@ -97,29 +97,7 @@ impl Release {
     }
 }
 
-/// The tag of an image reference (`repo:tag`, not a registry port).
-pub fn tag(image: &str) -> Option<String> {
-    let image = image.split('@').next()?;
-    let (repo, tag) = image.rsplit_once(':')?;
-    (!tag.contains('/') && !repo.is_empty()).then(|| tag.to_string())
-}
-
-/// Versions compared part by part as numbers (`1.9.2` < `1.16.0`; a leading `v` ignored);
-/// `None` when either is not a version.
-pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
-    let parts = |v: &str| -> Option<Vec<u64>> {
-        v.trim_start_matches('v')
-            .split(['.', '-'])
-            .take_while(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
-            .map(|p| p.parse().ok())
-            .collect()
-    };
-    let (a, b) = (parts(a)?, parts(b)?);
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    Some(a.cmp(&b))
-}
+pub use crate::dify::version::{compare, tag};
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReleaseError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ReleaseError::Read {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::stack::envfile::EnvFile;
+use crate::envfile::EnvFile;
 
 #[derive(Debug, Clone)]
 pub enum Rename {
@@ -88,7 +88,7 @@ impl Rename {
                     .map(|(_, _, new)| *new)
                     .unwrap_or(from);
                 if let Some(line) = lines.get_mut(e.line.saturating_sub(1)) {
-                    if super::envsync::line_key(line) == Some(*key) {
+                    if crate::envfile::line_key(line) == Some(*key) {
                         *line = format!("{key}={pick}");
                         notes.push(format!("{key}: {from} -> {pick} ({why})"));
                     }
