@@ -13,6 +13,47 @@ use difyctl::stack::model::Stack;
 use indicatif::HumanBytes;
 use tokio::signal::unix::{signal, SignalKind};
 
+use difyctl::config::row::BACKUP;
+use difyctl::config::SettingArgs;
+
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    profiles: Vec<String>,
+    /// Print a JSON summary (progress stays on stderr)
+    #[arg(long)]
+    json: bool,
+    /// `--to`, `--keep`.
+    #[command(flatten)]
+    settings: SettingArgs<BACKUP>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Print this install's public backup key (for `restore --trust` on another machine) and
+    /// where the private one is; made when there is none
+    Key,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        if let Some(Action::Key) = self.action {
+            return key(&g.config()?.state_dir);
+        }
+        let opts = g.load(self.profiles);
+        let stack = super::load_stack(&opts, &difyctl::dify::replaced())?;
+        let config = g.config_with(&self.settings)?;
+        let rt = runtime()?;
+        rt.block_on(super::heal_before(&opts, &config.state_dir))?;
+        rt.block_on(run(stack, g.compose_files(), config, self.json))
+    }
+}
+
 pub async fn run(
     stack: Stack,
     compose_files: Vec<PathBuf>,

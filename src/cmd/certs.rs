@@ -10,7 +10,61 @@ use difyctl::server::Server;
 use difyctl::timefmt::rfc3339;
 use serde_json::json;
 
-use super::UsageError;
+use difyctl::config::row::RENEW;
+use difyctl::config::settings::General;
+use difyctl::config::{SettingArgs, Value};
+
+use super::{runtime, Globals, UsageError};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Issuer, serial, validity, next renewal and last error of each certificate
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew now: through the running difyctl if there is one, else by itself (binding :80/:443)
+    Renew {
+        /// Renew even when the certificate is not due
+        #[arg(long)]
+        force: bool,
+        /// The certificate (any of its names) to renew [default: the configured one]
+        #[arg(long, value_name = "D")]
+        domain: Option<String>,
+        /// Names on the certificate (repeatable) [default: `domains` from difyctl.toml, or
+        /// CERTBOT_DOMAIN]
+        #[arg(long = "name", value_name = "D")]
+        names: Vec<String>,
+        #[command(flatten)]
+        settings: SettingArgs<RENEW>,
+    },
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        match self {
+            Args::Status { json } => status(&g.config()?, json),
+            Args::Renew {
+                force,
+                domain,
+                names,
+                settings,
+            } => {
+                let config = g.config_by(|flags| {
+                    settings.apply(flags);
+                    // `--domain` names the certificate to renew here: the names on it are
+                    // `--name`, the `domains` row under another flag.
+                    if !names.is_empty() {
+                        let row = General::row("domains");
+                        flags.set(row, Value::List(names), "--name".into());
+                    }
+                })?;
+                runtime()?.block_on(renew(config, force, domain))
+            }
+        }
+    }
+}
 
 /// Where each certificate stands, from the files (works with or without a running difyctl).
 pub fn status(config: &Config, as_json: bool) -> anyhow::Result<()> {

@@ -5,6 +5,36 @@
 use difyctl::stack::compose::{LoadOptions, REPLACED_SERVICES};
 use serde_json::{Map, Value};
 
+use super::Globals;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only the names of the services `up` would start
+    #[arg(long)]
+    services: bool,
+    /// JSON instead of YAML
+    #[arg(long)]
+    json: bool,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    profiles: Vec<String>,
+    /// Leave env_file values out of each service's environment
+    #[arg(long)]
+    no_env_resolution: bool,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let config = g.config()?;
+        let output = Output {
+            services_only: self.services,
+            json: self.json,
+            env_resolution: !self.no_env_resolution,
+        };
+        run(&g.load(self.profiles), &config, &output)
+    }
+}
+
 /// What `config` prints.
 pub struct Output {
     /// Only the names of the services `up` would start.

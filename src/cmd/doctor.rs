@@ -8,6 +8,27 @@ use serde::Serialize;
 
 use difyctl::config::Config;
 
+use difyctl::config::row::DOCTOR;
+use difyctl::config::SettingArgs;
+
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JSON instead of text
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    settings: SettingArgs<DOCTOR>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let config = g.config_with(&self.settings)?;
+        runtime()?.block_on(run(&config, &g.compose_file, self.json))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

@@ -6,6 +6,31 @@ use std::time::Duration;
 
 use difyctl::engine::ops;
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Also remove the project's named volumes, and with them their data
+    #[arg(short = 'v', long = "volumes")]
+    volumes: bool,
+    /// Seconds each container gets to stop before it is killed
+    #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let project = super::project_name(&g.load(Vec::new()))?;
+        let config = g.config()?;
+        runtime()?.block_on(run(
+            &project,
+            self.volumes,
+            Duration::from_secs(self.timeout),
+            &config.state_dir,
+        ))
+    }
+}
+
 pub async fn run(
     project: &str,
     volumes: bool,

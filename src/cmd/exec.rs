@@ -12,6 +12,31 @@ use tokio::io::AsyncWriteExt;
 
 use difyctl::engine::reconcile::{containers_of_services, service_label};
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service
+    service: String,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        let code = runtime()?
+            .block_on(run(&project, &self.service, &self.command))
+            .map_err(|e| super::explain_missing(e, &opts))?;
+        if code != 0 {
+            return Err(ExitStatus(code).into());
+        }
+        Ok(())
+    }
+}
+
 /// The command's exit code when it is not 0 (difyctl exits with it).
 #[derive(Debug, thiserror::Error)]
 #[error("the command exited with code {0}")]

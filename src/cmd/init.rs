@@ -5,12 +5,44 @@
 //! e-mail. An existing file is never overwritten: it is kept and named. The release's files
 //! are remembered in the state dir, so a later upgrade tells the user's edits from Dify's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use difyctl::config::Config;
 use difyctl::releases::release::Release;
 use difyctl::upgrade::embedded::{self, Embedded};
+
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The domain Dify is served on (Let's Encrypt certificate)
+    #[arg(long, value_name = "D")]
+    domain: Option<String>,
+    /// Contact e-mail for Let's Encrypt
+    #[arg(long, value_name = "E")]
+    email: Option<String>,
+    /// Folder to write to (created when missing)
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    dir: PathBuf,
+    /// Dify release to install (default: the newest difyctl ships; another is fetched from
+    /// Dify's release archives, `difyctl releases` lists them)
+    #[arg(long, value_name = "V")]
+    version: Option<String>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let config = g.config()?;
+        let args = InitArgs {
+            dir: &self.dir,
+            domain: self.domain.as_deref(),
+            email: self.email.as_deref(),
+            version: self.version.as_deref(),
+        };
+        runtime()?.block_on(run(args, &config))
+    }
+}
 
 pub struct InitArgs<'a> {
     pub dir: &'a Path,
@@ -196,16 +228,20 @@ fn refuse_ignored_settings(
     if !path.is_file() || (domain.is_none() && email.is_none()) {
         return Ok(());
     }
-    let file = difyctl::config::FileConfig::read(&path, true)?;
-    let have = file.domains.clone().unwrap_or_default();
+    let file = difyctl::config::read_toml(&path, true)?;
+    let have = file
+        .get("domains")
+        .map(|(v, _)| v.items())
+        .unwrap_or_default();
+    let had_email = file.get("email").map(|(v, _)| v.text().into_owned());
     let domain_ignored = domain.is_some_and(|d| !have.iter().any(|h| h.eq_ignore_ascii_case(d)));
-    let email_ignored = email.is_some_and(|e| file.email.as_deref() != Some(e));
+    let email_ignored = email.is_some_and(|e| had_email.as_deref() != Some(e));
     if domain_ignored || email_ignored {
         return Err(super::UsageError(format!(
             "{} exists (init never overwrites it) and says domains = {:?}, email = {:?}: edit it to serve {}, or run init in an empty folder",
             path.display(),
             have,
-            file.email.unwrap_or_default(),
+            had_email.unwrap_or_default(),
             domain.unwrap_or("the domain you gave"),
         ))
         .into());

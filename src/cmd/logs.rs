@@ -6,6 +6,57 @@ use std::io::Write;
 
 use difyctl::engine::logs;
 
+use super::{runtime, Globals, UsageError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Services to show [default: all]
+    services: Vec<String>,
+    /// Keep following new output
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Only the last N lines of each container
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<u64>,
+    /// Prefix each line with its time
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    /// Only output since: 10m, 2h, an RFC 3339 time or Unix seconds
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let since = self
+            .since
+            .as_deref()
+            .map(since)
+            .transpose()
+            .map_err(|m| UsageError(format!("--since: {m}")))?;
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        if self.services.iter().any(|s| s == "difyctl") {
+            let config = g.config()?;
+            return runtime()?.block_on(super::detach::show_log(
+                &config.state_dir,
+                &project,
+                self.follow,
+                self.tail,
+            ));
+        }
+        let view = logs::View {
+            follow: self.follow,
+            tail: self.tail,
+            timestamps: self.timestamps,
+            since,
+        };
+        runtime()?
+            .block_on(run(&project, &self.services, view))
+            .map_err(|e| super::explain_missing(e, &opts))
+    }
+}
+
 pub async fn run(project: &str, services: &[String], view: logs::View) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     let mut lines = logs::logs(&engine, project, services, view).await?;

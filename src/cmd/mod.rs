@@ -1,4 +1,5 @@
-//! One file per subcommand. Each takes its validated part of the configuration.
+//! One file per subcommand: each defines its own arguments (`Args`, clap) and turns them,
+//! with what came before the command (`Globals`), into what it needs.
 
 pub mod certs;
 pub mod config;
@@ -28,9 +29,105 @@ pub mod status;
 pub mod up;
 pub mod upgrade;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use difyctl::config::{Commands, Config, ConfigError, Flags, SettingArgs};
 use difyctl::engine::Engine;
 use difyctl::stack::compose::{LoadOptions, Project};
 use difyctl::stack::model::Stack;
+
+/// What came before the command: compose's `-f`, `-p` and `--env-file`, difyctl's
+/// `--config`, `--state-dir` and `--log-format`, and the process environment.
+pub struct Globals {
+    /// `-f` as given (none: COMPOSE_FILE from `.env`, else the defaults).
+    pub files: Vec<PathBuf>,
+    /// The compose file and the files merged over it.
+    pub compose_file: PathBuf,
+    pub overrides: Vec<PathBuf>,
+    pub project_name: Option<String>,
+    pub process_env: HashMap<String, String>,
+    flags: Flags,
+}
+
+impl Globals {
+    pub fn new(cli: crate::cli::Cli) -> anyhow::Result<(Globals, crate::cli::Command)> {
+        let mut flags = Flags::default();
+        flags.config = cli.config;
+        flags.env_file = cli.env_file;
+        flags.log_format = match cli.log_format {
+            crate::cli::LogFormat::Plain => difyctl::config::LogFormat::Plain,
+            crate::cli::LogFormat::Json => difyctl::config::LogFormat::Json,
+        };
+        cli.settings.apply(&mut flags);
+        let process_env: HashMap<String, String> = std::env::vars().collect();
+        let files = match cli.file.is_empty() {
+            true => difyctl::stack::compose::files_from_dotenv(&flags.env_file, &process_env)?
+                .unwrap_or_default(),
+            false => cli.file.clone(),
+        };
+        let (compose_file, overrides) = match files.split_first() {
+            Some((first, rest)) => (first.clone(), rest.to_vec()),
+            None => difyctl::stack::compose::default_files(Path::new("")),
+        };
+        let globals = Globals {
+            files: cli.file,
+            compose_file,
+            overrides,
+            project_name: cli.project_name,
+            process_env,
+            flags,
+        };
+        Ok((globals, cli.command))
+    }
+
+    /// How to load the compose project, with `profiles` enabled.
+    pub fn load(&self, profiles: Vec<String>) -> LoadOptions {
+        LoadOptions {
+            compose_file: self.compose_file.clone(),
+            overrides: self.overrides.clone(),
+            env_files: self.flags.env_file.clone(),
+            project_name: self.project_name.clone(),
+            profiles,
+            process_env: self.process_env.clone(),
+        }
+    }
+
+    /// The configuration with the global flags only.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.flags)
+    }
+
+    /// The configuration with the command's setting flags over the global ones.
+    pub fn config_with<const G: Commands>(
+        &self,
+        args: &SettingArgs<G>,
+    ) -> Result<Config, ConfigError> {
+        self.config_by(|flags| args.apply(flags))
+    }
+
+    /// The configuration with flags the command sets itself (`certs renew --name`).
+    pub fn config_by(&self, set: impl FnOnce(&mut Flags)) -> Result<Config, ConfigError> {
+        let mut flags = self.flags.clone();
+        set(&mut flags);
+        Config::load(&flags)
+    }
+
+    /// The compose files as absolute paths (labels, journals).
+    pub fn compose_files(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.compose_file)
+            .chain(&self.overrides)
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+            .collect()
+    }
+}
+
+/// The control runtime (signals, reloads). The proxy's workers run their own runtimes.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
 
 /// `up SERVICE...`, `pull SERVICE...`: the stack kept to the named services (with what they
 /// depend on, when `with_dependencies`); a name the stack does not have is a usage error.

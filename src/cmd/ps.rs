@@ -6,6 +6,29 @@ use std::path::Path;
 
 use difyctl::engine::ops::{self, PsEntry};
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JSON instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Accepted for compose's sake: stopped containers are always shown
+    #[arg(short = 'a', long = "all", hide = true)]
+    all: bool,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        let config = g.config()?;
+        let rt = runtime()?;
+        rt.block_on(super::heal_before(&opts, &config.state_dir))?;
+        rt.block_on(run(&project, &config.state_dir, self.json))
+    }
+}
+
 pub async fn run(project: &str, state_dir: &Path, json: bool) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     let entries = ops::ps(&engine, project).await?;

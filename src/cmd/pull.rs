@@ -4,6 +4,25 @@ use difyctl::engine::images;
 use difyctl::engine::progress::Progress;
 use difyctl::stack::model::Stack;
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Services whose images to pull [default: all]
+    services: Vec<String>,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    profiles: Vec<String>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let stack = super::load_stack(&g.load(self.profiles), &difyctl::dify::replaced())?;
+        let stack = super::named_services(stack, &self.services, false)?;
+        runtime()?.block_on(run(&stack))
+    }
+}
+
 pub async fn run(stack: &Stack) -> anyhow::Result<()> {
     let engine = super::engine().await?;
     let pulled = pull_images(&engine, stack, true).await?;

@@ -7,6 +7,22 @@ use difyctl::releases::{self, list};
 use difyctl::stack::compose::LoadOptions;
 use serde::Serialize;
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JSON for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let config = g.config()?;
+        runtime()?.block_on(run(&config, &g.load(Vec::new()), self.json))
+    }
+}
+
 #[derive(Serialize)]
 struct Row {
     version: String,

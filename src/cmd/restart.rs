@@ -8,6 +8,75 @@ use std::time::Duration;
 
 use difyctl::engine::ops;
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct RestartArgs {
+    /// Services to restart [default: all]
+    services: Vec<String>,
+    /// Seconds each container gets to stop before it is killed
+    #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+}
+
+impl RestartArgs {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        let config = g.config()?;
+        let rt = runtime()?;
+        rt.block_on(super::heal_before(&opts, &config.state_dir))?;
+        rt.block_on(run(
+            &project,
+            &self.services,
+            Duration::from_secs(self.timeout),
+            &config.state_dir,
+        ))
+        .map_err(|e| super::explain_missing(e, &opts))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Services to stop [default: all]
+    services: Vec<String>,
+    /// Seconds each container gets to stop before it is killed
+    #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+}
+
+impl StopArgs {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        runtime()?
+            .block_on(stop(
+                &project,
+                &self.services,
+                Duration::from_secs(self.timeout),
+            ))
+            .map_err(|e| super::explain_missing(e, &opts))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Services to start [default: all]
+    services: Vec<String>,
+}
+
+impl StartArgs {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(Vec::new());
+        let project = super::project_name(&opts)?;
+        let config = g.config()?;
+        let rt = runtime()?;
+        rt.block_on(super::heal_before(&opts, &config.state_dir))?;
+        rt.block_on(start(&project, &self.services))
+            .map_err(|e| super::explain_missing(e, &opts))
+    }
+}
+
 pub async fn run(
     project: &str,
     services: &[String],

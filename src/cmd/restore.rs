@@ -11,6 +11,64 @@ use difyctl::backup::key::PublicKey;
 use difyctl::backup::meter::Meter;
 use difyctl::backup::restore::{self, Request};
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The archive (`difyctl-<project>-<time>.tar`)
+    archive: PathBuf,
+    /// The install folder to restore into [default: the folder of -f, else the current
+    /// folder]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Overwrite a non-empty folder, volumes, database files or state
+    #[arg(long)]
+    force: bool,
+    /// Also believe archives signed by this backup key (`difyctl backup key` prints one;
+    /// the key, or a file holding it; repeatable)
+    #[arg(long, value_name = "KEY")]
+    trust: Vec<String>,
+    /// Restore an archive no trusted key signed: what its compose would do to this host is
+    /// shown first, and asked about (or --yes)
+    #[arg(long)]
+    untrusted: bool,
+    /// Do not ask before restoring an untrusted archive
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Seconds a service may take to become healthy once restored
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    wait_timeout: u64,
+    /// Print a JSON summary (progress stays on stderr)
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let config = g.config()?;
+        // `-f` names the install, as in compose: its folder is where it is restored.
+        let dir = self.dir.unwrap_or_else(|| match g.files.first() {
+            Some(f) => f
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| ".".into(), std::path::Path::to_path_buf),
+            None => ".".into(),
+        });
+        runtime()?.block_on(run(RestoreArgs {
+            archive: self.archive,
+            dir,
+            force: self.force,
+            trust: self.trust,
+            untrusted: self.untrusted,
+            yes: self.yes,
+            project_name: g.project_name.clone(),
+            state_dir: config.state_dir,
+            wait_timeout: Duration::from_secs(self.wait_timeout),
+            json: self.json,
+        }))
+    }
+}
+
 pub struct RestoreArgs {
     pub archive: PathBuf,
     pub dir: PathBuf,

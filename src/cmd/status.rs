@@ -9,6 +9,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use difyctl::server::live::{CertView, Overview, ServiceView};
 use difyctl::timefmt::rfc3339;
 
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JSON instead of text (what the admin listener's /status serves)
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let project = super::project_name(&g.load(Vec::new())).ok();
+        let config = g.config()?;
+        runtime()?.block_on(run(project.as_deref(), &config.state_dir, self.json))
+    }
+}
+
 pub async fn run(project: Option<&str>, state_dir: &Path, json: bool) -> anyhow::Result<()> {
     let overview = difyctl::server::control::request_overview(state_dir).await?;
     let Some(o) = overview else {

@@ -4,9 +4,83 @@
 
 use std::time::Duration;
 
+use difyctl::config::row::UP;
+use difyctl::config::SettingArgs;
 use difyctl::engine::progress::Progress;
 use difyctl::engine::reconcile::{self, Action, UpOptions};
 use difyctl::stack::model::Stack;
+
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only these services (and what they depend on) [default: all]
+    pub services: Vec<String>,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    pub profiles: Vec<String>,
+    /// Only the stack: start it, wait until every service is healthy, exit
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Start the stack, then keep serving in the background (the systemd unit when it is
+    /// installed, else a detached difyctl whose log `difyctl logs difyctl` shows)
+    #[arg(short = 'd', long, conflicts_with = "no_proxy")]
+    pub detach: bool,
+    /// Seconds a service may take to become healthy (or to complete) before `up` fails
+    #[arg(
+        long,
+        env = "DIFYCTL_WAIT_TIMEOUT",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
+    pub wait_timeout: u64,
+    /// Services left to difyctl instead of started (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "nginx,certbot",
+        value_name = "LIST"
+    )]
+    pub replace: Vec<String>,
+    /// Print the result as JSON (progress stays on stderr)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub settings: SettingArgs<UP>,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let stack = super::load_stack(&g.load(self.profiles.clone()), &self.replace)?;
+        let mut stack = super::named_services(stack, &self.services, true)?;
+        let config = g.config_with(&self.settings)?;
+        super::public_urls(&mut stack, &config);
+        super::warn_public_secrets(&stack);
+        let settings = UpSettings {
+            wait_timeout: Duration::from_secs(self.wait_timeout),
+            replace: self.replace,
+            json: self.json,
+            compose_files: g.compose_files(),
+            state_dir: config.state_dir.clone(),
+        };
+        if self.no_proxy {
+            return runtime()?
+                .block_on(reconcile_stack(&stack, &settings))
+                .map(|_| ());
+        }
+        if self.detach {
+            let rt = runtime()?;
+            rt.block_on(reconcile_stack(&stack, &settings))?;
+            return rt.block_on(super::detach::serve_in_background(
+                &stack.project,
+                &stack.dir,
+                &config.state_dir,
+                Duration::from_secs(self.wait_timeout.max(60)),
+            ));
+        }
+        runtime()?.block_on(run(stack, config, &settings))
+    }
+}
 
 pub struct UpSettings {
     pub wait_timeout: Duration,

@@ -27,6 +27,68 @@ use difyctl::upgrade::last::Last;
 
 use super::release_dir;
 use super::up::UpSettings;
+use super::{runtime, Globals};
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("release").required(true).args(["from", "to", "resume", "undo"])))]
+pub struct Args {
+    /// The new release's docker/ folder (downloaded from Dify)
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// A Dify release (fetched from Dify's release archives, or one difyctl ships for an
+    /// install made by `difyctl init`); `difyctl releases` lists them
+    #[arg(long, value_name = "VERSION", conflicts_with = "from")]
+    to: Option<String>,
+    /// Run the last upgrade again, after it was interrupted
+    #[arg(long)]
+    resume: bool,
+    /// Put the release before the last upgrade back: its files, and its data from the
+    /// backup taken before the upgrade
+    #[arg(long)]
+    undo: bool,
+    /// Show what would change, change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask before upgrading
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Enable a profile (repeatable), in addition to COMPOSE_PROFILES
+    #[arg(long = "profile", value_name = "P")]
+    profiles: Vec<String>,
+    /// Seconds a service may take to become healthy once recreated
+    #[arg(
+        long,
+        env = "DIFYCTL_WAIT_TIMEOUT",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
+    wait_timeout: u64,
+}
+
+impl Args {
+    pub fn run(self, g: &Globals) -> anyhow::Result<()> {
+        let opts = g.load(self.profiles);
+        let config = g.config()?;
+        let settings = UpSettings {
+            wait_timeout: Duration::from_secs(self.wait_timeout),
+            replace: difyctl::dify::replaced(),
+            json: false,
+            compose_files: g.compose_files(),
+            state_dir: config.state_dir.clone(),
+        };
+        let args = UpgradeArgs {
+            from: self.from,
+            to: self.to,
+            resume: self.resume,
+            undo: self.undo,
+            dry_run: self.dry_run,
+            yes: self.yes,
+            opts,
+            settings,
+        };
+        runtime()?.block_on(run(args, config))
+    }
+}
 
 pub struct UpgradeArgs {
     pub from: Option<PathBuf>,

@@ -4,22 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::file::AcmeFile;
-use super::{ConfigError, Flags};
-use crate::units::parse_duration;
+use super::ca::ChallengeKind;
+use super::settings::{AcmeSettings, General};
+use super::sources::{Flags, Sources};
+use super::ConfigError;
 
 /// The certificate manager's configuration, or why there is none (self-signed instead).
 pub(super) fn acme_config(
-    flags: &Flags,
-    file: &AcmeFile,
-    domains: &[String],
-    email: &Option<String>,
-    state_dir: &Path,
+    src: &Sources,
+    general: &General,
     own_cert: bool,
+    flags: &Flags,
 ) -> Result<(Option<AcmeConfig>, Option<String>), ConfigError> {
+    let settings = AcmeSettings::resolve(src)?;
     if own_cert {
         return Ok((None, None));
     }
+    let domains = &general.domains;
     if domains.is_empty() {
         return Ok((
             None,
@@ -36,48 +37,6 @@ pub(super) fn acme_config(
             )),
         ));
     }
-    let directory = flags
-        .acme_directory
-        .clone()
-        .or(file.directory.clone())
-        .unwrap_or_default();
-    let mut cfg = AcmeConfig::new(
-        domains.to_vec(),
-        directory_url(&directory),
-        state_dir.to_path_buf(),
-    );
-    cfg.email = email.clone();
-    cfg.ca_root = flags
-        .acme_ca_root
-        .clone()
-        .or(file.ca_root.clone())
-        .filter(|p| !p.as_os_str().is_empty());
-    let (challenge, origin) = match (&flags.challenge, &file.challenge) {
-        (Some(c), _) => (c.clone(), flags.origin("challenge")),
-        (None, Some(c)) => (c.clone(), "difyctl.toml (acme.challenge)".to_string()),
-        (None, None) => ("http-01".to_string(), String::new()),
-    };
-    cfg.challenge = match challenge.as_str() {
-        "http-01" => ChallengeKind::Http01,
-        "tls-alpn-01" => ChallengeKind::TlsAlpn01,
-        other => {
-            return Err(ConfigError::Invalid {
-                origin,
-                message: format!("`{other}` is not a challenge type: use http-01 or tls-alpn-01"),
-            })
-        }
-    };
-    cfg.profile = file.profile.clone().filter(|p| !p.is_empty());
-    cfg.hook = file.hook.clone().filter(|h| !h.is_empty());
-    let duration = |value: &Option<String>, key: &str, default: Duration| match value {
-        None => Ok(default),
-        Some(v) => parse_duration(v).map_err(|e| ConfigError::Invalid {
-            origin: format!("difyctl.toml (acme.{key})"),
-            message: e.to_string(),
-        }),
-    };
-    cfg.check_interval = duration(&file.check_interval, "check_interval", cfg.check_interval)?;
-    cfg.retry_initial = duration(&file.retry_initial, "retry_initial", cfg.retry_initial)?;
     // Dify's certbot container keeps its certificates beside the compose file (and `.env`).
     let compose_dir = flags
         .env_file
@@ -85,34 +44,25 @@ pub(super) fn acme_config(
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    cfg.certbot_live = Some(compose_dir.join("volumes/certbot/conf/live"));
+    let cfg = AcmeConfig {
+        domains: domains.clone(),
+        email: general.email.clone(),
+        directory: settings.directory,
+        ca_root: settings.ca_root,
+        challenge: settings.challenge,
+        profile: settings.profile,
+        state_dir: general.state_dir.clone(),
+        check_interval: settings.check_interval,
+        retry_initial: settings.retry_initial,
+        retry_max: RETRY_MAX,
+        hook: settings.hook,
+        certbot_live: Some(compose_dir.join("volumes/certbot/conf/live")),
+    };
     Ok((Some(cfg), None))
 }
 
-pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-
-/// Which challenge proves control of a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeKind {
-    Http01,
-    TlsAlpn01,
-}
-
-impl ChallengeKind {
-    pub fn other(self) -> ChallengeKind {
-        match self {
-            ChallengeKind::Http01 => ChallengeKind::TlsAlpn01,
-            ChallengeKind::TlsAlpn01 => ChallengeKind::Http01,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeKind::Http01 => "http-01",
-            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
-        }
-    }
-}
+/// The longest wait between two attempts after failures.
+const RETRY_MAX: Duration = Duration::from_secs(6 * 3600);
 
 /// The certificate manager's part of the configuration.
 #[derive(Debug, Clone)]
@@ -144,17 +94,18 @@ pub struct AcmeConfig {
 impl AcmeConfig {
     /// Defaults for everything but the names and directory.
     pub fn new(domains: Vec<String>, directory: String, state_dir: PathBuf) -> AcmeConfig {
+        let defaults = AcmeSettings::default();
         AcmeConfig {
             domains,
             email: None,
             directory,
             ca_root: None,
-            challenge: ChallengeKind::Http01,
+            challenge: defaults.challenge,
             profile: None,
             state_dir,
-            check_interval: Duration::from_secs(600),
-            retry_initial: Duration::from_secs(60),
-            retry_max: Duration::from_secs(6 * 3600),
+            check_interval: defaults.check_interval,
+            retry_initial: defaults.retry_initial,
+            retry_max: RETRY_MAX,
             hook: None,
             certbot_live: None,
         }
@@ -163,14 +114,5 @@ impl AcmeConfig {
     /// The name this certificate is stored under.
     pub fn cert_name(&self) -> &str {
         self.domains.first().map_or("default", String::as_str)
-    }
-}
-
-/// `letsencrypt`, `letsencrypt-staging` or a URL.
-pub fn directory_url(name: &str) -> String {
-    match name.trim() {
-        "" | "letsencrypt" => LETSENCRYPT.to_string(),
-        "letsencrypt-staging" => LETSENCRYPT_STAGING.to_string(),
-        url => url.to_string(),
     }
 }
