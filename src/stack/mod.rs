@@ -5,6 +5,7 @@
 
 pub mod cast;
 pub mod compose;
+pub mod definition;
 pub mod depends;
 pub mod error;
 pub mod extends;

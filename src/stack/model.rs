@@ -48,20 +48,10 @@ pub struct VolumeSpec {
 impl Stack {
     /// Types the enabled services of `project` (minus `excluded`, e.g. nginx and certbot).
     pub fn from_project(project: &Project, excluded: &[&str]) -> Result<Stack, StackError> {
-        let invalid = |key: String, message: String| StackError::Invalid {
-            path: project.compose_file.clone(),
-            key,
-            message,
-        };
-        let top = |section: &str| -> Vec<(String, Value)> {
-            match project.document.get(section) {
-                Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                _ => Vec::new(),
-            }
-        };
-        let declared_volumes = top("volumes");
-        let volume_keys: Vec<String> = declared_volumes.iter().map(|(k, _)| k.clone()).collect();
-
+        let volume_keys: Vec<String> = top(project, "volumes")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         let mut warnings: Vec<String> = project
             .unset
             .iter()
@@ -77,115 +67,27 @@ impl Stack {
                 &volume_keys,
                 &mut warnings,
             )
-            .map_err(|e| invalid(format!("services.{}.{}", e.service, e.key), e.message))?;
+            .map_err(|e| {
+                invalid(
+                    project,
+                    format!("services.{}.{}", e.service, e.key),
+                    e.message,
+                )
+            })?;
             services.push(spec);
         }
-        // Only the proxy faces the network: a port published without a host address is
-        // published on loopback (compose would use every interface). Dify's plugin debugging
-        // port (5003) is the usual case.
-        for spec in &mut services {
-            for port in &mut spec.ports {
-                if port.host_ip.is_none() && port.published.is_some() {
-                    port.host_ip = Some("127.0.0.1".into());
-                    warnings.push(format!(
-                        "services.{}.ports: {host} is published on 127.0.0.1 only; write `0.0.0.0:{host}:{}` to publish it on every interface",
-                        spec.name,
-                        port.target,
-                        host = port.host_port().unwrap_or_default(),
-                    ));
-                }
-            }
-        }
+        publish_on_loopback(&mut services, &mut warnings);
         let dependencies = project.dependencies(excluded)?;
-        // `service_healthy` on a service the compose file gives no healthcheck: its image may
-        // have one (Docker reports its status then); `up` says so when it has none.
-        for (service, deps) in &dependencies {
-            for d in deps {
-                let checked = services
-                    .iter()
-                    .find(|s| s.name == d.service)
-                    .and_then(|s| s.healthcheck.as_ref())
-                    .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
-                if d.condition == super::depends::Condition::Healthy && !checked {
-                    warnings.push(format!(
-                        "services.{service}.depends_on.{}: condition service_healthy, but {} has no healthcheck in the compose file: `up` fails unless its image defines one",
-                        d.service, d.service
-                    ));
-                }
-            }
-        }
-        let waves = project.start_order(excluded)?;
-
-        let declared_networks = top("networks");
-        let mut networks = Vec::new();
-        let used_networks: Vec<&String> = {
-            let mut used: Vec<&String> = services.iter().flat_map(|s| s.networks.keys()).collect();
-            used.sort();
-            used.dedup();
-            used
-        };
-        for key in used_networks {
-            let def = declared_networks
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone());
-            if def.is_none() && key != "default" {
-                let user = services
-                    .iter()
-                    .find(|s| s.networks.contains_key(key))
-                    .map_or("?", |s| s.name.as_str());
-                return Err(invalid(
-                    format!("services.{user}.networks"),
-                    format!("network `{key}` is not declared under the top-level `networks:`"),
-                ));
-            }
-            let def = def.unwrap_or(Value::Null);
-            let external = is_true(def.get("external"));
-            let explicit = def.get("name").and_then(scalar);
-            networks.push(NetworkSpec {
-                key: key.clone(),
-                docker_name: match (explicit, external) {
-                    (Some(n), _) => n,
-                    (None, true) => key.clone(),
-                    (None, false) => format!("{}_{key}", project.name),
-                },
-                internal: is_true(def.get("internal")),
-                external,
-                driver: def.get("driver").and_then(scalar),
-            });
-        }
-
-        let mut volumes = Vec::new();
-        for (key, def) in declared_volumes {
-            let used = services.iter().any(|s| {
-                s.mounts
-                    .iter()
-                    .any(|m| m.source == super::mounts::Source::Volume(key.clone()))
-            });
-            if !used {
-                continue;
-            }
-            let external = is_true(def.get("external"));
-            let explicit = def.get("name").and_then(scalar);
-            volumes.push(VolumeSpec {
-                docker_name: match (explicit, external) {
-                    (Some(n), _) => n,
-                    (None, true) => key.clone(),
-                    (None, false) => format!("{}_{key}", project.name),
-                },
-                key,
-                external,
-            });
-        }
+        warn_unchecked_health(&services, &dependencies, &mut warnings);
         Ok(Stack {
             project: project.name.clone(),
             dir: project.dir.clone(),
             profiles: project.profiles.clone(),
+            waves: project.start_order(excluded)?,
+            networks: networks_of(project, &services)?,
+            volumes: volumes_of(project, &services),
             services,
             dependencies,
-            waves,
-            networks,
-            volumes,
             warnings,
         })
     }
@@ -254,6 +156,137 @@ impl Stack {
     pub fn volume(&self, key: &str) -> Option<&VolumeSpec> {
         self.volumes.iter().find(|v| v.key == key)
     }
+}
+
+fn invalid(project: &Project, key: String, message: String) -> StackError {
+    StackError::Invalid {
+        path: project.compose_file.clone(),
+        key,
+        message,
+    }
+}
+
+/// A top-level section (`volumes`, `networks`) as (key, definition) pairs.
+fn top(project: &Project, section: &str) -> Vec<(String, Value)> {
+    match project.document.get(section) {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Only the proxy faces the network: a port published without a host address is published on
+/// loopback (compose would use every interface). Dify's plugin debugging port (5003) is the
+/// usual case.
+fn publish_on_loopback(services: &mut [ServiceSpec], warnings: &mut Vec<String>) {
+    for spec in services {
+        for port in &mut spec.ports {
+            if port.host_ip.is_none() && port.published.is_some() {
+                port.host_ip = Some("127.0.0.1".into());
+                warnings.push(format!(
+                    "services.{}.ports: {host} is published on 127.0.0.1 only; write `0.0.0.0:{host}:{}` to publish it on every interface",
+                    spec.name,
+                    port.target,
+                    host = port.host_port().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}
+
+/// `service_healthy` on a service the compose file gives no healthcheck: its image may have
+/// one (Docker reports its status then); `up` says so when it has none.
+fn warn_unchecked_health(
+    services: &[ServiceSpec],
+    dependencies: &BTreeMap<String, Vec<Dependency>>,
+    warnings: &mut Vec<String>,
+) {
+    for (service, deps) in dependencies {
+        for d in deps {
+            let checked = services
+                .iter()
+                .find(|s| s.name == d.service)
+                .and_then(|s| s.healthcheck.as_ref())
+                .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+            if d.condition == super::depends::Condition::Healthy && !checked {
+                warnings.push(format!(
+                    "services.{service}.depends_on.{}: condition service_healthy, but {} has no healthcheck in the compose file: `up` fails unless its image defines one",
+                    d.service, d.service
+                ));
+            }
+        }
+    }
+}
+
+/// Docker's name of a network or volume: its `name`, else the key for an external one, else
+/// `<project>_<key>`.
+fn docker_name(project: &Project, key: &str, def: &Value) -> (String, bool) {
+    let external = is_true(def.get("external"));
+    let name = match (def.get("name").and_then(scalar), external) {
+        (Some(n), _) => n,
+        (None, true) => key.to_string(),
+        (None, false) => format!("{}_{key}", project.name),
+    };
+    (name, external)
+}
+
+/// The networks the services use; each but `default` must be declared.
+fn networks_of(
+    project: &Project,
+    services: &[ServiceSpec],
+) -> Result<Vec<NetworkSpec>, StackError> {
+    let declared = top(project, "networks");
+    let mut used: Vec<&String> = services.iter().flat_map(|s| s.networks.keys()).collect();
+    used.sort();
+    used.dedup();
+    let mut networks = Vec::new();
+    for key in used {
+        let def = declared
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone());
+        if def.is_none() && key != "default" {
+            let user = services
+                .iter()
+                .find(|s| s.networks.contains_key(key))
+                .map_or("?", |s| s.name.as_str());
+            return Err(invalid(
+                project,
+                format!("services.{user}.networks"),
+                format!("network `{key}` is not declared under the top-level `networks:`"),
+            ));
+        }
+        let def = def.unwrap_or(Value::Null);
+        let (docker_name, external) = docker_name(project, key, &def);
+        networks.push(NetworkSpec {
+            key: key.clone(),
+            docker_name,
+            internal: is_true(def.get("internal")),
+            external,
+            driver: def.get("driver").and_then(scalar),
+        });
+    }
+    Ok(networks)
+}
+
+/// The declared volumes some service mounts.
+fn volumes_of(project: &Project, services: &[ServiceSpec]) -> Vec<VolumeSpec> {
+    let mut volumes = Vec::new();
+    for (key, def) in top(project, "volumes") {
+        let used = services.iter().any(|s| {
+            s.mounts
+                .iter()
+                .any(|m| m.source == super::mounts::Source::Volume(key.clone()))
+        });
+        if used {
+            let (docker_name, external) = docker_name(project, &key, &def);
+            volumes.push(VolumeSpec {
+                docker_name,
+                key,
+                external,
+            });
+        }
+    }
+    volumes
 }
 
 fn is_true(v: Option<&Value>) -> bool {

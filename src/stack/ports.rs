@@ -41,27 +41,7 @@ fn check_ip(ip: Option<&str>) -> Result<(), String> {
 /// One entry; a range (`8000-8001:8000-8001`) gives one port per number.
 pub fn parse_port(v: &Value) -> Result<Vec<Port>, String> {
     if let Value::Object(m) = v {
-        let num = |key: &str| -> Result<Option<u16>, String> {
-            match m.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => scalar(v)
-                    .and_then(|s| s.parse().ok())
-                    .map(Some)
-                    .ok_or_else(|| format!("{key}: `{v}` is not a port number")),
-            }
-        };
-        let host_ip = m.get("host_ip").and_then(scalar).filter(|s| !s.is_empty());
-        check_ip(host_ip.as_deref())?;
-        return Ok(vec![Port {
-            host_ip,
-            published: num("published")?,
-            published_end: None,
-            target: num("target")?.ok_or("`target` is required")?,
-            protocol: m
-                .get("protocol")
-                .and_then(scalar)
-                .unwrap_or_else(|| "tcp".into()),
-        }]);
+        return long_syntax(m).map(|p| vec![p]);
     }
     let text = scalar(v).ok_or("must be a string or a mapping")?;
     let bad = |why: &str| format!("`{text}` is not a port mapping: {why}");
@@ -123,6 +103,31 @@ pub fn parse_port(v: &Value) -> Result<Vec<Port>, String> {
             protocol: protocol.clone(),
         })
         .collect())
+}
+
+/// `{target: 80, published: 8080, host_ip: ..., protocol: ...}`.
+fn long_syntax(m: &serde_json::Map<String, Value>) -> Result<Port, String> {
+    let num = |key: &str| -> Result<Option<u16>, String> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar(v)
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| format!("{key}: `{v}` is not a port number")),
+        }
+    };
+    let host_ip = m.get("host_ip").and_then(scalar).filter(|s| !s.is_empty());
+    check_ip(host_ip.as_deref())?;
+    Ok(Port {
+        host_ip,
+        published: num("published")?,
+        published_end: None,
+        target: num("target")?.ok_or("`target` is required")?,
+        protocol: m
+            .get("protocol")
+            .and_then(scalar)
+            .unwrap_or_else(|| "tcp".into()),
+    })
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::definition::Definition;
+pub use super::definition::SpecError;
 use super::fields::{
-    as_i64, command, env_files, flag, healthcheck, key_values, list, opt_duration, restart, size,
-    str_of, strings,
+    command, flag, healthcheck, key_values, opt_duration, restart, str_of, strings,
 };
 pub use super::fields::{parse_go_duration, scalar, shell_split, Healthcheck, Restart};
-use super::mounts::{parse_mount, Mount};
-use super::ports::{parse_port, Port};
-use crate::envfile::EnvFile;
+use super::mounts::Mount;
+use super::ports::Port;
 
 /// What the engine creates for one service. Serialised (sorted, stable) for the config hash.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,15 +61,6 @@ pub struct ServiceSpec {
     pub sysctls: BTreeMap<String, String>,
     pub tmpfs: Vec<String>,
     pub security_opt: Vec<String>,
-}
-
-/// A problem with one service's definition: `key` is the dotted path below `services.<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("services.{service}.{key}: {message}")]
-pub struct SpecError {
-    pub service: String,
-    pub key: String,
-    pub message: String,
 }
 
 /// Service keys of the compose spec that difyctl reads. Any other spec key gets a warning.
@@ -128,11 +119,6 @@ impl ServiceSpec {
         volumes: &[String],
         warnings: &mut Vec<String>,
     ) -> Result<ServiceSpec, SpecError> {
-        let err = |key: &str, message: String| SpecError {
-            service: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
         let empty = serde_json::Map::new();
         let map = def.as_object().unwrap_or(&empty);
         for key in map.keys() {
@@ -142,236 +128,59 @@ impl ServiceSpec {
                 ));
             }
         }
-        let image = match (str_of(map.get("image")), map.get("build")) {
-            (Some(image), _) => image,
-            (None, Some(_)) => {
-                return Err(err(
-                    "build",
-                    "difyctl does not build images: build it with `docker build -t NAME` and set `image: NAME`".into(),
-                ))
-            }
-            (None, None) => return Err(err("image", "every service needs an image".into())),
-        };
-        if map.contains_key("build") {
-            warnings.push(format!(
-                "services.{name}.build is ignored: difyctl runs the image `{image}`"
-            ));
-        }
-
-        let mut environment = BTreeMap::new();
-        for (i, file) in env_files(map.get("env_file"))
-            .map_err(|m| err("env_file", m))?
-            .into_iter()
-            .enumerate()
-        {
-            let path: std::path::PathBuf = dir
-                .join(&file.0)
-                .components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .collect();
-            let parsed = match EnvFile::read_optional(&path) {
-                Ok(Some(f)) => f,
-                Ok(None) if !file.1 => continue,
-                Ok(None) => {
-                    return Err(err(
-                        &format!("env_file[{i}]"),
-                        format!("{} does not exist", path.display()),
-                    ))
-                }
-                Err(e) => return Err(err(&format!("env_file[{i}]"), crate::error_chain(&e))),
-            };
-            let values = parsed
-                .own_values(vars)
-                .map_err(|e| err(&format!("env_file[{i}]"), crate::error_chain(&e)))?;
-            for entry in &parsed.entries {
-                if let Some(v) = values.get(&entry.key) {
-                    environment.insert(entry.key.clone(), v.clone());
-                }
-            }
-        }
-        for (key, value) in
-            key_values(map.get("environment"), true).map_err(|m| err("environment", m))?
-        {
-            match value.or_else(|| vars.get(&key).cloned()) {
-                Some(v) => environment.insert(key, v),
-                None => environment.remove(&key),
-            };
-        }
-
-        let ports = list(map.get("ports"))
-            .map_err(|m| err("ports", m))?
-            .iter()
-            .enumerate()
-            .map(|(i, p)| parse_port(p).map_err(|m| err(&format!("ports[{i}]"), m)))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        let mounts = list(map.get("volumes"))
-            .map_err(|m| err("volumes", m))?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                parse_mount(v, dir, volumes).map_err(|m| err(&format!("volumes[{i}]"), m))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let tmpfs = strings(map.get("tmpfs"));
-        let tmpfs_targets = tmpfs.iter().map(|t| t.split(':').next().unwrap_or(t));
-        let mut targets: Vec<&str> = Vec::new();
-        for target in tmpfs_targets.chain(mounts.iter().map(|m| m.target.as_str())) {
-            if targets.contains(&target) {
-                return Err(err("volumes", format!("target {target} already mounted")));
-            }
-            targets.push(target);
-        }
-
-        let network_mode = str_of(map.get("network_mode"));
-        let mut networks = BTreeMap::new();
-        match map.get("networks") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                for n in items {
-                    let n = n
-                        .as_str()
-                        .ok_or_else(|| err("networks", "a list must hold network names".into()))?;
-                    networks.insert(n.to_string(), Vec::new());
-                }
-            }
-            Some(Value::Object(m)) => {
-                for (n, v) in m {
-                    let aliases = match v.get("aliases") {
-                        Some(a) => list(Some(a))
-                            .map_err(|m| err(&format!("networks.{n}.aliases"), m))?
-                            .iter()
-                            .filter_map(|a| a.as_str().map(str::to_string))
-                            .collect(),
-                        None => Vec::new(),
-                    };
-                    networks.insert(n.clone(), aliases);
-                }
-            }
-            Some(_) => return Err(err("networks", "must be a list or a mapping".into())),
-        }
-        match network_mode.as_deref() {
-            None if networks.is_empty() => {
-                networks.insert("default".into(), Vec::new());
-            }
-            None => {}
-            Some("host" | "none" | "bridge") if networks.is_empty() => {}
-            Some(mode) => {
-                return Err(err(
-                    "network_mode",
-                    format!("`{mode}` is not supported (host, none or bridge, without `networks`)"),
-                ))
-            }
-        }
-
-        let deploy = map.get("deploy");
-        if let Some(r) = deploy.and_then(|d| d.get("replicas")).and_then(as_i64) {
-            if r != 1 {
-                return Err(err(
-                    "deploy.replicas",
-                    format!("difyctl runs one container per service, not {r}"),
-                ));
-            }
-        }
-        let limits = deploy.and_then(|d| d.pointer("/resources/limits"));
-        let memory_limit = match map
-            .get("mem_limit")
-            .or_else(|| limits.and_then(|l| l.get("memory")))
-        {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(size(v).map_err(|m| err("mem_limit", m))?),
-        };
-        let nano_cpus = match map
-            .get("cpus")
-            .or_else(|| limits.and_then(|l| l.get("cpus")))
-        {
-            None | Some(Value::Null) => None,
-            Some(v) => {
-                let cpus: f64 = scalar(v)
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| err("cpus", format!("`{v}` is not a number of CPUs")))?;
-                Some((cpus * 1e9) as i64)
-            }
-        };
-
-        let mut ulimits = BTreeMap::new();
-        if let Some(Value::Object(m)) = map.get("ulimits") {
-            for (k, v) in m {
-                let bad = || {
-                    err(
-                        &format!("ulimits.{k}"),
-                        "must be a number or soft/hard".into(),
-                    )
-                };
-                let (soft, hard) = match v {
-                    Value::Object(sh) => (
-                        sh.get("soft").and_then(as_i64).ok_or_else(bad)?,
-                        sh.get("hard").and_then(as_i64).ok_or_else(bad)?,
-                    ),
-                    other => {
-                        let n = as_i64(other).ok_or_else(bad)?;
-                        (n, n)
-                    }
-                };
-                ulimits.insert(k.clone(), (soft, hard));
-            }
-        }
-
+        let d = Definition { name, map, dir };
+        let err = |key: &str, message: String| d.err(key, message);
+        let image = d.image(warnings)?;
+        let environment = d.environment(vars)?;
+        let (mounts, tmpfs) = d.mounts(volumes)?;
+        let (network_mode, networks) = d.networks()?;
+        let (memory_limit, nano_cpus) = d.limits()?;
+        let get = |key: &str| map.get(key);
+        let pairs = |key: &str| key_values(get(key), false).map_err(|m| err(key, m));
         Ok(ServiceSpec {
             name: name.to_string(),
             image,
-            container_name: str_of(map.get("container_name")),
-            command: command(map.get("command")).map_err(|m| err("command", m))?,
-            entrypoint: command(map.get("entrypoint")).map_err(|m| err("entrypoint", m))?,
+            container_name: str_of(get("container_name")),
+            command: command(get("command")).map_err(|m| err("command", m))?,
+            entrypoint: command(get("entrypoint")).map_err(|m| err("entrypoint", m))?,
             environment,
-            ports,
+            ports: d.ports()?,
             mounts,
             networks,
             network_mode,
-            healthcheck: healthcheck(map.get("healthcheck"))
+            healthcheck: healthcheck(get("healthcheck"))
                 .map_err(|(k, m)| err(&format!("healthcheck{k}"), m))?,
-            restart: restart(map.get("restart")).map_err(|m| err("restart", m))?,
-            user: str_of(map.get("user")),
-            working_dir: str_of(map.get("working_dir")),
-            hostname: str_of(map.get("hostname")),
-            tty: flag(map.get("tty")),
-            stdin_open: flag(map.get("stdin_open")),
-            init: map.get("init").map(|v| flag(Some(v))),
-            privileged: flag(map.get("privileged")),
-            cap_add: strings(map.get("cap_add")),
-            cap_drop: strings(map.get("cap_drop")),
-            extra_hosts: key_values(map.get("extra_hosts"), false)
-                .map_err(|m| err("extra_hosts", m))?
+            restart: restart(get("restart")).map_err(|m| err("restart", m))?,
+            user: str_of(get("user")),
+            working_dir: str_of(get("working_dir")),
+            hostname: str_of(get("hostname")),
+            tty: flag(get("tty")),
+            stdin_open: flag(get("stdin_open")),
+            init: get("init").map(|v| flag(Some(v))),
+            privileged: flag(get("privileged")),
+            cap_add: strings(get("cap_add")),
+            cap_drop: strings(get("cap_drop")),
+            extra_hosts: pairs("extra_hosts")?
                 .into_iter()
-                .map(|(k, v)| match v {
-                    Some(v) => format!("{k}:{v}"),
-                    None => k,
-                })
+                .map(|(k, v)| v.map_or(k.clone(), |v| format!("{k}:{v}")))
                 .collect(),
-            labels: key_values(map.get("labels"), false)
-                .map_err(|m| err("labels", m))?
+            labels: pairs("labels")?
                 .into_iter()
                 .map(|(k, v)| (k, v.unwrap_or_default()))
                 .collect(),
             memory_limit,
             nano_cpus,
-            shm_size: match map.get("shm_size") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(size(v).map_err(|m| err("shm_size", m))?),
-            },
-            stop_grace_period: opt_duration(map.get("stop_grace_period"))
+            shm_size: d.size("shm_size")?,
+            stop_grace_period: opt_duration(get("stop_grace_period"))
                 .map_err(|m| err("stop_grace_period", m))?,
-            stop_signal: str_of(map.get("stop_signal")),
-            ulimits,
-            sysctls: key_values(map.get("sysctls"), false)
-                .map_err(|m| err("sysctls", m))?
+            stop_signal: str_of(get("stop_signal")),
+            ulimits: d.ulimits()?,
+            sysctls: pairs("sysctls")?
                 .into_iter()
                 .map(|(k, v)| (k, v.unwrap_or_default()))
                 .collect(),
             tmpfs,
-            security_opt: strings(map.get("security_opt")),
+            security_opt: strings(get("security_opt")),
         })
     }
 
