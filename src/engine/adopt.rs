@@ -2,7 +2,7 @@
 //! difyctl cannot reproduce, so they are compared field by field with what the service asks
 //! for. Equal: left running. Different: recreated (the volumes, and so the data, stay).
 
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, HostConfig};
 
 use crate::stack::model::Stack;
 use crate::stack::mounts::Source;
@@ -20,11 +20,11 @@ pub fn differences(
     if config.image.as_deref() != Some(spec.image.as_str()) {
         diff.push(format!(
             "image {} -> {}",
-            config.image.unwrap_or_default(),
+            config.image.clone().unwrap_or_default(),
             spec.image
         ));
     }
-    let env = config.env.unwrap_or_default();
+    let env = config.env.clone().unwrap_or_default();
     for (k, v) in &spec.environment {
         if !env.contains(&format!("{k}={v}")) {
             diff.push(format!("environment {k}"));
@@ -36,6 +36,36 @@ pub fn differences(
     if spec.entrypoint.is_some() && config.entrypoint != spec.entrypoint {
         diff.push("entrypoint".into());
     }
+    mounts(stack, spec, info, &mut diff);
+    ports(spec, &host, &mut diff);
+    let networks = info
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    for key in spec.networks.keys() {
+        if let Some(net) = stack.network(key) {
+            if !networks.contains_key(&net.docker_name) {
+                diff.push(format!("network {}", net.docker_name));
+            }
+        }
+    }
+    restart(spec, &host, &mut diff);
+    if let Some(h) = &spec.healthcheck {
+        let have = config.healthcheck.and_then(|c| c.test).unwrap_or_default();
+        if have != h.test {
+            diff.push("healthcheck".into());
+        }
+    }
+    diff
+}
+
+fn mounts(
+    stack: &Stack,
+    spec: &ServiceSpec,
+    info: &ContainerInspectResponse,
+    diff: &mut Vec<String>,
+) {
     let mounts = info.mounts.clone().unwrap_or_default();
     for m in &spec.mounts {
         let found = mounts.iter().any(|mp| {
@@ -53,7 +83,10 @@ pub fn differences(
             diff.push(format!("volume at {}", m.target));
         }
     }
-    let bindings = host.port_bindings.unwrap_or_default();
+}
+
+fn ports(spec: &ServiceSpec, host: &HostConfig, diff: &mut Vec<String>) {
+    let bindings = host.port_bindings.clone().unwrap_or_default();
     for p in &spec.ports {
         let key = format!("{}/{}", p.target, p.protocol);
         let published = bindings.get(&key).cloned().flatten().unwrap_or_default();
@@ -68,18 +101,9 @@ pub fn differences(
             diff.push(format!("port {key}"));
         }
     }
-    let networks = info
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.clone())
-        .unwrap_or_default();
-    for key in spec.networks.keys() {
-        if let Some(net) = stack.network(key) {
-            if !networks.contains_key(&net.docker_name) {
-                diff.push(format!("network {}", net.docker_name));
-            }
-        }
-    }
+}
+
+fn restart(spec: &ServiceSpec, host: &HostConfig, diff: &mut Vec<String>) {
     let want = match spec.restart {
         Restart::No => "no",
         Restart::Always => "always",
@@ -88,19 +112,13 @@ pub fn differences(
     };
     let have = host
         .restart_policy
+        .as_ref()
         .and_then(|r| r.name)
         .map(|n| n.to_string())
         .unwrap_or_default();
     if have != want && !(want == "no" && have.is_empty()) {
         diff.push(format!("restart {have} -> {want}"));
     }
-    if let Some(h) = &spec.healthcheck {
-        let have = config.healthcheck.and_then(|c| c.test).unwrap_or_default();
-        if have != h.test {
-            diff.push("healthcheck".into());
-        }
-    }
-    diff
 }
 
 #[cfg(test)]

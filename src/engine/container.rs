@@ -26,14 +26,65 @@ pub async fn ensure_container(
     opts: &UpOptions,
     line: &Line,
 ) -> Result<ServiceResult, EngineError> {
-    let name = spec.container_name(&stack.project);
+    let keep = keeper(engine, stack, spec, mine, network_ids).await?;
+    remove_others(
+        engine,
+        spec,
+        mine,
+        keep.as_ref().map(|(id, _)| id.as_str()),
+        opts,
+        line,
+    )
+    .await?;
+    if let Some((id, state)) = keep {
+        let container = mine
+            .iter()
+            .find(|c| c.id.as_deref() == Some(id.as_str()))
+            .map_or_else(|| spec.container_name(&stack.project), |c| display_name(c));
+        let running = matches!(
+            state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        );
+        if !running {
+            line.set("starting");
+            start(engine, &spec.name, &id).await?;
+        }
+        return Ok(ServiceResult {
+            service: spec.name.clone(),
+            container,
+            id,
+            action: if running {
+                Action::Unchanged
+            } else {
+                Action::Started
+            },
+        });
+    }
+    let (container, id) = create_and_start(engine, stack, spec, opts, line).await?;
+    Ok(ServiceResult {
+        service: spec.name.clone(),
+        container,
+        id,
+        action: if mine.is_empty() {
+            Action::Created
+        } else {
+            Action::Recreated
+        },
+    })
+}
+
+/// The first of the service's containers that still matches it (difyctl's hash label, or for
+/// one compose started, a field-by-field comparison) and sits on the project's networks.
+async fn keeper(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    mine: &[&ContainerSummary],
+    network_ids: &std::collections::HashMap<String, String>,
+) -> Result<Option<(String, Option<bollard::models::ContainerSummaryStateEnum>)>, EngineError> {
     let hash = config_hash(spec);
-    let mut keep = None;
     for c in mine {
         let Some(id) = c.id.as_deref() else { continue };
-        if keep.is_some() {
-            continue;
-        }
         let info = engine
             .docker
             .inspect_container(id, None)
@@ -54,26 +105,39 @@ pub async fn ensure_container(
                 diff.is_empty()
             }
         };
-        if matches {
-            if let Some(why) = detached(stack, spec, &info, network_ids) {
-                // Kept as it is, it would fail to start ("network <id> not found") or be
-                // unreachable: recreated on the project's networks.
-                tracing::info!(service = %spec.name, "recreating its container: {why}");
-                continue;
-            }
-            keep = Some((id.to_string(), c.state));
+        if !matches {
+            continue;
         }
+        if let Some(why) = detached(stack, spec, &info, network_ids) {
+            // Kept as it is, it would fail to start ("network <id> not found") or be
+            // unreachable: recreated on the project's networks.
+            tracing::info!(service = %spec.name, "recreating its container: {why}");
+            continue;
+        }
+        return Ok(Some((id.to_string(), c.state)));
     }
-    // Extra containers of the service (scaled by hand, or left by a crash) go.
+    Ok(None)
+}
+
+/// Every container of the service but the one kept goes (scaled by hand, left by a crash, or
+/// the old one being replaced: noted in the journal first, so a killed `up` is healed).
+async fn remove_others(
+    engine: &Engine,
+    spec: &ServiceSpec,
+    mine: &[&ContainerSummary],
+    keep: Option<&str>,
+    opts: &UpOptions,
+    line: &Line,
+) -> Result<(), EngineError> {
+    let grace = spec
+        .stop_grace_period
+        .map_or(10, |d| d.as_secs().min(600) as i32);
     for c in mine {
         let id = c.id.clone().unwrap_or_default();
-        if keep.as_ref().is_some_and(|(k, _)| *k == id) {
+        if keep == Some(id.as_str()) {
             continue;
         }
         line.set("removing the old container");
-        let grace = spec
-            .stop_grace_period
-            .map_or(10, |d| d.as_secs().min(600) as i32);
         if keep.is_none() {
             note(&opts.journal, &spec.name, Note::Removing);
         }
@@ -87,34 +151,19 @@ pub async fn ensure_container(
             note(&opts.journal, &spec.name, Note::Removed);
         }
     }
-    let container = mine
-        .iter()
-        .find(|c| {
-            keep.as_ref()
-                .is_some_and(|(id, _)| c.id.as_deref() == Some(id.as_str()))
-        })
-        .map_or_else(|| name.clone(), |c| display_name(c));
-    if let Some((id, state)) = keep {
-        let running = matches!(
-            state,
-            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
-        );
-        if !running {
-            line.set("starting");
-            start(engine, &spec.name, &id).await?;
-        }
-        return Ok(ServiceResult {
-            service: spec.name.clone(),
-            container,
-            id,
-            action: if running {
-                Action::Unchanged
-            } else {
-                Action::Started
-            },
-        });
-    }
+    Ok(())
+}
 
+/// Creates the service's container (its name free), joins its further networks and starts
+/// it: its name and ID.
+async fn create_and_start(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    opts: &UpOptions,
+    line: &Line,
+) -> Result<(String, String), EngineError> {
+    let name = spec.container_name(&stack.project);
     if engine.docker.inspect_container(&name, None).await.is_ok() {
         return Err(EngineError::NameTaken {
             name,
@@ -154,15 +203,13 @@ pub async fn ensure_container(
             format!("cannot create container {name}"),
         ))?;
     for (network, settings) in create::endpoints(stack, spec).into_iter().skip(1) {
+        let request = NetworkConnectRequest {
+            container: created.id.clone(),
+            endpoint_config: Some(settings),
+        };
         engine
             .docker
-            .connect_network(
-                &network,
-                NetworkConnectRequest {
-                    container: created.id.clone(),
-                    endpoint_config: Some(settings),
-                },
-            )
+            .connect_network(&network, request)
             .await
             .map_err(EngineError::api(
                 &spec.name,
@@ -172,16 +219,7 @@ pub async fn ensure_container(
     line.set("starting");
     start(engine, &spec.name, &created.id).await?;
     note(&opts.journal, &spec.name, Note::Created);
-    Ok(ServiceResult {
-        service: spec.name.clone(),
-        container: name,
-        id: created.id,
-        action: if mine.is_empty() {
-            Action::Created
-        } else {
-            Action::Recreated
-        },
-    })
+    Ok((name, created.id))
 }
 
 /// Stops a container (giving it `grace` seconds after SIGTERM; one already stopped is fine),

@@ -71,48 +71,7 @@ pub fn container_body(
     labels: HashMap<String, String>,
     fast_start: bool,
 ) -> ContainerCreateBody {
-    let mut binds = Vec::new();
-    let mut anonymous = Vec::new();
-    let mut tmpfs: HashMap<String, String> = spec
-        .tmpfs
-        .iter()
-        .map(|t| match t.split_once(':') {
-            // `/run:size=64m`: the target, then Docker's mount options.
-            Some((target, options)) => (target.to_string(), options.to_string()),
-            None => (t.clone(), String::new()),
-        })
-        .collect();
-    for m in &spec.mounts {
-        let ro = if m.read_only { ":ro" } else { "" };
-        match &m.source {
-            Source::Bind(path) => binds.push(format!("{}:{}{ro}", path.display(), m.target)),
-            Source::Volume(key) => {
-                let name = stack.volume(key).map_or(key.as_str(), |v| &v.docker_name);
-                binds.push(format!("{name}:{}{ro}", m.target));
-            }
-            Source::Anonymous => anonymous.push(m.target.clone()),
-            Source::Tmpfs => {
-                tmpfs.insert(m.target.clone(), String::new());
-            }
-        }
-    }
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &spec.ports {
-        port_bindings
-            .entry(format!("{}/{}", p.target, p.protocol))
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: p.host_ip.clone(),
-                host_port: p.host_port(),
-            });
-    }
-    let (restart_name, retries) = match spec.restart {
-        Restart::No => (RestartPolicyNameEnum::NO, None),
-        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
-        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        Restart::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, Some(i64::from(n))),
-    };
+    let (binds, anonymous, tmpfs) = mounts(stack, spec);
     let endpoints = endpoints(stack, spec);
     let network_mode = spec
         .network_mode
@@ -121,38 +80,10 @@ pub fn container_body(
     let host_config = HostConfig {
         binds: Some(binds),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        port_bindings: Some(port_bindings),
-        restart_policy: Some(RestartPolicy {
-            name: Some(restart_name),
-            maximum_retry_count: retries,
-        }),
+        port_bindings: Some(port_bindings(spec)),
+        restart_policy: Some(restart_policy(spec.restart)),
         network_mode,
-        memory: spec.memory_limit.and_then(|m| i64::try_from(m).ok()),
-        nano_cpus: spec.nano_cpus,
-        shm_size: spec.shm_size.and_then(|m| i64::try_from(m).ok()),
-        init: spec.init,
-        privileged: Some(spec.privileged),
-        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
-        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
-        extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
-        security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
-        sysctls: (!spec.sysctls.is_empty()).then(|| {
-            spec.sysctls
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        }),
-        ulimits: (!spec.ulimits.is_empty()).then(|| {
-            spec.ulimits
-                .iter()
-                .map(|(name, (soft, hard))| ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(*soft),
-                    hard: Some(*hard),
-                })
-                .collect()
-        }),
-        ..Default::default()
+        ..limits(spec)
     };
     ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -192,6 +123,100 @@ pub fn container_body(
             .map(|(name, settings)| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(name, settings)])),
             }),
+        ..Default::default()
+    }
+}
+
+/// Binds (host paths and named volumes), anonymous volumes and tmpfs mounts.
+fn mounts(
+    stack: &Stack,
+    spec: &ServiceSpec,
+) -> (Vec<String>, Vec<String>, HashMap<String, String>) {
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut tmpfs: HashMap<String, String> = spec
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            // `/run:size=64m`: the target, then Docker's mount options.
+            Some((target, options)) => (target.to_string(), options.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+    for m in &spec.mounts {
+        let ro = if m.read_only { ":ro" } else { "" };
+        match &m.source {
+            Source::Bind(path) => binds.push(format!("{}:{}{ro}", path.display(), m.target)),
+            Source::Volume(key) => {
+                let name = stack.volume(key).map_or(key.as_str(), |v| &v.docker_name);
+                binds.push(format!("{name}:{}{ro}", m.target));
+            }
+            Source::Anonymous => anonymous.push(m.target.clone()),
+            Source::Tmpfs => {
+                tmpfs.insert(m.target.clone(), String::new());
+            }
+        }
+    }
+    (binds, anonymous, tmpfs)
+}
+
+fn port_bindings(spec: &ServiceSpec) -> HashMap<String, Option<Vec<PortBinding>>> {
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        bindings
+            .entry(format!("{}/{}", p.target, p.protocol))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port(),
+            });
+    }
+    bindings
+}
+
+fn restart_policy(restart: Restart) -> RestartPolicy {
+    let (name, retries) = match restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, Some(i64::from(n))),
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
+/// Limits, privileges, capabilities, hosts, sysctls and ulimits.
+fn limits(spec: &ServiceSpec) -> HostConfig {
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    HostConfig {
+        memory: spec.memory_limit.and_then(|m| i64::try_from(m).ok()),
+        nano_cpus: spec.nano_cpus,
+        shm_size: spec.shm_size.and_then(|m| i64::try_from(m).ok()),
+        init: spec.init,
+        privileged: Some(spec.privileged),
+        cap_add: some(&spec.cap_add),
+        cap_drop: some(&spec.cap_drop),
+        extra_hosts: some(&spec.extra_hosts),
+        security_opt: some(&spec.security_opt),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        ulimits: (!spec.ulimits.is_empty()).then(|| {
+            spec.ulimits
+                .iter()
+                .map(|(name, (soft, hard))| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect()
+        }),
         ..Default::default()
     }
 }

@@ -69,8 +69,7 @@ pub async fn follow(
     line: &Line,
 ) -> Result<(), EngineError> {
     let start = Instant::now();
-    let mut announced_healthy = false;
-    let mut unhealthy_seen = false;
+    let mut seen = Seen::default();
     loop {
         let info = engine
             .docker
@@ -78,25 +77,12 @@ pub async fn follow(
             .await
             .map_err(EngineError::api(w.service, "cannot inspect its container"))?;
         let state = info.state.unwrap_or_default();
-        let exited = matches!(
+        if matches!(
             state.status,
             Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
-        );
-        if exited {
-            let code = state.exit_code.unwrap_or(-1);
-            tx.send_replace(Status::Exited(code));
-            if code != 0 {
-                line.finish(&format!("exited with code {code}"));
-                return Err(EngineError::Exited {
-                    service: w.service.to_string(),
-                    code,
-                    logs: last_logs(engine, w.container, 10).await,
-                });
-            }
-            line.finish("completed");
-            return Ok(());
+        ) {
+            return exited(engine, w, state.exit_code.unwrap_or(-1), tx, line).await;
         }
-        let health = state.health.unwrap_or_default();
         // The image's own HEALTHCHECK counts too (compose waits on Docker's status).
         let from_image = info
             .config
@@ -104,38 +90,18 @@ pub async fn follow(
             .and_then(|c| c.healthcheck.as_ref())
             .and_then(|h| h.test.as_ref())
             .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
-        if !w.has_healthcheck && !from_image && !w.healthy_for.is_empty() {
+        let checked = w.has_healthcheck || from_image;
+        if !checked && !w.healthy_for.is_empty() {
             line.finish("no healthcheck");
             return Err(EngineError::NoHealthcheck {
                 service: w.service.to_string(),
                 dependents: w.healthy_for.join(", "),
             });
         }
-        if w.has_healthcheck || from_image {
-            let docker_healthy = health.status == Some(HealthStatusEnum::HEALTHY);
-            let docker_unhealthy = health.status == Some(HealthStatusEnum::UNHEALTHY);
-            // difyctl's own probe lets dependents start as soon as the check passes; `up`
-            // still waits for Docker's status to agree (what `docker ps` shows right after).
-            // Docker's "unhealthy" can be stale (a container paused by a backup fails its
-            // checks meanwhile): it counts only when the check fails now too.
-            let probed = !docker_healthy
-                && (!announced_healthy || docker_unhealthy)
-                && state.running == Some(true)
-                && match &w.probe {
-                    Some(cmd) => probe(engine, w.container, cmd).await,
-                    None => false,
-                };
-            if !announced_healthy && (docker_healthy || probed) {
-                announced_healthy = true;
-                tx.send_replace(Status::Healthy);
-            }
-            // Docker's "unhealthy" is not the end: compose does not give up on it, and a slow
-            // first start (Dify's api migrating for minutes on a small VM) turns healthy
-            // later. It fails only when it has not recovered by the end of the wait.
-            if docker_unhealthy && !probed {
-                unhealthy_seen = true;
-            }
-            if docker_healthy && !w.needs_exit {
+        let health = state.health.clone().unwrap_or_default();
+        if checked {
+            let running = state.running == Some(true);
+            if seen.step(engine, w, running, &health, tx).await && !w.needs_exit {
                 line.finish("healthy");
                 return Ok(());
             }
@@ -145,37 +111,114 @@ pub async fn follow(
         }
         if start.elapsed() > w.timeout {
             line.finish("timed out");
-            let checked = w.has_healthcheck || from_image;
-            let what = if w.needs_exit && announced_healthy || !checked {
-                "did not complete"
-            } else if unhealthy_seen {
-                "Docker's healthcheck gave up on it and it did not recover"
-            } else if announced_healthy {
-                "its healthcheck passed when difyctl ran it, but Docker's own check did not report healthy"
-            } else {
-                "not healthy"
-            };
-            return Err(EngineError::Unhealthy {
-                service: w.service.to_string(),
-                detail: format!(
-                    "{what} after {}s (--wait-timeout); last health check: {}",
-                    w.timeout.as_secs(),
-                    last_check(&health.log)
-                ),
-            });
+            return Err(seen.timed_out(w, checked, &health));
         }
-        line.waiting(
-            match (w.has_healthcheck || from_image, announced_healthy) {
-                (true, false) if unhealthy_seen => {
-                    "unhealthy by Docker's check; waiting for it to recover"
-                }
-                (true, false) => "waiting to be healthy",
-                (true, true) if !w.needs_exit => "healthy; waiting for Docker's check to agree",
-                _ => "waiting to complete",
-            },
-            start.elapsed(),
-        );
+        line.waiting(seen.waiting(checked, w.needs_exit), start.elapsed());
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The container exited: fine with code 0 (a dependent waited for that), else the failure
+/// with its last log lines.
+async fn exited(
+    engine: &Engine,
+    w: &Watch<'_>,
+    code: i64,
+    tx: &watch::Sender<Status>,
+    line: &Line,
+) -> Result<(), EngineError> {
+    tx.send_replace(Status::Exited(code));
+    if code != 0 {
+        line.finish(&format!("exited with code {code}"));
+        return Err(EngineError::Exited {
+            service: w.service.to_string(),
+            code,
+            logs: last_logs(engine, w.container, 10).await,
+        });
+    }
+    line.finish("completed");
+    Ok(())
+}
+
+/// What `follow` has seen of a service with a healthcheck.
+#[derive(Default)]
+struct Seen {
+    /// Dependents were told it is healthy (by Docker, or by difyctl's own probe).
+    announced_healthy: bool,
+    /// Docker called it unhealthy (and the probe agreed) at some point.
+    unhealthy_seen: bool,
+}
+
+impl Seen {
+    /// One look at its health; `true` when Docker reports it healthy.
+    async fn step(
+        &mut self,
+        engine: &Engine,
+        w: &Watch<'_>,
+        running: bool,
+        health: &bollard::models::Health,
+        tx: &watch::Sender<Status>,
+    ) -> bool {
+        let docker_healthy = health.status == Some(HealthStatusEnum::HEALTHY);
+        let docker_unhealthy = health.status == Some(HealthStatusEnum::UNHEALTHY);
+        // difyctl's own probe lets dependents start as soon as the check passes; `up` still
+        // waits for Docker's status to agree (what `docker ps` shows right after). Docker's
+        // "unhealthy" can be stale (a container paused by a backup fails its checks
+        // meanwhile): it counts only when the check fails now too.
+        let probed = !docker_healthy
+            && (!self.announced_healthy || docker_unhealthy)
+            && running
+            && match &w.probe {
+                Some(cmd) => probe(engine, w.container, cmd).await,
+                None => false,
+            };
+        if !self.announced_healthy && (docker_healthy || probed) {
+            self.announced_healthy = true;
+            tx.send_replace(Status::Healthy);
+        }
+        // Docker's "unhealthy" is not the end: compose does not give up on it, and a slow
+        // first start (Dify's api migrating for minutes on a small VM) turns healthy later.
+        // It fails only when it has not recovered by the end of the wait.
+        if docker_unhealthy && !probed {
+            self.unhealthy_seen = true;
+        }
+        docker_healthy
+    }
+
+    fn timed_out(
+        &self,
+        w: &Watch<'_>,
+        checked: bool,
+        health: &bollard::models::Health,
+    ) -> EngineError {
+        let what = if w.needs_exit && self.announced_healthy || !checked {
+            "did not complete"
+        } else if self.unhealthy_seen {
+            "Docker's healthcheck gave up on it and it did not recover"
+        } else if self.announced_healthy {
+            "its healthcheck passed when difyctl ran it, but Docker's own check did not report healthy"
+        } else {
+            "not healthy"
+        };
+        EngineError::Unhealthy {
+            service: w.service.to_string(),
+            detail: format!(
+                "{what} after {}s (--wait-timeout); last health check: {}",
+                w.timeout.as_secs(),
+                last_check(&health.log)
+            ),
+        }
+    }
+
+    fn waiting(&self, checked: bool, needs_exit: bool) -> &'static str {
+        match (checked, self.announced_healthy) {
+            (true, false) if self.unhealthy_seen => {
+                "unhealthy by Docker's check; waiting for it to recover"
+            }
+            (true, false) => "waiting to be healthy",
+            (true, true) if !needs_exit => "healthy; waiting for Docker's check to agree",
+            _ => "waiting to complete",
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! container compose started, a field-by-field comparison), started when stopped, and
 //! recreated otherwise. Volumes are never touched, so their data survives recreation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use bollard::models::ContainerSummary;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use super::progress::Progress;
 use super::{container, images, resources, Engine, EngineError};
 use crate::stack::depends::Condition;
 use crate::stack::model::Stack;
+use crate::stack::service::ServiceSpec;
 
 pub async fn up(
     engine: &Engine,
@@ -33,97 +34,24 @@ pub async fn up(
 
     let existing = project_containers(engine, &stack.project, true).await?;
     container::retire(engine, stack, opts, &existing, &mut report.warnings).await?;
-
-    let needs_exit: HashSet<&str> = stack
-        .dependencies
-        .values()
-        .flatten()
-        .filter(|d| d.condition == Condition::CompletedSuccessfully)
-        .map(|d| d.service.as_str())
-        .collect();
-    let mut healthy_for: HashMap<&str, Vec<String>> = HashMap::new();
-    for (dependent, deps) in &stack.dependencies {
-        for d in deps.iter().filter(|d| d.condition == Condition::Healthy) {
-            healthy_for
-                .entry(d.service.as_str())
-                .or_default()
-                .push(dependent.clone());
-        }
-    }
-    let channels: HashMap<&str, watch::Sender<Status>> = stack
-        .services
-        .iter()
-        .map(|s| (s.name.as_str(), watch::channel(Status::Pending).0))
-        .collect();
-
-    // What happened to each service's container, read by its dependents (`restart: true`).
-    let actions: std::sync::Mutex<HashMap<String, Action>> = Default::default();
+    let run = Run {
+        engine,
+        stack,
+        opts,
+        existing: &existing,
+        network_ids: &network_ids,
+        channels: stack
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), watch::channel(Status::Pending).0))
+            .collect(),
+        actions: Default::default(),
+    };
     let tasks = stack.services.iter().map(|spec| {
-        let channels = &channels;
-        let actions = &actions;
-        let existing = &existing;
-        let network_ids = &network_ids;
-        let needs_exit = needs_exit.contains(spec.name.as_str());
-        let healthy_for = healthy_for
-            .get(spec.name.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let run = &run;
         async move {
-            let tx = &channels[spec.name.as_str()];
-            let line = progress.line(&spec.name);
-            let result = async {
-                for dep in stack.dependencies.get(&spec.name).into_iter().flatten() {
-                    line.set(&format!("waiting for {}", dep.service));
-                    let rx = channels[dep.service.as_str()].subscribe();
-                    if !health::wait_for(rx, dep.condition).await {
-                        line.finish(&format!("not started: {} failed", dep.service));
-                        return Err(EngineError::DependencyFailed {
-                            service: spec.name.clone(),
-                            dependency: dep.service.clone(),
-                        });
-                    }
-                }
-                let mine: Vec<&ContainerSummary> = existing
-                    .iter()
-                    .filter(|c| service_label(c) == Some(spec.name.as_str()))
-                    .collect();
-                let result = container::ensure_container(
-                    engine,
-                    stack,
-                    spec,
-                    &mine,
-                    network_ids,
-                    opts,
-                    &line,
-                )
-                .await?;
-                let result = restart_after(engine, stack, result, actions, opts, &line).await?;
-                // A poisoned lock only means another task panicked; the map is still whole.
-                actions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(spec.name.clone(), result.action);
-                tx.send_replace(Status::Started);
-                let watch = Watch {
-                    service: &spec.name,
-                    container: &result.id,
-                    has_healthcheck: spec
-                        .healthcheck
-                        .as_ref()
-                        .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")),
-                    probe: spec
-                        .healthcheck
-                        .as_ref()
-                        .and_then(|h| health::probe_command(&h.test)),
-                    needs_exit,
-                    healthy_for,
-                    timeout: opts.timeout,
-                };
-                note(&opts.journal, &spec.name, Note::Health);
-                health::follow(engine, &watch, tx, &line).await?;
-                Ok(result)
-            }
-            .await;
+            let tx = &run.channels[spec.name.as_str()];
+            let result = run.service(spec, &progress.line(&spec.name)).await;
             if result.is_err() {
                 tx.send_replace(Status::Failed);
             }
@@ -145,6 +73,95 @@ pub async fn up(
     match first_dependency_error {
         Some(e) => Err(e),
         None => Ok(report),
+    }
+}
+
+/// One `up`, shared by the services' tasks.
+struct Run<'a> {
+    engine: &'a Engine,
+    stack: &'a Stack,
+    opts: &'a UpOptions,
+    existing: &'a [ContainerSummary],
+    network_ids: &'a HashMap<String, String>,
+    /// Each service's status, watched by its dependents.
+    channels: HashMap<&'a str, watch::Sender<Status>>,
+    /// What happened to each service's container, read by its dependents (`restart: true`).
+    actions: std::sync::Mutex<HashMap<String, Action>>,
+}
+
+impl Run<'_> {
+    /// Waits for `spec`'s dependencies, makes its container match, then follows its health.
+    async fn service(
+        &self,
+        spec: &ServiceSpec,
+        line: &super::progress::Line,
+    ) -> Result<ServiceResult, EngineError> {
+        let tx = &self.channels[spec.name.as_str()];
+        for dep in self
+            .stack
+            .dependencies
+            .get(&spec.name)
+            .into_iter()
+            .flatten()
+        {
+            line.set(&format!("waiting for {}", dep.service));
+            let rx = self.channels[dep.service.as_str()].subscribe();
+            if !health::wait_for(rx, dep.condition).await {
+                line.finish(&format!("not started: {} failed", dep.service));
+                return Err(EngineError::DependencyFailed {
+                    service: spec.name.clone(),
+                    dependency: dep.service.clone(),
+                });
+            }
+        }
+        let mine: Vec<&ContainerSummary> = self
+            .existing
+            .iter()
+            .filter(|c| service_label(c) == Some(spec.name.as_str()))
+            .collect();
+        let (engine, stack, opts) = (self.engine, self.stack, self.opts);
+        let result =
+            container::ensure_container(engine, stack, spec, &mine, self.network_ids, opts, line)
+                .await?;
+        let result = restart_after(engine, stack, result, &self.actions, opts, line).await?;
+        // A poisoned lock only means another task panicked; the map is still whole.
+        self.actions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec.name.clone(), result.action);
+        tx.send_replace(Status::Started);
+        let watch = self.watch(spec, &result.id);
+        note(&opts.journal, &spec.name, Note::Health);
+        health::follow(engine, &watch, tx, line).await?;
+        Ok(result)
+    }
+
+    /// What `follow` waits for: health, or the exit a dependent's `service_completed_successfully`
+    /// needs; the dependents that need it healthy are named when it is not.
+    fn watch<'s>(&'s self, spec: &'s ServiceSpec, id: &'s str) -> Watch<'s> {
+        let deps = self.stack.dependencies.iter();
+        let on = |cond: Condition| {
+            deps.clone().filter_map(move |(dependent, deps)| {
+                deps.iter()
+                    .any(|d| d.service == spec.name && d.condition == cond)
+                    .then(|| dependent.clone())
+            })
+        };
+        Watch {
+            service: &spec.name,
+            container: id,
+            has_healthcheck: spec
+                .healthcheck
+                .as_ref()
+                .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")),
+            probe: spec
+                .healthcheck
+                .as_ref()
+                .and_then(|h| health::probe_command(&h.test)),
+            needs_exit: on(Condition::CompletedSuccessfully).next().is_some(),
+            healthy_for: on(Condition::Healthy).collect(),
+            timeout: self.opts.timeout,
+        }
     }
 }
 
