@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    Account, AuthorizationHandle, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair};
 use rustls::sign::CertifiedKey;
@@ -71,6 +72,39 @@ pub async fn issue(
     tokens: &ChallengeTokens,
     resolver: &CertResolver,
 ) -> Result<Issued, AcmeError> {
+    let names = cfg.domains.join(", ");
+    let mut order = new_order(account, cfg, &names).await?;
+    let mut answered = Vec::new();
+    let result = async {
+        let solvers = Solvers {
+            challenge,
+            tokens,
+            resolver,
+        };
+        answer_all(&mut order, &solvers, &mut answered).await?;
+        let policy = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .timeout(Duration::from_secs(120));
+        let status =
+            nonce_retry!(order.poll_ready(&policy)).map_err(|e| ca_error("the order status", e))?;
+        if status != OrderStatus::Ready {
+            return Err(validation_failure(&mut order, challenge, &names).await);
+        }
+        finalize(&mut order, cfg, &names, &policy).await
+    }
+    .await;
+    for answer in answered {
+        match answer {
+            Answer::Token(token) => tokens.remove(&token),
+            Answer::Alpn(domain) => resolver.remove_challenge(&domain),
+        }
+    }
+    result
+}
+
+/// A new order for the configured names (IP addresses as IP identifiers), with the profile
+/// asked for when the CA offers it.
+async fn new_order(account: &Account, cfg: &AcmeConfig, names: &str) -> Result<Order, AcmeError> {
     let identifiers: Vec<Identifier> = cfg
         .domains
         .iter()
@@ -87,122 +121,126 @@ pub async fn issue(
             tracing::warn!(profile, directory = %cfg.directory, "the CA does not offer this ACME profile; using its default");
         }
     }
-    let names = cfg.domains.join(", ");
-    let mut order = nonce_retry!(account.new_order(&new_order))
-        .map_err(|e| ca_error(&format!("a new order for {names}"), e))?;
+    nonce_retry!(account.new_order(&new_order))
+        .map_err(|e| ca_error(&format!("a new order for {names}"), e))
+}
 
-    let mut answered = Vec::new();
-    let result = async {
-        let kind = match challenge {
-            ChallengeKind::Http01 => ChallengeType::Http01,
-            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        };
-        // A fetch that fails (badNonce) leaves that authorization unfetched; a fresh pass over
-        // the order fetches it again and skips the ones already answered.
-        let mut done = std::collections::HashSet::new();
-        let mut refetches = 0;
-        'pass: loop {
-            let mut authorizations = order.authorizations();
-            while let Some(authz) = authorizations.next().await {
-                let mut authz = match authz {
-                    Ok(authz) => authz,
-                    Err(e) if is_bad_nonce(&e) && refetches < 8 => {
-                        refetches += 1;
-                        continue 'pass;
-                    }
-                    Err(e) => return Err(ca_error("an authorization", e)),
-                };
-                let url = authz.url().to_string();
-                if !done.insert(url) {
-                    continue;
+/// Where challenge answers are presented: the proxy's token map (HTTP-01) or the resolver
+/// (TLS-ALPN-01).
+struct Solvers<'a> {
+    challenge: ChallengeKind,
+    tokens: &'a ChallengeTokens,
+    resolver: &'a CertResolver,
+}
+
+/// Answers every pending authorization of the order; what was presented is pushed on
+/// `answered` (cleaned up by the caller, success or not).
+async fn answer_all(
+    order: &mut Order,
+    solvers: &Solvers<'_>,
+    answered: &mut Vec<Answer>,
+) -> Result<(), AcmeError> {
+    // A fetch that fails (badNonce) leaves that authorization unfetched; a fresh pass over
+    // the order fetches it again and skips the ones already answered.
+    let mut done = std::collections::HashSet::new();
+    let mut refetches = 0;
+    'pass: loop {
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let authz = match authz {
+                Ok(authz) => authz,
+                Err(e) if is_bad_nonce(&e) && refetches < 8 => {
+                    refetches += 1;
+                    continue 'pass;
                 }
-                let domain = identifier_name(authz.identifier().identifier);
-                match authz.status {
-                    AuthorizationStatus::Valid => continue,
-                    AuthorizationStatus::Pending => {}
-                    other => {
-                        return Err(AcmeError::Validation {
-                            domain,
-                            challenge: challenge.as_str(),
-                            detail: format!("authorization is {other:?}"),
-                        })
-                    }
-                }
-                let mut ch =
-                    authz
-                        .challenge(kind.clone())
-                        .ok_or_else(|| AcmeError::Validation {
-                            domain: domain.clone(),
-                            challenge: challenge.as_str(),
-                            detail: "the CA does not offer this challenge type for the name".into(),
-                        })?;
-                let key_auth = ch.key_authorization();
-                match challenge {
-                    ChallengeKind::Http01 => {
-                        tokens.insert(ch.token.clone(), key_auth.as_str().to_string());
-                        answered.push(Answer::Token(ch.token.clone()));
-                    }
-                    ChallengeKind::TlsAlpn01 => {
-                        resolver.set_challenge(
-                            &domain,
-                            alpn_certificate(&domain, key_auth.digest().as_ref())?,
-                        );
-                        answered.push(Answer::Alpn(domain.clone()));
-                    }
-                }
-                nonce_retry!(ch.set_ready()).map_err(|e| {
-                    ca_error(
-                        &format!("the {} challenge for {domain}", challenge.as_str()),
-                        e,
-                    )
-                })?;
+                Err(e) => return Err(ca_error("an authorization", e)),
+            };
+            if done.insert(authz.url().to_string()) {
+                answer(authz, solvers, answered).await?;
             }
-            break;
         }
+        return Ok(());
+    }
+}
 
-        let policy = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(250))
-            .timeout(Duration::from_secs(120));
-        let status =
-            nonce_retry!(order.poll_ready(&policy)).map_err(|e| ca_error("the order status", e))?;
-        if status != OrderStatus::Ready {
-            return Err(validation_failure(&mut order, challenge, &names).await);
+/// Presents the answer to one authorization's challenge and tells the CA it is ready.
+async fn answer(
+    mut authz: AuthorizationHandle<'_>,
+    solvers: &Solvers<'_>,
+    answered: &mut Vec<Answer>,
+) -> Result<(), AcmeError> {
+    let challenge = solvers.challenge;
+    let domain = identifier_name(authz.identifier().identifier);
+    match authz.status {
+        AuthorizationStatus::Valid => return Ok(()),
+        AuthorizationStatus::Pending => {}
+        other => {
+            return Err(AcmeError::Validation {
+                domain,
+                challenge: challenge.as_str(),
+                detail: format!("authorization is {other:?}"),
+            })
         }
+    }
+    let kind = match challenge {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+    };
+    let mut ch = authz.challenge(kind).ok_or_else(|| AcmeError::Validation {
+        domain: domain.clone(),
+        challenge: challenge.as_str(),
+        detail: "the CA does not offer this challenge type for the name".into(),
+    })?;
+    let key_auth = ch.key_authorization();
+    match challenge {
+        ChallengeKind::Http01 => {
+            solvers
+                .tokens
+                .insert(ch.token.clone(), key_auth.as_str().to_string());
+            answered.push(Answer::Token(ch.token.clone()));
+        }
+        ChallengeKind::TlsAlpn01 => {
+            let cert = alpn_certificate(&domain, key_auth.digest().as_ref())?;
+            solvers.resolver.set_challenge(&domain, cert);
+            answered.push(Answer::Alpn(domain.clone()));
+        }
+    }
+    nonce_retry!(ch.set_ready()).map_err(|e| {
+        ca_error(
+            &format!("the {} challenge for {domain}", challenge.as_str()),
+            e,
+        )
+    })
+}
 
-        let key = KeyPair::generate().map_err(|e| AcmeError::Protocol {
-            what: "a certificate key".into(),
+/// A fresh key, the CSR for the names, and the certificate chain once the CA issued it.
+async fn finalize(
+    order: &mut Order,
+    cfg: &AcmeConfig,
+    names: &str,
+    policy: &RetryPolicy,
+) -> Result<Issued, AcmeError> {
+    let protocol = |what: &str| {
+        let what = what.to_string();
+        move |e: rcgen::Error| AcmeError::Protocol {
+            what,
             detail: e.to_string(),
-        })?;
-        let mut params =
-            CertificateParams::new(cfg.domains.clone()).map_err(|e| AcmeError::Protocol {
-                what: "the CSR".into(),
-                detail: e.to_string(),
-            })?;
-        params.distinguished_name = DistinguishedName::new();
-        let csr = params
-            .serialize_request(&key)
-            .map_err(|e| AcmeError::Protocol {
-                what: "the CSR".into(),
-                detail: e.to_string(),
-            })?;
-        nonce_retry!(order.finalize_csr(csr.der()))
-            .map_err(|e| ca_error(&format!("the certificate for {names}"), e))?;
-        let chain_pem = nonce_retry!(order.poll_certificate(&policy))
-            .map_err(|e| ca_error(&format!("the certificate for {names}"), e))?;
-        Ok(Issued {
-            chain_pem,
-            key_pem: key.serialize_pem(),
-        })
-    }
-    .await;
-
-    for answer in answered {
-        match answer {
-            Answer::Token(token) => tokens.remove(&token),
-            Answer::Alpn(domain) => resolver.remove_challenge(&domain),
         }
-    }
-    result
+    };
+    let key = KeyPair::generate().map_err(protocol("a certificate key"))?;
+    let mut params = CertificateParams::new(cfg.domains.clone()).map_err(protocol("the CSR"))?;
+    params.distinguished_name = DistinguishedName::new();
+    let csr = params
+        .serialize_request(&key)
+        .map_err(protocol("the CSR"))?;
+    nonce_retry!(order.finalize_csr(csr.der()))
+        .map_err(|e| ca_error(&format!("the certificate for {names}"), e))?;
+    let chain_pem = nonce_retry!(order.poll_certificate(policy))
+        .map_err(|e| ca_error(&format!("the certificate for {names}"), e))?;
+    Ok(Issued {
+        chain_pem,
+        key_pem: key.serialize_pem(),
+    })
 }
 
 enum Answer {

@@ -139,63 +139,14 @@ impl CertManager {
         let name = self.cfg.cert_name().to_string();
         let now = SystemTime::now();
         let mut status = self.store.status(&name);
-        let backoff = Backoff {
-            initial: self.cfg.retry_initial,
-            max: self.cfg.retry_max,
-        };
         let interval = jittered(self.cfg.check_interval);
-        let outcome = |renewed,
-                       error: Option<String>,
-                       message: String,
-                       cert: Option<&StoredCert>| RenewOutcome {
-            name: name.clone(),
-            renewed,
-            serial: cert.map(|c| c.info.serial.clone()),
-            not_after: cert.map(|c| c.info.not_after),
-            error,
-            message,
-        };
-
-        // Not due yet: say when it will be, sleep until then (or the next periodic check).
-        let plan = match &self.current {
-            Some(cert) => Some(self.plan(cert, now).await),
-            None => None,
-        };
         // A certificate issued but not yet written is written now, due or not (the status
         // file recording the failure may not have been writable either).
         if !force && self.unsaved.is_none() {
-            // After a failed attempt (even a forced one) keep trying, with backoff, until one
-            // succeeds: the user or the schedule wanted a new certificate.
-            if let Some(plan) = plan
-                .as_ref()
-                .filter(|p| !p.due(now) && status.failures == 0)
-            {
-                status.next_attempt = Some(unix(plan.renew_at));
-                status.next_reason = Some(plan.reason.clone());
-                self.save_status(&name, &status);
-                let until = plan.renew_at.duration_since(now).unwrap_or_default();
-                let msg = format!("not due: renewal {}", plan.reason);
-                return (
-                    outcome(false, None, msg, self.current.as_ref()),
-                    until.min(interval),
-                );
-            }
-            if let Some(next) = status.next_attempt.filter(|_| status.failures > 0) {
-                let next = SystemTime::UNIX_EPOCH + Duration::from_secs(next);
-                if let Ok(wait) = next.duration_since(now) {
-                    let msg = format!(
-                        "waiting {}s after {} failed attempt(s)",
-                        wait.as_secs(),
-                        status.failures
-                    );
-                    return (
-                        outcome(false, status.last_error.clone(), msg, self.current.as_ref()),
-                        wait.min(interval),
-                    );
-                }
+            if let Some((out, wait)) = self.not_yet(&name, &mut status, now).await {
+                return (out, wait.min(interval));
             }
         }
-
         // Alternate challenge types across retries: one may be blocked where the other works.
         let challenge = if status.failures % 2 == 1 {
             self.cfg.challenge.other()
@@ -204,68 +155,139 @@ impl CertManager {
         };
         status.last_attempt = Some(unix(now));
         tracing::info!(name, challenge = challenge.as_str(), directory = %self.cfg.directory, forced = force, "requesting a certificate");
-        match self.obtain(challenge).await {
-            Ok(cert) => {
-                self.install(&cert);
-                tracing::info!(name, serial = %cert.info.serial, days_left = days_left(cert.info.not_after()), "new certificate in service");
-                status.last_success = Some(unix(SystemTime::now()));
-                status.last_error = None;
-                status.failures = 0;
-                let plan = self.plan(&cert, SystemTime::now()).await;
-                status.next_attempt = Some(unix(plan.renew_at));
-                status.next_reason = Some(plan.reason.clone());
-                self.save_status(&name, &status);
-                self.run_hook("success", Some(&cert), None).await;
-                let wait = plan
-                    .renew_at
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                let out = outcome(true, None, "renewed".into(), Some(&cert));
-                self.current = Some(cert);
-                (out, wait.min(interval))
-            }
-            Err(e) => {
-                status.failures += 1;
-                let detail = format!("{} [CA: {}]", crate::error_chain(&e), self.cfg.directory);
-                let wait = if e.retryable() {
-                    backoff.delay(status.failures, e.retry_after())
-                } else {
-                    backoff.max
-                };
-                status.last_error = Some(detail.clone());
-                status.next_attempt = Some(unix(SystemTime::now() + wait));
-                status.next_reason = Some(format!("retry after failure {}", status.failures));
-                self.save_status(&name, &status);
-                let serving = match &self.current {
-                    Some(c) => format!(
-                        "still serving serial {} ({} days left)",
-                        c.info.serial,
-                        days_left(c.info.not_after())
-                    ),
-                    None => "no certificate from the CA yet".into(),
-                };
-                if e.retryable() {
-                    tracing::error!(
-                        name,
-                        retry_in_s = wait.as_secs(),
-                        "certificate request failed, {serving}: {detail}"
-                    );
-                } else {
-                    tracing::error!(
-                        name,
-                        retry_in_s = wait.as_secs(),
-                        "certificate request failed and needs your action, {serving}: {detail}"
-                    );
-                }
-                self.run_hook("failure", self.current.clone().as_ref(), Some(&detail))
-                    .await;
-                let msg = format!("failed; {serving}");
-                (
-                    outcome(false, Some(detail), msg, self.current.as_ref()),
-                    wait.min(interval),
-                )
-            }
+        let (out, wait) = match self.obtain(challenge).await {
+            Ok(cert) => self.renewed(&name, status, cert).await,
+            Err(e) => self.failed(&name, status, e).await,
+        };
+        (out, wait.min(interval))
+    }
+
+    /// What `check` reports about the certificate being served.
+    fn outcome(
+        &self,
+        name: &str,
+        renewed: bool,
+        error: Option<String>,
+        message: String,
+    ) -> RenewOutcome {
+        let cert = self.current.as_ref();
+        RenewOutcome {
+            name: name.to_string(),
+            renewed,
+            serial: cert.map(|c| c.info.serial.clone()),
+            not_after: cert.map(|c| c.info.not_after),
+            error,
+            message,
         }
+    }
+
+    /// Not due yet (say when it will be), or waiting out the backoff after failures: what to
+    /// report and how long to sleep. `None`: an attempt is due now. After a failed attempt
+    /// (even a forced one) it keeps trying, with backoff, until one succeeds: the user or the
+    /// schedule wanted a new certificate.
+    async fn not_yet(
+        &self,
+        name: &str,
+        status: &mut super::CertStatus,
+        now: SystemTime,
+    ) -> Option<(RenewOutcome, Duration)> {
+        let plan = match &self.current {
+            Some(cert) => Some(self.plan(cert, now).await),
+            None => None,
+        };
+        if let Some(plan) = plan.filter(|p| !p.due(now) && status.failures == 0) {
+            status.next_attempt = Some(unix(plan.renew_at));
+            status.next_reason = Some(plan.reason.clone());
+            self.save_status(name, status);
+            let until = plan.renew_at.duration_since(now).unwrap_or_default();
+            let msg = format!("not due: renewal {}", plan.reason);
+            return Some((self.outcome(name, false, None, msg), until));
+        }
+        let next = status.next_attempt.filter(|_| status.failures > 0)?;
+        let next = SystemTime::UNIX_EPOCH + Duration::from_secs(next);
+        let wait = next.duration_since(now).ok()?;
+        let msg = format!(
+            "waiting {}s after {} failed attempt(s)",
+            wait.as_secs(),
+            status.failures
+        );
+        Some((
+            self.outcome(name, false, status.last_error.clone(), msg),
+            wait,
+        ))
+    }
+
+    /// A new certificate: served, recorded, the hook told; sleep until its renewal.
+    async fn renewed(
+        &mut self,
+        name: &str,
+        mut status: super::CertStatus,
+        cert: StoredCert,
+    ) -> (RenewOutcome, Duration) {
+        self.install(&cert);
+        tracing::info!(name, serial = %cert.info.serial, days_left = days_left(cert.info.not_after()), "new certificate in service");
+        status.last_success = Some(unix(SystemTime::now()));
+        status.last_error = None;
+        status.failures = 0;
+        let plan = self.plan(&cert, SystemTime::now()).await;
+        status.next_attempt = Some(unix(plan.renew_at));
+        status.next_reason = Some(plan.reason.clone());
+        self.save_status(name, &status);
+        self.run_hook("success", Some(&cert), None).await;
+        let wait = plan
+            .renew_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        self.current = Some(cert);
+        (self.outcome(name, true, None, "renewed".into()), wait)
+    }
+
+    /// A failed attempt: the current certificate keeps being served; the failure is recorded,
+    /// logged and given to the hook; the next attempt after the backoff (or, when retrying
+    /// cannot help, the longest wait).
+    async fn failed(
+        &mut self,
+        name: &str,
+        mut status: super::CertStatus,
+        e: AcmeError,
+    ) -> (RenewOutcome, Duration) {
+        status.failures += 1;
+        let detail = format!("{} [CA: {}]", crate::error_chain(&e), self.cfg.directory);
+        let backoff = Backoff {
+            initial: self.cfg.retry_initial,
+            max: self.cfg.retry_max,
+        };
+        let wait = if e.retryable() {
+            backoff.delay(status.failures, e.retry_after())
+        } else {
+            backoff.max
+        };
+        status.last_error = Some(detail.clone());
+        status.next_attempt = Some(unix(SystemTime::now() + wait));
+        status.next_reason = Some(format!("retry after failure {}", status.failures));
+        self.save_status(name, &status);
+        let serving = match &self.current {
+            Some(c) => format!(
+                "still serving serial {} ({} days left)",
+                c.info.serial,
+                days_left(c.info.not_after())
+            ),
+            None => "no certificate from the CA yet".into(),
+        };
+        let needs = if e.retryable() {
+            ""
+        } else {
+            " and needs your action"
+        };
+        tracing::error!(
+            name,
+            retry_in_s = wait.as_secs(),
+            "certificate request failed{needs}, {serving}: {detail}"
+        );
+        self.run_hook("failure", self.current.clone().as_ref(), Some(&detail))
+            .await;
+        let msg = format!("failed; {serving}");
+        (self.outcome(name, false, Some(detail), msg), wait)
     }
 
     /// Imports `<certbot_live>/<name>/{fullchain,privkey}.pem` when it is valid and expires

@@ -141,11 +141,12 @@ impl Run<'_> {
     fn watch<'s>(&'s self, spec: &'s ServiceSpec, id: &'s str) -> Watch<'s> {
         let deps = self.stack.dependencies.iter();
         let on = |cond: Condition| {
-            deps.clone().filter_map(move |(dependent, deps)| {
-                deps.iter()
-                    .any(|d| d.service == spec.name && d.condition == cond)
-                    .then(|| dependent.clone())
-            })
+            deps.clone()
+                .filter(move |(_, deps)| {
+                    deps.iter()
+                        .any(|d| d.service == spec.name && d.condition == cond)
+                })
+                .map(|(dependent, _)| dependent.clone())
         };
         Watch {
             service: &spec.name,
